@@ -13,10 +13,8 @@ class Params:
     """Weight of the boundary term against the region term in the graph-cut energy (eq. 2)."""
     boundary_sigma_hu: float = 60.0
     """Intensity difference, in HU, at which the boundary term has fallen to exp(-1/2)."""
-    region_scale_hu: float = 80.0
-    """Softness, in HU, of the intensity-based region term around the Otsu threshold."""
     min_bone_threshold_hu: float = 150.0
-    """Lower bound for the per-scan bone threshold, in HU (guards Otsu on bone-poor slices)."""
+    """Lower bound for the per-slice Otsu bone threshold, in HU (guards bone-poor slices)."""
 
     # --- AFS: acetabulum and femoral head segmentation (paper 3.2) ---
     rough_shrink: float = 1.7

@@ -68,6 +68,28 @@ class Volume:
         # canonical axis c came from source axis source_axes[c]; invert that permutation
         return np.ascontiguousarray(np.moveaxis(out, range(3), self.source_axes))
 
+    @property
+    def source_shape(self) -> tuple[int, int, int]:
+        """Shape of the array in the source layout (the shape :meth:`to_source_layout` returns)."""
+        shape = [0, 0, 0]
+        for canon_axis, src in enumerate(self.source_axes):
+            shape[src] = self.hu.shape[canon_axis]
+        return tuple(shape)
+
+    def source_index_to_lps(self) -> np.ndarray:
+        """4 x 4 matrix mapping homogeneous source-array indices to LPS coordinates in mm.
+
+        The source array is the one :meth:`to_source_layout` returns, indexed in its own axis
+        order; ``canonicalize(self.to_source_layout(self.hu), self.source_index_to_lps())``
+        rebuilds this volume.
+        """
+        canonical_to_source = np.zeros((4, 4))
+        canonical_to_source[3, 3] = 1.0
+        for canon_axis, (src, flip) in enumerate(zip(self.source_axes, self.source_flipped)):
+            canonical_to_source[src, canon_axis] = -1.0 if flip else 1.0
+            canonical_to_source[src, 3] = (self.hu.shape[canon_axis] - 1) if flip else 0.0
+        return self.index_to_lps @ np.linalg.inv(canonical_to_source)
+
 
 def canonicalize(array: np.ndarray, array_index_to_lps: np.ndarray) -> Volume:
     """Reorder a 3-D array to canonical (S, P, L) axes.

@@ -1,0 +1,48 @@
+"""Small 2-D geometry helpers shared by the AFS steps; points are (y, x) in mm."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def circle_through(p1: np.ndarray, p2: np.ndarray, p3: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Circumcircle (center, radius) of three points, or None when they are (nearly) collinear."""
+    (ay, ax), (by, bx), (cy, cx) = p1, p2, p3
+    d = 2.0 * (ax * (by - cy) + bx * (cy - ay) + cx * (ay - by))
+    if abs(d) < 1e-9:
+        return None
+    a2, b2, c2 = ax * ax + ay * ay, bx * bx + by * by, cx * cx + cy * cy
+    ux = (a2 * (by - cy) + b2 * (cy - ay) + c2 * (ay - by)) / d
+    uy = (a2 * (cx - bx) + b2 * (ax - cx) + c2 * (bx - ax)) / d
+    center = np.array([uy, ux])
+    return center, float(np.linalg.norm(center - np.asarray(p1, dtype=float)))
+
+
+def fit_circle_least_squares(points: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Algebraic (Kasa) circle fit to (n, 2) points; None for fewer than 3 points."""
+    if len(points) < 3:
+        return None
+    y, x = points[:, 0], points[:, 1]
+    a = np.column_stack([y, x, np.ones_like(y)])
+    sol, *_ = np.linalg.lstsq(a, y * y + x * x, rcond=None)
+    center = sol[:2] / 2.0
+    r2 = sol[2] + center @ center
+    if r2 <= 0:
+        return None
+    return center, float(np.sqrt(r2))
+
+
+def ray_polygon_hit(origin: np.ndarray, direction: np.ndarray, polygon: np.ndarray) -> np.ndarray | None:
+    """Farthest intersection of a ray with a closed polygon's edges ((n, 2) vertices)."""
+    a = polygon
+    b = np.roll(polygon, -1, axis=0)
+    e = b - a
+    # solve origin + t * direction = a + s * e for every edge at once
+    denom = direction[0] * e[:, 1] - direction[1] * e[:, 0]
+    ok = np.abs(denom) > 1e-12
+    w = a - origin
+    t = np.where(ok, (w[:, 0] * e[:, 1] - w[:, 1] * e[:, 0]) / np.where(ok, denom, 1), -1)
+    s = np.where(ok, (w[:, 0] * direction[1] - w[:, 1] * direction[0]) / np.where(ok, denom, 1), -1)
+    hits = ok & (t >= 0) & (s >= 0) & (s <= 1)
+    if not hits.any():
+        return None
+    return origin + t[hits].max() * direction

@@ -1,0 +1,61 @@
+"""Hough circle fit to candidate boundary points, with anatomy-prior selection (AHS)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from skimage.transform import hough_circle, hough_circle_peaks
+
+from .geometry import fit_circle_least_squares
+
+# Candidates farther than this many robust standard deviations from the circle are dropped.
+_OUTLIER_SIGMAS = 2.5
+# Fewest inliers for a circle to be trusted.
+_MIN_INLIERS = 12
+
+
+@dataclass
+class Circle:
+    """A circle in slice pixel coordinates (y, x) with the boundary points that support it."""
+
+    center_px: np.ndarray
+    radius_px: float
+    points_px: np.ndarray  # (n, 2) inlier boundary points
+    votes: float
+
+
+def hough_fit(points_px: np.ndarray, shape: tuple[int, int], radius_range_px: tuple[float, float],
+              prior_radius_px: float, n_peaks: int, use_ahs: bool) -> Circle | None:
+    """Fit a circle to candidate points with the Hough transform.
+
+    AHS (``use_ahs``) picks, among the ``n_peaks`` strongest peaks, the circle whose radius is
+    closest to the anatomy radius ``prior_radius_px``; without it the strongest peak wins.
+    Candidates far from the chosen circle are then dropped (statistical distance filter) and
+    the circle is refined by least squares on the rest.
+    """
+    r_lo, r_hi = max(2, int(np.floor(radius_range_px[0]))), int(np.ceil(radius_range_px[1]))
+    if len(points_px) < _MIN_INLIERS or r_hi < r_lo:
+        return None
+    image = np.zeros(shape, dtype=bool)
+    idx = np.round(points_px).astype(int)
+    inside = (idx >= 0).all(axis=1) & (idx[:, 0] < shape[0]) & (idx[:, 1] < shape[1])
+    image[idx[inside, 0], idx[inside, 1]] = True
+    radii = np.arange(r_lo, r_hi + 1)
+    accumulator = hough_circle(image, radii)
+    votes, cx, cy, found = hough_circle_peaks(accumulator, radii, total_num_peaks=n_peaks,
+                                              normalize=False)
+    if len(votes) == 0:
+        return None
+    best = int(np.argmin(np.abs(found - prior_radius_px))) if use_ahs else int(np.argmax(votes))
+    center = np.array([cy[best], cx[best]], dtype=float)
+    radius = float(found[best])
+
+    distance = np.abs(np.linalg.norm(points_px - center, axis=1) - radius)
+    spread = 1.4826 * np.median(distance) + 0.5  # robust sigma, at least half a pixel
+    inliers = points_px[distance <= _OUTLIER_SIGMAS * spread]
+    if len(inliers) < _MIN_INLIERS:
+        return None
+    refined = fit_circle_least_squares(inliers)
+    if refined is not None and r_lo <= refined[1] <= r_hi:
+        center, radius = refined
+    return Circle(center, radius, inliers, float(votes[best]))

@@ -1,0 +1,85 @@
+"""AFS for one hip, in its side frame: initial slice -> rough circle -> refined Hough circle
+-> propagation -> sphere -> femur / pelvis split -> labels."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..labels import joint_labels, split_femur_pelvis
+from ..params import Params
+from .initial_slice import find_initial_slice
+from .propagate import SliceFit, fit_slice, propagate
+from .rough_circle import RoughCircle, rough_circle
+from .sphere import Sphere, fit_sphere
+
+# The split and the labels only need bone this close to the head (multiples of its radius).
+_BOX_BELOW, _BOX_ABOVE, _BOX_IN_PLANE = 2.5, 1.5, 3.0
+
+
+class HeadNotFound(Exception):
+    """No credible femoral head on this side; the message says why, in one sentence."""
+
+
+@dataclass
+class SideFit:
+    """AFS result for one side, in side-frame indices (z, y, x)."""
+
+    initial_slice: int
+    rough: RoughCircle
+    fits: list[SliceFit]  # sorted by slice index
+    sphere: Sphere  # side-frame mm
+    labels: np.ndarray  # uint8 (z, y, x): 1 acetabulum, 2 femoral head
+
+
+def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, params: Params,
+                 cancel: Callable[[], bool] | None = None) -> SideFit:
+    """Run AFS on one side frame (lateral at low x); raises :class:`HeadNotFound`."""
+    bone = bone.astype(bool)
+    initial = find_initial_slice(bone, spacing_mm, params.min_head_radius_mm)
+    if initial is None:
+        raise HeadNotFound("no slice shows the femoral head separate from the greater trochanter")
+    rough = rough_circle(initial.head, initial.trochanter, spacing_mm[1:], params.rough_shrink)
+    if rough is None:
+        raise HeadNotFound("the femoral head's outline in the initial slice is degenerate")
+
+    pixel_mm = float(np.mean(spacing_mm[1:]))
+    r_px = rough.anatomy_radius_mm / pixel_mm
+    band = (r_px / params.rough_shrink, r_px * params.search_extent)
+    first = fit_slice(hu[initial.index], rough.center_mm / spacing_mm[1:], band, r_px, band,
+                      pixel_mm, params)
+    if first is None:
+        raise HeadNotFound("no circular femoral head boundary was found in the initial slice")
+    start = SliceFit(initial.index, first)
+    # a sphere's sections span at most its diameter, and the initial slice's section is close
+    # to the largest one: going farther than that diameter means following something else
+    reach = int(np.floor(2.0 * first.radius_px * pixel_mm / spacing_mm[0]))
+    below = propagate(hu, bone, start, -1, reach, pixel_mm, params, cancel)
+    above = propagate(hu, bone, start, +1, reach, pixel_mm, params, cancel)
+    fits = below[::-1] + [start] + above
+
+    sphere = fit_sphere(np.array([f.index for f in fits]) * spacing_mm[0],
+                        np.array([f.circle.center_px for f in fits]) * spacing_mm[1:],
+                        np.array([f.circle.radius_px for f in fits]) * pixel_mm)
+    if not params.min_head_radius_mm <= sphere.radius_mm <= params.max_head_radius_mm:
+        raise HeadNotFound(
+            f"the fitted femoral head radius, {sphere.radius_mm:.1f} mm, is outside the "
+            f"anatomical range {params.min_head_radius_mm:g}-{params.max_head_radius_mm:g} mm")
+
+    center_idx = sphere.center_mm / spacing_mm
+    box = _joint_box(bone.shape, center_idx, sphere.radius_mm / spacing_mm)
+    offset = np.array([s.start for s in box], dtype=float)
+    femur, pelvis = split_femur_pelvis(bone[box], initial.femur_below[box], center_idx - offset,
+                                       sphere.radius_mm, spacing_mm)
+    labels = np.zeros(bone.shape, dtype=np.uint8)
+    labels[box] = joint_labels(femur, pelvis, center_idx - offset, sphere.radius_mm, spacing_mm,
+                               params)
+    return SideFit(initial.index, rough, fits, sphere, labels)
+
+
+def _joint_box(shape: tuple[int, ...], center_idx: np.ndarray, radius_idx: np.ndarray) -> tuple[slice, ...]:
+    lo = center_idx - radius_idx * np.array([_BOX_BELOW, _BOX_IN_PLANE, _BOX_IN_PLANE])
+    hi = center_idx + radius_idx * np.array([_BOX_ABOVE, _BOX_IN_PLANE, _BOX_IN_PLANE])
+    return tuple(slice(max(int(np.floor(a)), 0), min(int(np.ceil(b)) + 1, n))
+                 for a, b, n in zip(lo, hi, shape))

@@ -1,0 +1,306 @@
+"""Reading CT scans from files and DICOM folders into a canonical :class:`~.volume.Volume`.
+
+SimpleITK reads every supported format; its physical space is LPS, so the geometry of a file
+maps directly onto :func:`~.volume.canonicalize`. Each read keeps a ``reference`` image with the
+file's own geometry so that label maps can be written back in the layout the user loaded.
+The input is only ever read, never written.
+"""
+from __future__ import annotations
+
+import gzip
+import logging
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InputError
+from .volume import Volume, canonicalize
+
+logger = logging.getLogger(__name__)
+
+FILE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+"""File name endings :func:`read_scan` accepts; a folder is read as a DICOM series."""
+
+MIN_SLICES = 3
+"""Fewest voxels a CT volume may have along any axis."""
+AIR_MAX_HU = -200.0
+"""A CT in Hounsfield units has air (about -1000 HU) around the patient, so some voxels must
+lie below this value."""
+DENSE_TISSUE_MIN_HU = 100.0
+"""A hip CT contains bone (above ~200 HU), so some voxels must lie above this value."""
+
+_SUPPORTED_FILES = "a .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd file"
+
+
+@dataclass
+class LoadedScan:
+    """A scan read from disk.
+
+    Attributes
+    ----------
+    volume : the CT in canonical (z, y, x) = (S, P, L) layout, Hounsfield units.
+    reference : an image with the source file's size, spacing (mm), origin (mm, LPS) and
+        direction; its pixels are a zero placeholder. Outputs are written in this geometry.
+    path : the file or DICOM folder that was read.
+    """
+
+    volume: Volume
+    reference: sitk.Image
+    path: Path
+
+
+def read_scan(path: str | Path) -> LoadedScan:
+    """Read a CT scan file or DICOM series folder and check that it is a usable CT.
+
+    Parameters
+    ----------
+    path : a NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr) or MetaImage (.mha, .mhd) file, or a
+        folder holding one or more DICOM series (the series with most files is read).
+
+    Returns
+    -------
+    LoadedScan with the canonical volume, the source-geometry reference image and the path.
+
+    Raises
+    ------
+    InputError : the path is missing, not a supported image, damaged, or not a 3-D CT in HU.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"The scan {path} does not exist; check the path and try again.")
+    image = _read_dicom_folder(path) if path.is_dir() else _read_image_file(path)
+    volume = volume_from_sitk(image, name=f"The scan {path.name}")
+    validate_ct(volume, name=f"The scan {path.name}")
+    return LoadedScan(volume=volume, reference=_geometry_placeholder(image), path=path)
+
+
+def volume_from_sitk(image: sitk.Image, name: str = "The image") -> Volume:
+    """Convert a 3-D SimpleITK image to a canonical :class:`Volume`.
+
+    Parameters
+    ----------
+    image : 3-D single-component image; its spacing (mm), origin (mm) and direction are in
+        ITK's LPS physical space.
+    name : how error messages refer to the image, e.g. "The scan ct.nii.gz".
+
+    Returns
+    -------
+    Volume in canonical (S, P, L) layout with float32 intensities.
+    """
+    if image.GetDimension() == 2:
+        raise InputError(f"{name} is a single 2-D slice; load the whole 3-D CT series instead.")
+    if image.GetDimension() != 3:
+        raise InputError(
+            f"{name} has {image.GetDimension()} dimensions; load a single 3-D CT volume "
+            "(not a time series or multi-volume file)."
+        )
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(
+            f"{name} has {image.GetNumberOfComponentsPerPixel()} values per voxel (a colour or "
+            "vector image); load a grey-scale CT volume."
+        )
+    return canonicalize(sitk.GetArrayFromImage(image), _array_index_to_lps(image))
+
+
+def sitk_reference_from_volume(volume: Volume) -> sitk.Image:
+    """An image with the geometry of ``volume``'s source layout, for volumes not read from a file.
+
+    Parameters
+    ----------
+    volume : any canonical volume, e.g. a generated phantom or an array taken from Slicer.
+
+    Returns
+    -------
+    sitk.Image of zeros (uint8) whose size, spacing (mm), origin (mm, LPS) and direction
+    describe ``volume.to_source_layout(...)`` arrays.
+    """
+    matrix = volume.source_index_to_lps()
+    # numpy axes (0, 1, 2) of the source array are ITK index axes (k, j, i)
+    columns = matrix[:3, 2::-1]
+    spacing = np.linalg.norm(columns, axis=0)
+    reference = sitk.Image([int(n) for n in volume.source_shape[::-1]], sitk.sitkUInt8)
+    reference.SetSpacing([float(s) for s in spacing])
+    reference.SetOrigin([float(o) for o in matrix[:3, 3]])
+    reference.SetDirection([float(d) for d in (columns / spacing).ravel()])
+    return reference
+
+
+def validate_ct(volume: Volume, name: str = "The volume") -> None:
+    """Check that a volume is a 3-D CT in Hounsfield units the pipeline can work on.
+
+    Rules: at least :data:`MIN_SLICES` voxels along every axis; only finite values; not
+    constant; some voxels below :data:`AIR_MAX_HU` (air around the patient; MR images and CTs
+    saved without their rescale slope/intercept have none) and some above
+    :data:`DENSE_TISSUE_MIN_HU` (bone).
+
+    Parameters
+    ----------
+    volume : the canonical volume to check.
+    name : how error messages refer to the volume.
+
+    Raises
+    ------
+    InputError : with one sentence naming the first rule the volume breaks.
+    """
+    hu = volume.hu
+    if hu.size == 0:
+        raise InputError(f"{name} is empty (it has no voxels); load a CT scan with image data.")
+    if min(hu.shape) < MIN_SLICES:
+        raise InputError(
+            f"{name} is only {min(hu.shape)} voxel(s) thick along one axis, which makes it a 2-D "
+            "slice or a thin slab; load the full 3-D CT series."
+        )
+    if not np.isfinite(hu).all():
+        raise InputError(
+            f"{name} contains NaN or infinite values; re-export the CT from the scanner or "
+            "PACS without them."
+        )
+    low, high = float(hu.min()), float(hu.max())
+    if low == high:
+        raise InputError(
+            f"{name} has the same value ({low:g}) in every voxel; load a CT scan with image "
+            "content."
+        )
+    if low > AIR_MAX_HU:
+        raise InputError(
+            f"{name} has no values below {AIR_MAX_HU:g} HU (lowest {low:g}), so it shows no air "
+            "and is not a CT in Hounsfield units (perhaps an MR image or a CT saved without its "
+            "rescale slope/intercept); load the original CT."
+        )
+    if high < DENSE_TISSUE_MIN_HU:
+        raise InputError(
+            f"{name} has no values above {DENSE_TISSUE_MIN_HU:g} HU (highest {high:g}), so it "
+            "shows no bone and is not a hip CT in Hounsfield units; load the original CT."
+        )
+
+
+def _array_index_to_lps(image: sitk.Image) -> np.ndarray:
+    """4 x 4 matrix from homogeneous numpy indices (k, j, i) of ``image`` to LPS mm."""
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    ijk_to_lps = direction * np.asarray(image.GetSpacing(), dtype=float)
+    matrix = np.eye(4)
+    matrix[:3, :3] = ijk_to_lps[:, ::-1]
+    matrix[:3, 3] = image.GetOrigin()
+    return matrix
+
+
+def _geometry_placeholder(image: sitk.Image) -> sitk.Image:
+    """A uint8 image of zeros with ``image``'s size, spacing, origin and direction."""
+    reference = sitk.Image(image.GetSize(), sitk.sitkUInt8)
+    reference.CopyInformation(image)
+    return reference
+
+
+def _read_image_file(path: Path) -> sitk.Image:
+    """Read a single image file, translating SimpleITK failures into :class:`InputError`."""
+    lower_name = path.name.lower()
+    if lower_name.endswith(".dcm"):
+        raise InputError(
+            f"The file {path.name} is a single DICOM file; pass the folder that holds the whole "
+            "series."
+        )
+    if not lower_name.endswith(FILE_SUFFIXES):
+        raise InputError(
+            f"The file {path.name} is not a supported scan format; choose {_SUPPORTED_FILES} "
+            "or a DICOM series folder."
+        )
+    if path.stat().st_size == 0:
+        raise InputError(f"The scan {path.name} is an empty file; re-export or copy it again.")
+    try:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+    except RuntimeError as error:
+        raise InputError(
+            f"The scan {path.name} is not a readable image: its contents are not in the format "
+            "its name says, or its header is damaged; re-export or copy it again."
+        ) from error
+    truncated = (
+        f"The scan {path.name} is damaged or truncated (its voxel data is incomplete); "
+        "re-export or copy it again."
+    )
+    if lower_name.endswith((".nii", ".nii.gz")):
+        _check_nifti_complete(path, truncated)
+    try:
+        return reader.Execute()
+    except RuntimeError as error:
+        raise InputError(truncated) from error
+
+
+def _check_nifti_complete(path: Path, message: str) -> None:
+    """Raise InputError(message) if a NIfTI file holds fewer bytes than its header promises.
+
+    ITK's NIfTI reader fills missing data with zeros instead of failing, so a truncated file
+    would otherwise be read as a scan with a blank end.
+    """
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as stream:
+            header = stream.read(540)
+            needed = _nifti_byte_count(header)
+            available = len(header)
+            while needed is not None and available < needed:
+                chunk = stream.read(1 << 22)
+                if not chunk:
+                    break
+                available += len(chunk)
+    except (OSError, EOFError, zlib.error) as error:
+        raise InputError(message) from error
+    if needed is None or available < needed:
+        raise InputError(message)
+
+
+def _nifti_byte_count(header: bytes) -> int | None:
+    """Bytes (header plus voxel data) a NIfTI-1 or NIfTI-2 file needs; None if not NIfTI."""
+    for endian in "<>":
+        header_size = struct.unpack(endian + "i", header[:4])[0] if len(header) >= 4 else 0
+        if header_size == 348 and len(header) >= 348:
+            dims = struct.unpack(endian + "8h", header[40:56])
+            bitpix = struct.unpack(endian + "h", header[72:74])[0]
+            offset = int(struct.unpack(endian + "f", header[108:112])[0])
+            break
+        if header_size == 540 and len(header) >= 540:
+            bitpix = struct.unpack(endian + "h", header[14:16])[0]
+            dims = struct.unpack(endian + "8q", header[16:80])
+            offset = struct.unpack(endian + "q", header[168:176])[0]
+            break
+    else:
+        return None
+    n_dims = int(dims[0])
+    if not 1 <= n_dims <= 7:
+        return None
+    voxels = int(np.prod([max(int(d), 1) for d in dims[1 : n_dims + 1]]))
+    return max(offset, header_size) + voxels * bitpix // 8
+
+
+def _read_dicom_folder(folder: Path) -> sitk.Image:
+    """Read the DICOM series with most files in ``folder`` (not its sub-folders)."""
+    series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not series_ids:
+        raise InputError(
+            f"The folder {folder} holds no DICOM series; choose the folder with the CT's DICOM "
+            f"files, or {_SUPPORTED_FILES}."
+        )
+    files = {
+        sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids
+    }
+    chosen = max(series_ids, key=lambda sid: len(files[sid]))
+    if len(series_ids) > 1:
+        logger.warning(
+            "The folder %s holds %d DICOM series; reading series %s, which has the most "
+            "files (%d).",
+            folder, len(series_ids), chosen, len(files[chosen]),
+        )
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files[chosen])
+    try:
+        return reader.Execute()
+    except RuntimeError as error:
+        raise InputError(
+            f"The DICOM series in {folder} could not be read: some of its files are damaged or "
+            "are not image slices; export the series again."
+        ) from error

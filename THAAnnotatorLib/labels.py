@@ -1,0 +1,115 @@
+"""From bone to labels: the femur / pelvis split and the acetabulum / femoral head label map.
+
+The label definition lives here once and serves both the pipeline and the phantom's truth, so
+the accuracy tests compare like with like: in every slice the head sphere spans, femur bone
+within ``joint_region_factor`` x R of the head center is "femoral head" (2) and pelvic bone
+there is "acetabulum" (1); both are hole-filled per slice (paper, Table 4).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from skimage.segmentation import watershed
+
+from .params import Params
+from .result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
+
+# The cut between head and acetabulum: a spherical band around the fitted head surface, mm.
+_CUT_INSIDE_MM, _CUT_OUTSIDE_MM = 1.5, 2.5
+# Head interior (mm inside the surface) that seeds the femur.
+_HEAD_SEED_DEPTH_MM = 3.0
+# Bone this far (mm) above the head's top is pelvis (acetabular roof, ilium).
+_ROOF_MARGIN_MM = 3.0
+_SIX_CONNECTED = ndimage.generate_binary_structure(3, 1)
+
+
+def _distance_mm(shape: tuple[int, ...], center_idx: np.ndarray, spacing_mm: np.ndarray) -> np.ndarray:
+    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
+    return np.sqrt(sum(((g - c) * s) ** 2 for g, c, s in zip(grids, center_idx, spacing_mm)))
+
+
+def split_femur_pelvis(bone: np.ndarray, femur_seed: np.ndarray, center_idx: np.ndarray,
+                       radius_mm: float, spacing_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split a bone mask around one hip into femur and pelvis (bool arrays).
+
+    A spherical band at the head surface cuts the joint; the pieces are then assigned by 3-D
+    connectivity: to the femur when they reach the head's interior or ``femur_seed`` (femur
+    tracked below the head), to the pelvis when they reach above the head or nothing. A piece
+    touching both (the joint not cut, e.g. at coarse resolution) is divided by a watershed
+    between the two seeds. Band voxels take the label of the nearest piece.
+    """
+    distance = _distance_mm(bone.shape, center_idx, spacing_mm)
+    band = (distance >= radius_mm - _CUT_INSIDE_MM) & (distance <= radius_mm + _CUT_OUTSIDE_MM)
+    cut = bone & ~band
+    z_mm = np.arange(bone.shape[0])[:, None, None] * spacing_mm[0]
+    femur_marker = cut & (femur_seed | (distance <= radius_mm - _HEAD_SEED_DEPTH_MM))
+    pelvis_marker = cut & ~femur_marker & (
+        z_mm > center_idx[0] * spacing_mm[0] + radius_mm + _ROOF_MARGIN_MM)
+
+    pieces, n = ndimage.label(cut, structure=_SIX_CONNECTED)
+    index = np.arange(1, n + 1)
+    has_femur = ndimage.maximum(femur_marker, pieces, index).astype(bool) if n else np.zeros(0, bool)
+    has_pelvis = ndimage.maximum(pelvis_marker, pieces, index).astype(bool) if n else np.zeros(0, bool)
+    femur_pieces = np.zeros(n + 1, dtype=bool)
+    femur_pieces[1:] = has_femur & ~has_pelvis
+    femur = femur_pieces[pieces]
+    for label in index[has_femur & has_pelvis]:
+        piece = pieces == label
+        markers = np.where(femur_marker & piece, 1, np.where(pelvis_marker & piece, 2, 0))
+        depth = ndimage.distance_transform_edt(piece, sampling=spacing_mm)
+        femur |= watershed(-depth, markers, mask=piece) == 1
+    pelvis = cut & ~femur
+
+    # band voxels go to the nearest labelled piece
+    labelled = np.where(femur, 1, np.where(pelvis, 2, 0))
+    if labelled.any():
+        _, nearest = ndimage.distance_transform_edt(labelled == 0, sampling=spacing_mm,
+                                                    return_indices=True)
+        fill = labelled[tuple(nearest)]
+        femur |= band & bone & (fill == 1)
+        pelvis |= band & bone & (fill == 2)
+    return femur, pelvis
+
+
+def joint_labels(femur: np.ndarray, pelvis: np.ndarray, center_idx: np.ndarray, radius_mm: float,
+                 spacing_mm: np.ndarray, params: Params) -> np.ndarray:
+    """Acetabulum (1) / femoral head (2) label map of one hip, same shape as the masks.
+
+    ``center_idx`` is the head center in (z, y, x) indices of these arrays, ``radius_mm`` its
+    radius. The head's disk in each slice (its section, less 1 mm) is added to the femur so
+    spongy bone that bone extraction left out does not leave gaps in the femoral head.
+    """
+    labels = np.zeros(femur.shape, dtype=np.uint8)
+    yy, xx = np.ogrid[:femur.shape[1], :femur.shape[2]]
+    in_plane_mm2 = ((yy - center_idx[1]) * spacing_mm[1]) ** 2 + ((xx - center_idx[2]) * spacing_mm[2]) ** 2
+    region = in_plane_mm2 <= (params.joint_region_factor * radius_mm) ** 2
+    for k in range(femur.shape[0]):
+        dz_mm = (k - center_idx[0]) * spacing_mm[0]
+        if abs(dz_mm) > radius_mm:
+            continue
+        section_mm = np.sqrt(radius_mm**2 - dz_mm**2) - 1.0
+        disk = in_plane_mm2 <= section_mm**2 if section_mm > 0 else False
+        head = ndimage.binary_fill_holes((femur[k] & region) | disk)
+        acetabulum = ndimage.binary_fill_holes(pelvis[k] & region) & ~head
+        labels[k][acetabulum] = ACETABULUM
+        labels[k][head] = FEMORAL_HEAD
+    return labels
+
+
+def truth_side_labels(phantom, params: Params = Params()) -> np.ndarray:
+    """Truth segment codes (as :attr:`Annotation.side_labels`) of a generated phantom."""
+    from .phantom import LEFT_FEMUR, PELVIS, RIGHT_FEMUR
+
+    volume = phantom.volume
+    out = np.zeros(volume.shape, dtype=np.uint8)
+    femur_part = {"right": RIGHT_FEMUR, "left": LEFT_FEMUR}
+    for side in SIDES:
+        head = phantom.heads.get(side)
+        if head is None:
+            continue
+        center = volume.ras_mm_to_index(np.asarray(head.center_ras_mm))
+        labels = joint_labels(phantom.part_map == femur_part[side], phantom.part_map == PELVIS,
+                              center, head.radius_mm, volume.spacing_mm, params)
+        for cls in (ACETABULUM, FEMORAL_HEAD):
+            out[labels == cls] = segment_code(side, cls)
+    return out

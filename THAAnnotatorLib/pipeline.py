@@ -1,0 +1,91 @@
+"""The annotation synthesis pipeline for one scan: BE, then AFS on each hip."""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .afs.frame import SideFrame
+from .afs.side import HeadNotFound, SideFit, segment_side
+from .bone import extract_bone
+from .errors import InputError
+from .params import Params
+from .result import ACETABULUM, FEMORAL_HEAD, SIDES, Annotation, SideResult, SliceCircle, segment_code
+from .volume import Volume
+
+METAL_MESSAGE = "metal implant, not segmented"
+# Share of the progress bar taken by bone extraction; the hips share the rest.
+_BE_SHARE = 0.7
+
+
+def metal_volume_ml(hu_side: np.ndarray, spacing_mm: np.ndarray, threshold_hu: float) -> float:
+    """Volume, in millilitres, of voxels brighter than ``threshold_hu``."""
+    return float((hu_side > threshold_hu).sum() * np.prod(spacing_mm) / 1000.0)
+
+
+def _side_result(volume: Volume, frame: SideFrame, fit: SideFit) -> SideResult:
+    spacing = volume.spacing_mm
+
+    def to_ras(zyx_frame: np.ndarray) -> np.ndarray:
+        return volume.index_to_ras_mm(frame.to_canonical_zyx(zyx_frame))
+
+    circles = []
+    for f in fit.fits:
+        center = to_ras(np.array([f.index, *f.circle.center_px]))
+        points = f.circle.points_px
+        pts = to_ras(np.column_stack([np.full(len(points), f.index), points]))
+        circles.append(SliceCircle(f.index, tuple(np.round(center, 2).tolist()),
+                                   round(f.circle.radius_px * float(np.mean(spacing[1:])), 2),
+                                   [tuple(p) for p in np.round(pts, 2).tolist()]))
+    sphere_center = to_ras(fit.sphere.center_mm / spacing)
+    return SideResult(
+        side=frame.side, status="segmented", initial_slice=fit.initial_slice, circles=circles,
+        sphere_center_ras_mm=tuple(np.round(sphere_center, 2).tolist()),
+        head_diameter_mm=round(2.0 * fit.sphere.radius_mm, 2))
+
+
+def annotate(volume: Volume, params: Params = Params(), sides: Iterable[str] = SIDES,
+             progress: Callable[[float, str], None] | None = None,
+             cancel: Callable[[], bool] | None = None) -> Annotation:
+    """Bone mask and acetabulum / femoral head labels of both hips of a CT volume.
+
+    A side with a metal implant is reported as such and left out; a side without a credible
+    femoral head is reported as not found. Raises :class:`InputError` when no hip at all can
+    be segmented, and :class:`Cancelled` when ``cancel()`` turns true.
+    """
+    sides = tuple(sides)
+    unknown = set(sides) - set(SIDES)
+    if unknown or not sides:
+        raise InputError(f"Sides must be chosen from {', '.join(SIDES)}; got {', '.join(sides)}.")
+
+    def report(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(fraction, message)
+
+    bone = extract_bone(volume, params, lambda f, m: report(_BE_SHARE * f, m), cancel)
+    side_labels = np.zeros(volume.shape, dtype=np.uint8)
+    results: dict[str, SideResult] = {}
+    for i, side in enumerate(sides):
+        report(_BE_SHARE + (1 - _BE_SHARE) * i / len(sides), f"{side} hip")
+        frame = SideFrame.for_side(volume, side)
+        hu = frame.view(volume.hu)
+        metal_ml = metal_volume_ml(hu, volume.spacing_mm, params.metal_threshold_hu)
+        if metal_ml > params.metal_min_volume_ml:
+            results[side] = SideResult(side, "metal", METAL_MESSAGE,
+                                       warnings=[f"{metal_ml:.1f} ml brighter than "
+                                                 f"{params.metal_threshold_hu:g} HU"])
+            continue
+        try:
+            fit = segment_side(hu, frame.view(bone), volume.spacing_mm, params, cancel)
+        except HeadNotFound as why:
+            results[side] = SideResult(side, "not_found", f"femoral head not found: {why}")
+            continue
+        results[side] = _side_result(volume, frame, fit)
+        for cls in (ACETABULUM, FEMORAL_HEAD):
+            frame.paste(side_labels, segment_code(side, cls), fit.labels == cls)
+    report(1.0, "done")
+
+    if not any(r.status == "segmented" for r in results.values()):
+        reasons = "; ".join(f"{s} hip: {r.message}" for s, r in results.items())
+        raise InputError(f"No hip could be segmented in this scan ({reasons}).")
+    return Annotation(bone=bone, side_labels=side_labels, sides=results)
