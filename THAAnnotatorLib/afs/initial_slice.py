@@ -6,7 +6,9 @@ components that overlap the femur of the slice below. The femur splits into a me
 (the head) and a lateral one (the greater trochanter) above the neck; the initial slice is the
 highest slice where they are still both there, just below the trochanter's tip. That is the
 slice nearest the head's equator with the separation, and, unlike the lowest one, it is not
-fooled by a neck that touches the pelvis in a coarse scan.
+fooled by a neck that touches the pelvis in a coarse scan. Femur pieces that merge with other
+bone on the way up (the neck with the ischium, in a coarse scan) are tracked but do not seed
+the later femur / pelvis split.
 """
 from __future__ import annotations
 
@@ -22,6 +24,9 @@ _MIN_COMPONENT_MM2 = 20.0
 _MIN_SHAFT_MM2 = 150.0
 # The trochanter's centre lies at least this far (mm) lateral of the head's centre.
 _MIN_HEAD_TROCHANTER_GAP_MM = 15.0
+# Head and trochanter may touch for a slice or two at coarse resolution below the tip; only
+# this much height (mm) without a split means the trochanter has ended.
+_MAX_REJOIN_MM = 6.0
 
 
 @dataclass
@@ -31,7 +36,8 @@ class InitialSlice:
     index: int
     head: np.ndarray  # bool (y, x): the head's bone component in the initial slice
     trochanter: np.ndarray  # bool (y, x): the greater trochanter's component
-    femur_below: np.ndarray  # bool (z, y, x): tracked femur bone below the initial slice
+    femur_seed: np.ndarray  # bool (z, y, x): femur bone below the initial slice, not touching
+    # other bone (so it can seed the femur / pelvis split)
 
 
 def _components(mask2d: np.ndarray, min_px: float) -> list[np.ndarray]:
@@ -55,21 +61,25 @@ def find_initial_slice(bone: np.ndarray, spacing_mm: np.ndarray,
     pixel_mm2 = float(spacing_mm[1] * spacing_mm[2])
     min_px = _MIN_COMPONENT_MM2 / pixel_mm2
     min_head_px = np.pi * (0.6 * min_head_radius_mm) ** 2 / pixel_mm2
-    femur_below = np.zeros(bone.shape, dtype=bool)
+    femur_seed = np.zeros(bone.shape, dtype=bool)
 
+    tracked_mask = np.zeros(bone.shape, dtype=bool)
     start = None
     for k in range(bone.shape[0]):
         parts = [c for c in _components(bone[k], min_px) if c.sum() * pixel_mm2 >= _MIN_SHAFT_MM2]
         if parts:
             start = k
-            femur_below[k] = min(parts, key=_mean_x)  # the femur is the most lateral bone
+            tracked_mask[k] = femur_seed[k] = min(parts, key=_mean_x)  # the most lateral bone
             break
     if start is None:
         return None
 
     found = None
+    last_split_mm = None
     for k in range(start + 1, bone.shape[0]):
-        reach = ndimage.binary_dilation(femur_below[k - 1], structure=_EIGHT_CONNECTED)
+        reach = ndimage.binary_dilation(tracked_mask[k - 1], structure=_EIGHT_CONNECTED)
+        untracked = ndimage.binary_dilation(bone[k - 1] & ~tracked_mask[k - 1],
+                                            structure=_EIGHT_CONNECTED)
         tracked = [c for c in _components(bone[k], min_px) if (c & reach).any()]
         if not tracked:
             break
@@ -79,11 +89,15 @@ def find_initial_slice(bone: np.ndarray, spacing_mm: np.ndarray,
             gap_mm = (_mean_x(head) - _mean_x(trochanter)) * spacing_mm[2]
             if head.sum() >= min_head_px and gap_mm >= _MIN_HEAD_TROCHANTER_GAP_MM:
                 found = (k, head, trochanter)
-        elif found is not None:
-            break  # above the trochanter's tip
-        femur_below[k] = np.logical_or.reduce(tracked)
+                last_split_mm = k * spacing_mm[0]
+        if last_split_mm is not None and k * spacing_mm[0] - last_split_mm > _MAX_REJOIN_MM:
+            break  # well above the trochanter's tip
+        tracked_mask[k] = np.logical_or.reduce(tracked)
+        if found is None:  # below the split, femur pieces that met other bone do not seed
+            femur_seed[k] = np.logical_or.reduce([c for c in tracked if not (c & untracked).any()]
+                                                 or [np.zeros_like(bone[k])])
     if found is None:
         return None
     k, head, trochanter = found
-    femur_below[k:] = False
-    return InitialSlice(k, head, trochanter, femur_below)
+    femur_seed[k:] = False
+    return InitialSlice(k, head, trochanter, femur_seed)

@@ -70,7 +70,7 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     center_idx = sphere.center_mm / spacing_mm
     box = _joint_box(bone.shape, center_idx, sphere.radius_mm / spacing_mm)
     offset = np.array([s.start for s in box], dtype=float)
-    femur, pelvis = split_femur_pelvis(bone[box], initial.femur_below[box], center_idx - offset,
+    femur, pelvis = split_femur_pelvis(bone[box], initial.femur_seed[box], center_idx - offset,
                                        sphere.radius_mm, spacing_mm)
     labels = np.zeros(bone.shape, dtype=np.uint8)
     labels[box] = joint_labels(femur, pelvis, center_idx - offset, sphere.radius_mm, spacing_mm,

@@ -1,0 +1,30 @@
+# Set-up and everyday commands. Needs only python3 (3.10 or newer) on the machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# re-installed whenever pyproject.toml changes
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?= -n 2
+
+.PHONY: demo test bench clean distclean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/tha-annotator demo --out demo-output
+
+test: $(STAMP)
+	$(BIN)/python -m pytest Testing -ra $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/pipeline.py
+
+clean:
+	rm -rf demo-output build *.egg-info .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

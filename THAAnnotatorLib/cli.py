@@ -1,0 +1,232 @@
+"""Command line: ``tha-annotator annotate SCAN --out DIR`` and ``tha-annotator demo``.
+
+Every pipeline parameter of :class:`~THAAnnotatorLib.params.Params` is an option, generated from
+the dataclass: its help text is the docstring written under the field in ``params.py``, so the
+units and meaning are stated in one place. Boolean switches that default to on (``use_fsg``)
+become ``--no-fsg``.
+
+Exit codes: 0 done, 2 bad input or arguments (one ``error:`` line on stderr, nothing written),
+1 the output could not be written, 130 cancelled with Ctrl-C (nothing written).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import dataclasses
+import inspect
+import os
+import sys
+import tempfile
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from tqdm import tqdm
+
+from . import __version__, io, outputs, pipeline
+from .errors import InputError
+from .labels import truth_side_labels
+from .metrics import dice
+from .overview import render_overview_png, side_summary
+from .params import Params
+from .phantom import Phantom, generate_phantom
+from .result import CLASS_NAMES, SIDES, Annotation, segment_code
+from .volume import Volume
+
+SIDE_CHOICES = {"both": SIDES, "right": ("right",), "left": ("left",)}
+DEMO_SPACING_MM = (2.0, 0.8, 0.8)
+"""Voxel size of the demo phantom along (S-I, A-P, L-R), in mm."""
+DEMO_SCAN_NAME = "sample_ct.nii.gz"
+OVERVIEW_NAME = "overview.png"
+
+
+def param_docs() -> dict[str, str]:
+    """Docstring of each :class:`Params` field (the string literal right under it), one line each."""
+    class_def = ast.parse(textwrap.dedent(inspect.getsource(Params))).body[0]
+    docs = {}
+    for statement, following in zip(class_def.body, class_def.body[1:]):
+        if (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
+                and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)):
+            docs[statement.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
+def _add_param_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "pipeline parameters", "Defaults are the paper's; change them for ablations or odd scans.")
+    docs = param_docs()
+    for field in dataclasses.fields(Params):
+        default = field.default
+        doc = docs.get(field.name, "").replace("%", "%%")
+        if isinstance(default, bool):
+            name = field.name.removeprefix("use_").replace("_", "-")
+            if default:
+                group.add_argument(f"--no-{name}", dest=field.name, action="store_false",
+                                   help=f"{doc} On by default; this option turns it off.")
+            else:
+                group.add_argument(f"--{name}", dest=field.name, action="store_true", help=doc)
+        elif isinstance(default, tuple):
+            group.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name,
+                               type=type(default[0]), nargs=len(default), default=default,
+                               metavar="X", help=f"{doc} (default: {' '.join(map(str, default))})")
+        else:
+            group.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name,
+                               type=type(default), default=default, metavar="X",
+                               help=f"{doc} (default: {default})")
+
+
+def params_from_args(args: argparse.Namespace) -> Params:
+    """The :class:`Params` given by parsed pipeline options (defaults where none was given)."""
+    values = {}
+    for field in dataclasses.fields(Params):
+        value = getattr(args, field.name)
+        values[field.name] = tuple(value) if isinstance(field.default, tuple) else value
+    return Params(**values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tha-annotator`` argument parser with its ``annotate`` and ``demo`` commands."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--side", choices=SIDE_CHOICES, default="both",
+                        help="Which hip(s) to annotate (default: both).")
+    common.add_argument("--quiet", action="store_true",
+                        help="No progress bar; the per-hip summary is still printed.")
+    _add_param_options(common)
+
+    parser = argparse.ArgumentParser(
+        prog="tha-annotator",
+        description="Annotate hip CT scans: bone mask, acetabulum and femoral head labels, the "
+                    "femoral head's Hough circles, center and diameter (Zhang et al.'s BE + AFS).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    annotate = commands.add_parser(
+        "annotate", parents=[common], help="Annotate one CT scan.",
+        description="Annotate one CT scan and write the label maps, measurements and an "
+                    "overview picture into the output folder (the scan itself is never changed).")
+    annotate.add_argument("scan", type=Path,
+                          help="CT scan: NIfTI (.nii, .nii.gz), NRRD, MetaImage or a DICOM folder.")
+    annotate.add_argument("--out", type=Path, required=True, metavar="DIR",
+                          help="Output folder; must not be the scan's own folder.")
+    annotate.set_defaults(run=_run_annotate)
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="Annotate a generated phantom and score it.",
+        description="Generate a synthetic hip CT phantom (0.8 mm in-plane, 2 mm slices), save it "
+                    f"as {DEMO_SCAN_NAME}, annotate it like `annotate` does and print the Dice "
+                    "score of each label against the phantom's ground truth.")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"), metavar="DIR",
+                      help="Output folder (default: demo-output).")
+    demo.add_argument("--seed", type=int, default=0, help="Phantom random seed (default: 0).")
+    demo.set_defaults(run=_run_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cancelled, nothing written", file=sys.stderr)
+        return 130
+
+
+def annotate_scan(scan_path: Path, out_dir: Path, params: Params, sides: tuple[str, ...],
+                  show_progress: bool = True, extra_files: dict[str, bytes] | None = None,
+                  ) -> tuple[Annotation, dict[str, Path]]:
+    """Read a scan, annotate it and write all outputs (plus ``extra_files``) into ``out_dir``.
+
+    The output folder is checked before any work starts, and outputs are written atomically at
+    the end, so a failure or Ctrl-C leaves nothing behind. Returns the annotation and the paths
+    written, by output name.
+    """
+    out_dir = outputs.check_output_dir(out_dir, scan_path)
+    scan = io.read_scan(scan_path)
+    with _progress_bar(show_progress) as report:
+        annotation = pipeline.annotate(scan.volume, params, sides=sides, progress=report)
+    files = {OVERVIEW_NAME: render_overview_png(scan.volume, annotation), **(extra_files or {})}
+    written = outputs.write_outputs(out_dir, scan.reference, scan.volume, annotation, params,
+                                    input_path=scan.path, extra_files=files)
+    return annotation, written
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool) -> Iterator[Callable[[float, str], None]]:
+    """A progress callback (fraction 0..1, stage message) that drives a bar on stderr."""
+    with tqdm(total=100, file=sys.stderr, disable=not enabled, leave=False,
+              bar_format="{desc:<32.32}{percentage:3.0f}%|{bar}| {elapsed}") as bar:
+        def report(fraction: float, message: str) -> None:
+            bar.set_description_str(message, refresh=False)
+            bar.update(int(round(100 * min(max(fraction, 0.0), 1.0))) - bar.n)
+
+        yield report
+
+
+def _print_summary(annotation: Annotation, written: dict[str, Path], out_dir: Path) -> None:
+    for result in annotation.sides.values():
+        print(side_summary(result))
+        for warning in result.warnings:
+            print(f"  warning: {warning}")
+    names = sorted(os.path.relpath(path, out_dir) for path in written.values())
+    print(f"wrote {len(names)} files to {out_dir}: {', '.join(names)}")
+
+
+def _run_annotate(args: argparse.Namespace) -> int:
+    annotation, written = annotate_scan(args.scan, args.out, params_from_args(args),
+                                        SIDE_CHOICES[args.side], show_progress=not args.quiet)
+    _print_summary(annotation, written, args.out)
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    params = params_from_args(args)
+    phantom = generate_phantom(spacing_mm=DEMO_SPACING_MM, seed=args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        scan_path = Path(tmp) / DEMO_SCAN_NAME
+        _write_scan(phantom.volume, scan_path)
+        annotation, written = annotate_scan(
+            scan_path, args.out, params, SIDE_CHOICES[args.side], show_progress=not args.quiet,
+            extra_files={DEMO_SCAN_NAME: scan_path.read_bytes()})
+    _print_summary(annotation, written, args.out)
+    _print_truth_comparison(annotation, phantom, params)
+    return 0
+
+
+def _print_truth_comparison(annotation: Annotation, phantom: Phantom, params: Params) -> None:
+    """Dice per hip and class, and the head's diameter and center error, against the phantom."""
+    truth = truth_side_labels(phantom, params)
+    print("against the phantom's ground truth:")
+    for side, result in annotation.sides.items():
+        scores = []
+        for label, name in CLASS_NAMES.items():
+            code = segment_code(side, label)
+            scores.append(f"{name} Dice {dice(annotation.side_labels == code, truth == code):.3f}")
+        print(f"  {side} hip: {', '.join(scores)}")
+        head = phantom.heads.get(side)
+        if result.status == "segmented" and head is not None:
+            error_mm = np.linalg.norm(np.subtract(result.sphere_center_ras_mm, head.center_ras_mm))
+            print(f"  {side} hip: head diameter {result.head_diameter_mm:.1f} mm "
+                  f"(true {2 * head.radius_mm:.1f} mm), center off by {error_mm:.1f} mm")
+
+
+def _write_scan(volume: Volume, path: Path) -> None:
+    """Save a volume as a 16-bit HU image file (format from the suffix), in its source geometry."""
+    hu = np.clip(np.round(volume.to_source_layout(volume.hu)), -32768, 32767).astype(np.int16)
+    image = sitk.GetImageFromArray(hu)
+    image.CopyInformation(io.sitk_reference_from_volume(volume))
+    sitk.WriteImage(image, str(path), useCompression=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The ``tha-annotator`` command line: options, input errors, and whole runs end to end."""
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from THAAnnotatorLib import cli, io, outputs, overview
+from THAAnnotatorLib.params import Params
+
+UNIT_WORDS = {"_mm": "mm", "_hu": "HU", "_ml": "millilitre"}
+
+
+def help_text(monkeypatch, capsys, *argv: str) -> str:
+    """Help of a (sub)command with whitespace collapsed (no line wrapping at all)."""
+    monkeypatch.setenv("COLUMNS", "2000")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def files_under(folder: Path) -> set[Path]:
+    return set(folder.rglob("*"))
+
+
+def write_small_ct(path: Path) -> None:
+    """A tiny but valid CT file: air around a block of bone, 1 mm voxels."""
+    hu = np.full((12, 12, 12), -1000, np.int16)
+    hu[3:9, 3:9, 3:9] = 700
+    sitk.WriteImage(sitk.GetImageFromArray(hu), str(path))
+
+
+def test_every_param_has_a_docstring():
+    docs = cli.param_docs()
+    for field in dataclasses.fields(Params):
+        assert docs.get(field.name), f"Params.{field.name} has no docstring in params.py"
+
+
+@pytest.mark.parametrize("command", ["annotate", "demo"])
+def test_help_lists_every_option_with_its_docstring_and_units(monkeypatch, capsys, command):
+    text = help_text(monkeypatch, capsys, command)
+    docs = cli.param_docs()
+    for field in dataclasses.fields(Params):
+        if isinstance(field.default, bool):
+            option = "--no-" + field.name.removeprefix("use_").replace("_", "-")
+        else:
+            option = "--" + field.name.replace("_", "-")
+        assert option in text, option
+        assert docs[field.name] in text, f"help for {option} lacks the docstring of {field.name}"
+        for suffix, unit in UNIT_WORDS.items():
+            if field.name.endswith(suffix):
+                assert unit in docs[field.name], f"{field.name}'s docstring does not name its unit"
+    for option in ("--no-fsg", "--no-lnms", "--no-ahs", "--side", "--quiet", "--out"):
+        assert option in text
+
+
+def test_top_level_help_names_both_commands(monkeypatch, capsys):
+    text = help_text(monkeypatch, capsys)
+    assert "annotate" in text and "demo" in text
+
+
+def test_options_become_params():
+    args = cli.build_parser().parse_args([
+        "annotate", "scan.nii.gz", "--out", "out", "--no-fsg", "--no-ahs",
+        "--blur-sigma-mm", "2.5", "--n-rays", "45", "--propagation-radius-window", "0.7", "1.3"])
+    params = cli.params_from_args(args)
+    assert params == Params(use_fsg=False, use_ahs=False, blur_sigma_mm=2.5, n_rays=45,
+                            propagation_radius_window=(0.7, 1.3))
+    assert cli.params_from_args(cli.build_parser().parse_args(
+        ["annotate", "scan.nii.gz", "--out", "out"])) == Params()
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "tha-annotator"
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "annotate" in done.stdout
+
+
+def bad_input_cases(tmp: Path) -> dict[str, tuple[Path, Path]]:
+    """name -> (scan path, output folder) that the command must refuse."""
+    text_file = tmp / "notes.txt"
+    text_file.write_text("not a scan\n")
+    fake_nifti = tmp / "fake.nii.gz"
+    fake_nifti.write_text("not a scan either\n")
+    inputs = tmp / "inputs"
+    inputs.mkdir()
+    scan = inputs / "ct.nii.gz"
+    write_small_ct(scan)
+    return {
+        "missing file": (tmp / "missing.nii.gz", tmp / "out"),
+        "text file": (text_file, tmp / "out"),
+        "text file named .nii.gz": (fake_nifti, tmp / "out"),
+        "output in the input's folder": (scan, inputs),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing file", "text file", "text file named .nii.gz",
+                                  "output in the input's folder"])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, case):
+    scan, out = bad_input_cases(tmp_path)[case]
+    before = files_under(tmp_path)
+    assert cli.main(["annotate", str(scan), "--out", str(out), "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert files_under(tmp_path) == before
+
+
+def test_demo_writes_every_output_and_scores_both_hips(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--quiet"]) == 0
+    stdout = capsys.readouterr().out
+
+    expected = {*outputs.STANDARD_FILES, cli.OVERVIEW_NAME, cli.DEMO_SCAN_NAME}
+    assert {path.name for path in out.iterdir()} == expected
+    picture = cv2.imdecode(np.frombuffer((out / cli.OVERVIEW_NAME).read_bytes(), np.uint8),
+                           cv2.IMREAD_COLOR)
+    assert picture is not None and picture.shape[1] > 2 * overview.PANEL_PX
+    sample = io.read_scan(out / cli.DEMO_SCAN_NAME)
+    assert sample.volume.spacing_mm == pytest.approx((2.0, 0.8, 0.8))
+
+    for side in ("right", "left"):
+        assert f"{side} hip: femoral head diameter" in stdout
+        scores = re.search(rf"{side} hip: acetabulum Dice ([\d.]+), femoral head Dice ([\d.]+)",
+                           stdout)
+        assert scores, stdout
+        assert float(scores.group(2)) > 0.5, f"{side} femoral head Dice {scores.group(2)}"
+
+
+def test_annotate_shared_ct_reports_left_implant(shared_ct_path, tmp_path, capsys):
+    out = tmp_path / "out"
+    original = shared_ct_path.read_bytes()
+    assert cli.main(["annotate", str(shared_ct_path), "--out", str(out), "--quiet"]) == 0
+    stdout = capsys.readouterr().out
+    assert "left hip: metal implant, not segmented" in stdout
+    assert "right hip: femoral head diameter" in stdout
+    assert {*outputs.STANDARD_FILES, cli.OVERVIEW_NAME} <= {path.name for path in out.iterdir()}
+    assert shared_ct_path.read_bytes() == original
+
+
+def test_ctrl_c_exits_130_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    scan = tmp_path / "ct.nii.gz"
+    write_small_ct(scan)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.pipeline, "annotate", interrupted)
+    out = tmp_path / "out"
+    assert cli.main(["annotate", str(scan), "--out", str(out), "--quiet"]) == 130
+    assert capsys.readouterr().err == "cancelled, nothing written\n"
+    assert not out.exists()
