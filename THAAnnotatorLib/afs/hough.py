@@ -8,8 +8,9 @@ from skimage.transform import hough_circle, hough_circle_peaks
 
 from .geometry import fit_circle_least_squares
 
-# Candidates farther than this many robust standard deviations from the circle are dropped.
-_OUTLIER_SIGMAS = 2.5
+# Candidates farther than this (pixels, at least) from the circle are dropped before the
+# least-squares refinement, so a concentric acetabular edge a joint space away cannot pull it.
+_INLIER_PX = 1.5
 # Fewest inliers for a circle to be trusted.
 _MIN_INLIERS = 12
 
@@ -51,8 +52,7 @@ def hough_fit(points_px: np.ndarray, shape: tuple[int, int], radius_range_px: tu
     radius = float(found[best])
 
     distance = np.abs(np.linalg.norm(points_px - center, axis=1) - radius)
-    spread = 1.4826 * np.median(distance) + 0.5  # robust sigma, at least half a pixel
-    inliers = points_px[distance <= _OUTLIER_SIGMAS * spread]
+    inliers = points_px[distance <= _INLIER_PX]
     if len(inliers) < _MIN_INLIERS:
         return None
     refined = fit_circle_least_squares(inliers)

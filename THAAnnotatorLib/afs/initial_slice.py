@@ -84,8 +84,9 @@ def find_initial_slice(bone: np.ndarray, spacing_mm: np.ndarray,
         if not tracked:
             break
         if len(tracked) >= 2:
-            head = max(tracked, key=_mean_x)
-            trochanter = min(tracked, key=_mean_x)
+            trochanter = min(tracked, key=_mean_x)  # the most lateral piece
+            # the head is the largest of the others (pelvic bone may touch the femur too)
+            head = max((c for c in tracked if c is not trochanter), key=np.count_nonzero)
             gap_mm = (_mean_x(head) - _mean_x(trochanter)) * spacing_mm[2]
             if head.sum() >= min_head_px and gap_mm >= _MIN_HEAD_TROCHANTER_GAP_MM:
                 found = (k, head, trochanter)

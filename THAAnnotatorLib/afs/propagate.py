@@ -10,7 +10,8 @@ from skimage.segmentation import active_contour
 
 from ..errors import Cancelled
 from ..params import Params
-from .boundary import boundary_candidates
+from .boundary import boundary_candidates, sample_normals
+from .geometry import fit_circle_least_squares
 from .hough import Circle, hough_fit
 
 # Bone window used to normalise a slice for the snake's edge energy, in HU.
@@ -18,8 +19,13 @@ _SNAKE_WINDOW_HU = (-100.0, 900.0)
 _SNAKE_ITERATIONS = 60
 # A propagated circle must stay on bone: this share of its disk is (hole-filled) bone.
 _MIN_BONE_SHARE = 0.5
-# Between neighbouring slices the center moves less than this share of the radius.
+# Between neighbouring slices the center moves less than this share of the radius (plus one
+# pixel, the resolution of the fit).
 _MAX_CENTER_SHIFT = 0.5
+# Where to look for the head's outer bone edge, relative to the Hough circle, in mm.
+_EDGE_SEARCH_MM = (-1.0, 3.0)
+# Share of the normals that must find that edge for the refit to be trusted.
+_MIN_EDGE_SHARE = 0.5
 # Circles smaller than this (pixels) are too small to fit reliably.
 _MIN_RADIUS_PX = 3.0
 
@@ -32,10 +38,12 @@ class SliceFit:
     circle: Circle
 
 
-def fit_slice(hu2d: np.ndarray, center_px: np.ndarray, search_px: tuple[float, float],
-              prior_radius_px: float, radius_range_px: tuple[float, float], pixel_mm: float,
+def fit_slice(hu2d: np.ndarray, bone2d: np.ndarray, center_px: np.ndarray,
+              search_px: tuple[float, float], prior_radius_px: float,
+              radius_range_px: tuple[float, float], pixel_mm: float,
               params: Params) -> Circle | None:
-    """Refine candidates along normals between ``search_px`` radii and fit a Hough circle.
+    """Refine candidates along normals between ``search_px`` radii, fit a Hough circle, then
+    move it onto the outer edge of the head's bone.
 
     Works on a crop around ``center_px`` so the enhancement percentile is local to the joint.
     """
@@ -54,7 +62,33 @@ def fit_slice(hu2d: np.ndarray, center_px: np.ndarray, search_px: tuple[float, f
         return None
     circle.center_px = circle.center_px + offset
     circle.points_px = circle.points_px + offset
-    return circle
+    return snap_to_bone_edge(circle, bone2d, pixel_mm, params.n_rays)
+
+
+def snap_to_bone_edge(circle: Circle, bone2d: np.ndarray, pixel_mm: float, n_rays: int) -> Circle:
+    """Refit ``circle`` to the outer edge of the bone mask next to it.
+
+    The candidates of eqs. 3-5 sit where the intensity rises into the cortex, about half a
+    cortex inside the head's surface; the surface itself is where the bone mask ends. Along
+    each normal the first bone-to-background step within ``_EDGE_SEARCH_MM`` of the circle is
+    taken. Where the joint space is not resolved (no step on most normals) the circle is kept.
+    """
+    lo_px, hi_px = (d / pixel_mm for d in _EDGE_SEARCH_MM)
+    start = max(circle.radius_px + lo_px, 1.0)
+    solid = ndimage.binary_fill_holes(bone2d).astype(np.float32)  # spongy gaps are not the edge
+    profiles, positions = sample_normals(solid, circle.center_px, start,
+                                         circle.radius_px + hi_px, n_rays, step_px=0.25)
+    inside = profiles >= 0.5
+    leaving = inside[:, :-1] & ~inside[:, 1:]
+    has_edge = leaving.any(axis=1) & inside[:, 0]
+    if has_edge.sum() < _MIN_EDGE_SHARE * n_rays:
+        return circle
+    first = np.argmax(leaving, axis=1)
+    edges = positions[np.flatnonzero(has_edge), first[has_edge]]
+    fitted = fit_circle_least_squares(edges)
+    if fitted is None or abs(fitted[1] - circle.radius_px) > hi_px:
+        return circle
+    return Circle(fitted[0], fitted[1], circle.points_px, circle.votes)
 
 
 def _snake_center(hu2d: np.ndarray, circle: Circle, n_points: int) -> np.ndarray:
@@ -95,13 +129,13 @@ def propagate(hu: np.ndarray, bone: np.ndarray, start: SliceFit, step: int, max_
             raise Cancelled("Femoral head propagation was cancelled.")
         center = _snake_center(hu[k], previous, params.n_rays)
         r = previous.radius_px
-        circle = fit_slice(hu[k], center, (r / params.rough_shrink, r * params.search_extent), r,
-                           (r * lo, r * hi), pixel_mm, params)
+        circle = fit_slice(hu[k], bone[k], center, (r / params.rough_shrink, r * params.search_extent),
+                           r, (r * lo, r * hi), pixel_mm, params)
         if circle is None:
             break
         shift = np.linalg.norm(circle.center_px - previous.center_px)
         filled = ndimage.binary_fill_holes(bone[k])
-        if shift > _MAX_CENTER_SHIFT * r or _bone_share(filled, circle) < _MIN_BONE_SHARE:
+        if shift > _MAX_CENTER_SHIFT * r + 1.0 or _bone_share(filled, circle) < _MIN_BONE_SHARE:
             break
         fits.append(SliceFit(k, circle))
         previous = circle

@@ -47,8 +47,8 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     pixel_mm = float(np.mean(spacing_mm[1:]))
     r_px = rough.anatomy_radius_mm / pixel_mm
     band = (r_px / params.rough_shrink, r_px * params.search_extent)
-    first = fit_slice(hu[initial.index], rough.center_mm / spacing_mm[1:], band, r_px, band,
-                      pixel_mm, params)
+    first = fit_slice(hu[initial.index], bone[initial.index], rough.center_mm / spacing_mm[1:],
+                      band, r_px, band, pixel_mm, params)
     if first is None:
         raise HeadNotFound("no circular femoral head boundary was found in the initial slice")
     start = SliceFit(initial.index, first)

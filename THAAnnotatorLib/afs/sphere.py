@@ -8,6 +8,9 @@ import numpy as np
 
 # With sections at most half a slice from the equator, R exceeds max r_k only by a few percent.
 _MAX_RADIUS_OVER_LARGEST_SECTION = 1.15
+# Sections farther than this (mm) from the fitted sphere are left out of the refit.
+_SECTION_TOLERANCE_MM = 2.0
+_REFITS = 3
 
 
 @dataclass
@@ -24,24 +27,39 @@ def fit_sphere(z_mm: np.ndarray, centers_yx_mm: np.ndarray, radii_mm: np.ndarray
     In-plane center: the median of the slice centers (the prototype took the most frequent
     one; the median is its robust continuous counterpart). Radius and center height from
     r_k^2 = R^2 - (z_k - c_z)^2, which is linear in the unknowns: r_k^2 + z_k^2 = a + b z_k
-    with c_z = b / 2 and R^2 = a + c_z^2. With too few slices, or a fit that does not give a
-    real sphere, the prototype's model is used: R = max r_k, centered on the slices' span.
-    That is also the case when the sections do not shrink toward the poles as a sphere's do
-    (R would come out well above max r_k): they then follow something else than the head at
-    the ends, typically the acetabulum in a coarse scan.
+    with c_z = b / 2 and R^2 = a + c_z^2, refitted without the sections that miss the sphere
+    by more than ``_SECTION_TOLERANCE_MM`` (circles that followed the neck or the acetabulum).
+    With too few slices, or a fit that does not give a real sphere, the prototype's model is
+    used: R = max r_k, centered on the slices' span. That is also the case when the sections
+    do not shrink toward the poles as a sphere's do (R would come out well above max r_k):
+    they then follow something else than the head at the ends, typically the acetabulum in a
+    coarse scan.
     """
     z_mm, radii_mm = np.asarray(z_mm, float), np.asarray(radii_mm, float)
-    center_yx = np.median(np.asarray(centers_yx_mm, float), axis=0)
-    fallback = Sphere(np.array([(z_mm.min() + z_mm.max()) / 2.0, *center_yx]), float(radii_mm.max()))
-    if len(z_mm) < 3 or np.ptp(z_mm) == 0:
+    centers_yx_mm = np.asarray(centers_yx_mm, float)
+    fallback = Sphere(np.array([(z_mm.min() + z_mm.max()) / 2.0, *np.median(centers_yx_mm, axis=0)]),
+                      float(radii_mm.max()))
+    keep = np.ones(len(z_mm), dtype=bool)
+    sphere = None
+    for _ in range(_REFITS):
+        if keep.sum() < 3 or np.ptp(z_mm[keep]) == 0:
+            break
+        sphere = _least_squares_sphere(z_mm[keep], centers_yx_mm[keep], radii_mm[keep])
+        if sphere is None:
+            break
+        section = np.sqrt(np.clip(sphere.radius_mm**2 - (z_mm - sphere.center_mm[0]) ** 2, 0, None))
+        keep = np.abs(section - radii_mm) <= _SECTION_TOLERANCE_MM
+    if sphere is None or not 0.9 <= sphere.radius_mm / radii_mm.max() <= _MAX_RADIUS_OVER_LARGEST_SECTION:
         return fallback
+    return sphere
+
+
+def _least_squares_sphere(z_mm: np.ndarray, centers_yx_mm: np.ndarray,
+                          radii_mm: np.ndarray) -> Sphere | None:
     design = np.column_stack([np.ones_like(z_mm), z_mm])
     (a, b), *_ = np.linalg.lstsq(design, radii_mm**2 + z_mm**2, rcond=None)
     cz = b / 2.0
     r2 = a + cz * cz
     if r2 <= 0 or not (z_mm.min() - radii_mm.max() <= cz <= z_mm.max() + radii_mm.max()):
-        return fallback
-    radius = float(np.sqrt(r2))
-    if not 0.9 <= radius / radii_mm.max() <= _MAX_RADIUS_OVER_LARGEST_SECTION:
-        return fallback
-    return Sphere(np.array([cz, *center_yx]), radius)
+        return None
+    return Sphere(np.array([cz, *np.median(centers_yx_mm, axis=0)]), float(np.sqrt(r2)))

@@ -1,0 +1,264 @@
+"""Filling a slice dataset: from pipeline outputs, or from generated phantoms.
+
+Data preparation follows the paper (section 5.1): per hip, the ROI around the femoral head
+center the pipeline found (:mod:`.roi`), CT clipped to [-125, 275] HU and scaled to [0, 1],
+labels hole-filled, classes background / acetabulum / femoral head.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..afs.frame import SideFrame
+from ..errors import InputError
+from ..io import read_scan, sitk_reference_from_volume
+from ..labels import truth_side_labels
+from ..outputs import LABELS_FILE, REPORT_FILE, SEGMENTATION_FILE, write_outputs
+from ..params import Params
+from ..phantom import generate_phantom, phantom_to_sitk
+from ..pipeline import annotate
+from ..result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
+from ..volume import Volume
+from .dataset import CaseData, SliceDataset, reference_to_dict
+from .files import atomic_path
+from .labelfiles import LabelMap, read_label_file
+from .roi import place_roi, sample_image, sample_labels
+
+SCANS_FOLDER, TRUTH_FOLDER, PIPELINE_FOLDER = "scans", "truth", "pipeline"
+"""Sub-folders of a phantom dataset built with ``keep_scans``: CT files, truth label maps
+(``<scan>.nii.gz``, 0/1/2) and the pipeline's outputs (``<scan>/labels.nii.gz`` ...)."""
+
+
+def scan_id_from_path(path: str | Path) -> str:
+    """A scan's name without its folder and image suffix, e.g. ``ct001`` for ``/d/ct001.nii.gz``."""
+    name = Path(path).name
+    for suffix in (".nii.gz", ".seg.nrrd", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def make_case(volume: Volume, reference: sitk.Image, scan: str, side: str,
+              center_ras_mm, labels: np.ndarray, dataset: SliceDataset,
+              truth: np.ndarray | None = None, scan_path: str | None = None,
+              labels_path: str | None = None) -> tuple[dict, CaseData]:
+    """The index entry and arrays of one hip.
+
+    Parameters
+    ----------
+    volume : the scan, canonical layout.
+    reference : the scan's source geometry (see :class:`~THAAnnotatorLib.io.LoadedScan`).
+    scan, side : scan identifier and "right" / "left".
+    center_ras_mm : femoral head center (RAS, mm) the ROI is centred on.
+    labels : canonical class labels (0/1/2) of this hip.
+    dataset : the dataset the case is for (its ROI spec is used).
+    truth : canonical class labels known to be right, kept alongside; or None.
+    scan_path, labels_path : where the CT and the labels were read from, for the record.
+    """
+    center_zyx = volume.ras_mm_to_index(np.asarray(center_ras_mm, dtype=float))
+    placement = place_roi(volume.shape, volume.spacing_mm, center_zyx, side, dataset.roi)
+    if len(placement.slices) == 0:
+        raise InputError(f"The {side} hip's center of scan {scan} lies outside the scan.")
+    frame = SideFrame.for_side(volume, side)
+    data = CaseData(
+        image=sample_image(volume.hu, placement),
+        label=sample_labels(labels, placement),
+        truth=None if truth is None else sample_labels(truth, placement),
+    )
+    meta = {
+        "scan": scan, "side": side, "scan_path": scan_path, "labels_path": labels_path,
+        "center_zyx": [round(float(c), 3) for c in center_zyx],
+        "center_ras_mm": [round(float(c), 3) for c in center_ras_mm],
+        "x_range": [frame.x_start, frame.x_stop],
+        "spacing_mm": [float(s) for s in volume.spacing_mm],
+        "reference": reference_to_dict(reference),
+        "slices": [int(k) for k in placement.slices],
+    }
+    return meta, data
+
+
+def _pipeline_labels_file(annotation_dir: Path) -> Path:
+    for name in (SEGMENTATION_FILE, LABELS_FILE):
+        if (annotation_dir / name).is_file():
+            return annotation_dir / name
+    raise InputError(
+        f"The folder {annotation_dir} holds neither {SEGMENTATION_FILE} nor {LABELS_FILE}; pass "
+        "the output folder of `tha-annotator annotate` for this scan.")
+
+
+def add_annotated_scan(dataset: SliceDataset, scan_path: str | Path, annotation_dir: str | Path,
+                       scan: str | None = None) -> list[str]:
+    """Add the hips of one scan annotated by the pipeline; the index is not saved here.
+
+    Parameters
+    ----------
+    dataset : the dataset to add to.
+    scan_path : the CT the pipeline read.
+    annotation_dir : the pipeline's output folder for it (``annotation.json`` and
+        ``labels.seg.nrrd`` or ``labels.nii.gz``).
+    scan : identifier in the dataset; default: the scan file's name without suffix.
+
+    Returns
+    -------
+    The sides added (those the pipeline segmented).
+    """
+    annotation_dir = Path(annotation_dir)
+    report_path = annotation_dir / REPORT_FILE
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        sides = report["sides"]
+        size = tuple(report["volume"]["source_size_ijk"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(
+            f"{report_path} is missing or damaged; pass the output folder of `tha-annotator "
+            "annotate` for this scan.") from error
+    loaded = read_scan(scan_path)
+    if size != tuple(loaded.reference.GetSize()):
+        raise InputError(
+            f"The annotation in {annotation_dir} was made on a scan of size {size}, but "
+            f"{Path(scan_path).name} has size {tuple(loaded.reference.GetSize())}; pair each scan "
+            "with its own annotation folder.")
+    labels_file = _pipeline_labels_file(annotation_dir)
+    label_map = read_label_file(labels_file, loaded.reference)
+    scan = scan or scan_id_from_path(scan_path)
+    added = []
+    for side in SIDES:
+        info = sides.get(side) or {}
+        if info.get("status") != "segmented" or info.get("sphere_center_ras_mm") is None:
+            continue
+        frame = SideFrame.for_side(loaded.volume, side)
+        labels = label_map.classes_for_side(side, (frame.x_start, frame.x_stop))
+        meta, data = make_case(loaded.volume, loaded.reference, scan, side,
+                               info["sphere_center_ras_mm"], labels, dataset,
+                               scan_path=str(Path(scan_path).resolve()),
+                               labels_path=str(labels_file.resolve()))
+        dataset.write_case(meta, data)
+        added.append(side)
+    return added
+
+
+@dataclass(frozen=True)
+class PhantomRecipe:
+    """How one training phantom is drawn (all lengths in mm).
+
+    Attributes
+    ----------
+    seed : phantom seed; the phantom's name is ``phantom<seed>``.
+    spacing_mm : voxel size (z, y, x).
+    head_radius_mm : femoral head radius (right, left).
+    noise_hu : image noise standard deviation, HU.
+    spongy : strong trabecular texture in cancellous bone.
+    """
+
+    seed: int
+    spacing_mm: tuple[float, float, float]
+    head_radius_mm: tuple[float, float]
+    noise_hu: float
+    spongy: bool
+
+    @property
+    def name(self) -> str:
+        return f"phantom{self.seed:05d}"
+
+    @classmethod
+    def draw(cls, seed: int) -> "PhantomRecipe":
+        """A recipe with voxel sizes, head sizes and noise of clinical hip CTs (paper, section 4:
+        0.7-1.0 mm in-plane, 1-5 mm slices; adult femoral heads 40-55 mm across)."""
+        rng = np.random.default_rng(seed)
+        in_plane = round(float(rng.uniform(0.7, 1.0)), 3)
+        return cls(seed=seed,
+                   spacing_mm=(float(rng.choice([1.5, 2.0, 2.5, 3.0])), in_plane, in_plane),
+                   head_radius_mm=tuple(round(float(r), 2) for r in rng.uniform(20.0, 27.0, 2)),
+                   noise_hu=round(float(rng.uniform(8.0, 25.0)), 1),
+                   spongy=bool(rng.random() < 0.7))
+
+
+PHANTOM_FOV_MM = (100.0, 280.0, 400.0)
+"""Field of view (z, y, x) of dataset phantoms, mm: both hips with 45 mm of scan below the head
+centers (the pipeline looks there for the greater trochanter) and 55 mm above."""
+
+
+def add_phantom_scans(dataset: SliceDataset, seeds, params: Params = Params(),
+                      keep_scans: bool = False,
+                      progress: Callable[[str], None] | None = None) -> list[str]:
+    """Generate phantoms, annotate them with the pipeline and add their hips as cases.
+
+    Labels for training are the pipeline's pseudo labels; the phantom's truth (labels from its
+    known bone parts and head spheres, :func:`~THAAnnotatorLib.labels.truth_side_labels`) is
+    kept alongside for experiments. The index is not saved here.
+
+    Parameters
+    ----------
+    dataset : the dataset to add to.
+    seeds : phantom seeds; each gives one scan (:meth:`PhantomRecipe.draw`).
+    params : pipeline parameters.
+    keep_scans : also write each CT (``scans/<scan>.nii.gz``), its truth label map
+        (``truth/<scan>.nii.gz``) and the pipeline's outputs (``pipeline/<scan>/``) into the
+        dataset folder, so predictions can be scored on whole scans.
+    progress : called with a message after each scan.
+
+    Returns
+    -------
+    Names of the scans of which at least one hip was added.
+    """
+    added = []
+    for seed in seeds:
+        recipe = PhantomRecipe.draw(int(seed))
+        phantom = generate_phantom(spacing_mm=recipe.spacing_mm, fov_mm=PHANTOM_FOV_MM,
+                                   seed=recipe.seed, head_radius_mm=recipe.head_radius_mm,
+                                   spongy=recipe.spongy, noise_hu=recipe.noise_hu)
+        volume = phantom.volume
+        reference = sitk_reference_from_volume(volume)
+        try:
+            annotation = annotate(volume, params)
+        except InputError as why:
+            if progress:
+                progress(f"{recipe.name}: skipped ({why})")
+            continue
+        truth_codes = truth_side_labels(phantom, params)
+        scan_path = labels_path = None
+        if keep_scans:
+            scan_path, labels_path = _keep_phantom_files(dataset.root, recipe.name, phantom,
+                                                         reference, annotation, truth_codes, params)
+        pseudo = LabelMap(annotation.side_labels, sided=True)
+        truth = LabelMap(truth_codes, sided=True)
+        sides = []
+        for side, result in annotation.sides.items():
+            if result.status != "segmented":
+                continue
+            meta, data = make_case(volume, reference, recipe.name, side,
+                                   result.sphere_center_ras_mm,
+                                   pseudo.classes_for_side(side, (0, 0)), dataset,
+                                   truth=truth.classes_for_side(side, (0, 0)),
+                                   scan_path=scan_path, labels_path=labels_path)
+            dataset.write_case(meta, data)
+            sides.append(side)
+        if sides:
+            added.append(recipe.name)
+        if progress:
+            progress(f"{recipe.name}: {', '.join(sides) or 'no'} hip(s) added")
+    return added
+
+
+def _keep_phantom_files(root: Path, name: str, phantom, reference: sitk.Image, annotation,
+                        truth_codes: np.ndarray, params: Params) -> tuple[str, str]:
+    """Write a phantom's CT, truth labels and pipeline outputs; return CT and labels paths."""
+    scan_path = root / SCANS_FOLDER / f"{name}.nii.gz"
+    with atomic_path(scan_path) as temporary:
+        sitk.WriteImage(phantom_to_sitk(phantom), str(temporary), useCompression=True)
+    classes = np.zeros_like(truth_codes)
+    for side in SIDES:
+        for cls in (ACETABULUM, FEMORAL_HEAD):
+            classes[truth_codes == segment_code(side, cls)] = cls
+    truth_image = sitk.GetImageFromArray(phantom.volume.to_source_layout(classes))
+    truth_image.CopyInformation(reference)
+    with atomic_path(root / TRUTH_FOLDER / f"{name}.nii.gz") as temporary:
+        sitk.WriteImage(truth_image, str(temporary), useCompression=True)
+    written = write_outputs(root / PIPELINE_FOLDER / name, reference, phantom.volume, annotation,
+                            params, input_path=scan_path)
+    return str(scan_path.resolve()), str(written[SEGMENTATION_FILE].resolve())
