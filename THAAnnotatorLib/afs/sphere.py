@@ -51,6 +51,8 @@ def fit_sphere(z_mm: np.ndarray, centers_yx_mm: np.ndarray, radii_mm: np.ndarray
         keep = np.abs(section - radii_mm) <= _SECTION_TOLERANCE_MM
     if sphere is None or not 0.9 <= sphere.radius_mm / radii_mm.max() <= _MAX_RADIUS_OVER_LARGEST_SECTION:
         return fallback
+    if keep.sum() >= 3:  # the in-plane center too comes from the sections that fit the sphere
+        sphere.center_mm[1:] = np.median(centers_yx_mm[keep], axis=0)
     return sphere
 
 
