@@ -8,7 +8,6 @@ bounding box of the pixels that could be bone, which is what makes 512 x 512 sli
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import maxflow
@@ -24,8 +23,9 @@ from .volume import Volume
 _TISSUE_FLOOR_HU = -50.0
 # Pixels this close (mm) to metal are blooming artefact, not tissue.
 _METAL_HALO_MM = 10.0
-# Smallest class spread, in HU, so a near-uniform class does not give a degenerate likelihood.
-_MIN_CLASS_STD_HU = 10.0
+# Pixels darker than the threshold by this many region scales are tissue beyond doubt and
+# stay out of the graph.
+_CROP_MARGIN_SCALES = 6.0
 # Capacity cap of the region term: a likelihood ratio of 1e6 is as sure as the model gets.
 _MAX_REGION_COST = float(np.log(1e6))
 _MIN_BONE_PIXELS = 8
@@ -33,23 +33,13 @@ _RIGHT = np.array([[0, 0, 0], [0, 0, 1], [0, 0, 0]])
 _DOWN = np.array([[0, 0, 0], [0, 0, 0], [0, 1, 0]])
 
 
-@dataclass(frozen=True)
-class SeedModel:
-    """Intensity classes of one slice from its Otsu seed map: mean and spread in HU."""
+def otsu_threshold_hu(blurred_hu: np.ndarray, params: Params, spacing_yx_mm: np.ndarray) -> float | None:
+    """Otsu threshold between the soft tissue and the bone of a blurred slice, in HU.
 
-    threshold_hu: float
-    tissue_mean_hu: float
-    tissue_std_hu: float
-    bone_mean_hu: float
-    bone_std_hu: float
-
-
-def seed_model(blurred_hu: np.ndarray, params: Params, spacing_yx_mm: np.ndarray) -> SeedModel | None:
-    """Otsu split of a blurred slice's tissue pixels into soft tissue and bone seeds.
-
-    Metal and its blooming halo (within ``_METAL_HALO_MM``) are left out, so an implant cannot
-    pull the threshold above the native bone. Returns None when the slice holds too little
-    tissue brighter than the bone floor.
+    Only tissue pixels take part: air and fat are below the floor, and metal with its
+    blooming halo (within ``_METAL_HALO_MM``) is left out so an implant cannot pull the
+    threshold above the native bone. Returns None when the slice holds too little tissue
+    brighter than ``params.min_bone_threshold_hu`` (no bone there).
     """
     usable = blurred_hu > _TISSUE_FLOOR_HU
     metal = blurred_hu > params.metal_threshold_hu
@@ -58,41 +48,32 @@ def seed_model(blurred_hu: np.ndarray, params: Params, spacing_yx_mm: np.ndarray
     tissue = blurred_hu[usable]
     if (tissue > params.min_bone_threshold_hu).sum() < _MIN_BONE_PIXELS:
         return None
-    threshold = max(float(threshold_otsu(tissue)), params.min_bone_threshold_hu)
-    soft, hard = tissue[tissue <= threshold], tissue[tissue > threshold]
-    if soft.size < _MIN_BONE_PIXELS or hard.size < _MIN_BONE_PIXELS:
-        return None
-    return SeedModel(threshold, float(soft.mean()), max(float(soft.std()), _MIN_CLASS_STD_HU),
-                     float(hard.mean()), max(float(hard.std()), _MIN_CLASS_STD_HU))
+    return max(float(threshold_otsu(tissue)), params.min_bone_threshold_hu)
 
 
-def _negative_log_gaussian(values: np.ndarray, mean: float, std: float) -> np.ndarray:
-    return 0.5 * ((values - mean) / std) ** 2 + np.log(std)
-
-
-def graph_cut_slice(blurred_hu: np.ndarray, seeds: SeedModel, spacing_yx_mm: np.ndarray,
+def graph_cut_slice(hu: np.ndarray, threshold_hu: float, spacing_yx_mm: np.ndarray,
                     params: Params) -> np.ndarray:
-    """Bone mask (bool) of one blurred slice by a graph cut (eq. 2).
+    """Bone mask (bool) of one slice by a graph cut (eq. 2).
 
-    Region term: negative log-likelihood of a Gaussian per seed class; intensities are first
-    clamped to [tissue mean, bone mean] so air reads as tissue and cortex as bone.
+    The cut runs on the slice's own intensities: the blur only steadies the seed map's
+    threshold, and blurring here would fill thin dark gaps such as the hip's joint space.
+
+    Region term: the negative log of a logistic bone probability centred on the Otsu
+    threshold (the seed map's boundary) with softness ``params.region_scale_hu``.
     Boundary term: ``exp(-(I_p - I_q)^2 / (2 sigma^2)) / distance_mm`` between 4-neighbours.
     """
-    mask = np.zeros(blurred_hu.shape, dtype=bool)
-    candidates = blurred_hu > seeds.tissue_mean_hu + 2.0 * seeds.tissue_std_hu
+    mask = np.zeros(hu.shape, dtype=bool)
+    candidates = hu > threshold_hu - _CROP_MARGIN_SCALES * params.region_scale_hu
     rows = np.flatnonzero(candidates.any(axis=1))
     cols = np.flatnonzero(candidates.any(axis=0))
     pad = 3
-    r0, r1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, blurred_hu.shape[0])
-    c0, c1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, blurred_hu.shape[1])
-    crop = blurred_hu[r0:r1, c0:c1].astype(np.float64)
+    r0, r1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, hu.shape[0])
+    c0, c1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, hu.shape[1])
+    crop = hu[r0:r1, c0:c1].astype(np.float64)
 
-    clamped = np.clip(crop, seeds.tissue_mean_hu, seeds.bone_mean_hu)
-    cost_bone = _negative_log_gaussian(clamped, seeds.bone_mean_hu, seeds.bone_std_hu)
-    cost_tissue = _negative_log_gaussian(clamped, seeds.tissue_mean_hu, seeds.tissue_std_hu)
-    # only the difference matters to the cut; cap it so one pixel cannot dominate its neighbours
-    excess = np.clip(cost_bone - cost_tissue, -_MAX_REGION_COST, _MAX_REGION_COST)
-    cost_bone, cost_tissue = np.maximum(excess, 0.0), np.maximum(-excess, 0.0)
+    z = (crop - threshold_hu) / params.region_scale_hu
+    cost_bone = np.minimum(np.logaddexp(0.0, -z), _MAX_REGION_COST)  # -log sigmoid(z)
+    cost_tissue = np.minimum(np.logaddexp(0.0, z), _MAX_REGION_COST)  # -log (1 - sigmoid(z))
 
     inv_two_var = 1.0 / (2.0 * params.boundary_sigma_hu**2)
     w_right = np.zeros_like(crop)
@@ -125,9 +106,9 @@ def extract_bone(volume: Volume, params: Params = Params(),
         if cancel is not None and cancel():
             raise Cancelled("Bone extraction was cancelled.")
         blurred = ndimage.gaussian_filter(volume.hu[k], sigma_px, truncate=3.0)
-        seeds = seed_model(blurred, params, spacing_yx)
-        if seeds is not None:
-            bone[k] = graph_cut_slice(blurred, seeds, spacing_yx, params)
+        threshold = otsu_threshold_hu(blurred, params, spacing_yx)
+        if threshold is not None:
+            bone[k] = graph_cut_slice(volume.hu[k], threshold, spacing_yx, params)
         if progress is not None:
             progress((k + 1) / n, "bone extraction")
     return bone

@@ -13,6 +13,8 @@ class Params:
     """Weight of the boundary term against the region term in the graph-cut energy (eq. 2)."""
     boundary_sigma_hu: float = 60.0
     """Intensity difference, in HU, at which the boundary term has fallen to exp(-1/2)."""
+    region_scale_hu: float = 40.0
+    """Softness, in HU, of the region term's logistic bone probability around the threshold."""
     min_bone_threshold_hu: float = 150.0
     """Lower bound for the per-slice Otsu bone threshold, in HU (guards bone-poor slices)."""
 

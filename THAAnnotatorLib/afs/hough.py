@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from skimage.transform import hough_circle, hough_circle_peaks
@@ -26,8 +27,12 @@ class Circle:
 
 
 def hough_fit(points_px: np.ndarray, shape: tuple[int, int], radius_range_px: tuple[float, float],
-              prior_radius_px: float, n_peaks: int, use_ahs: bool) -> Circle | None:
+              prior_radius_px: float, n_peaks: int, use_ahs: bool,
+              plausible: Callable[[np.ndarray, float], bool] | None = None) -> Circle | None:
     """Fit a circle to candidate points with the Hough transform.
+
+    ``plausible(center, radius)``, when given, screens the peaks first (all are kept when
+    none passes).
 
     AHS (``use_ahs``) picks, among the ``n_peaks`` strongest peaks, the circle whose radius is
     closest to the anatomy radius ``prior_radius_px``; without it the strongest peak wins.
@@ -43,10 +48,13 @@ def hough_fit(points_px: np.ndarray, shape: tuple[int, int], radius_range_px: tu
     image[idx[inside, 0], idx[inside, 1]] = True
     radii = np.arange(r_lo, r_hi + 1)
     accumulator = hough_circle(image, radii)
-    votes, cx, cy, found = hough_circle_peaks(accumulator, radii, total_num_peaks=n_peaks,
-                                              normalize=False)
+    votes, cx, cy, found = hough_circle_peaks(accumulator, radii, total_num_peaks=n_peaks)
     if len(votes) == 0:
         return None
+    if plausible is not None:
+        ok = np.array([plausible(np.array([y, x], float), float(r)) for y, x, r in zip(cy, cx, found)])
+        if ok.any():
+            votes, cx, cy, found = votes[ok], cx[ok], cy[ok], found[ok]
     best = int(np.argmin(np.abs(found - prior_radius_px))) if use_ahs else int(np.argmax(votes))
     center = np.array([cy[best], cx[best]], dtype=float)
     radius = float(found[best])

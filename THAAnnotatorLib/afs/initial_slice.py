@@ -2,13 +2,13 @@
 
 The authors' prototype read this slice from a hand-written list. Here the femur is tracked
 upward from the lowest slices of the side: in each axial slice the femur is the set of bone
-components that overlap the femur of the slice below. The femur splits into a medial component
-(the head) and a lateral one (the greater trochanter) above the neck; the initial slice is the
-highest slice where they are still both there, just below the trochanter's tip. That is the
-slice nearest the head's equator with the separation, and, unlike the lowest one, it is not
-fooled by a neck that touches the pelvis in a coarse scan. Femur pieces that merge with other
-bone on the way up (the neck with the ischium, in a coarse scan) are tracked but do not seed
-the later femur / pelvis split.
+components that overlap the femur of the slice below. Above the neck it splits into the head,
+its thickest piece (largest inscribed disk; pelvic bone that touches it is plate-like), and the
+greater trochanter, the most lateral of the others. Of the slices where they are separate, the
+initial slice is the one with the thickest head section, the nearest to the head's equator;
+that choice is not fooled by a neck touching the pelvis in a coarse scan, nor by a last speck
+of trochanter. Femur pieces that merge with other bone on the way up (the neck with the
+ischium, in a coarse scan) are tracked but do not seed the later femur / pelvis split.
 """
 from __future__ import annotations
 
@@ -52,6 +52,11 @@ def _mean_x(mask2d: np.ndarray) -> float:
     return float(np.nonzero(mask2d)[1].mean())
 
 
+def _inscribed_radius_mm(mask2d: np.ndarray, spacing_yx_mm: np.ndarray) -> float:
+    solid = ndimage.binary_fill_holes(mask2d)
+    return float(ndimage.distance_transform_edt(solid, sampling=spacing_yx_mm).max())
+
+
 def find_initial_slice(bone: np.ndarray, spacing_mm: np.ndarray,
                        min_head_radius_mm: float) -> InitialSlice | None:
     """Find the initial slice in a side-frame bone mask (z, y, x), lateral at low x.
@@ -84,12 +89,15 @@ def find_initial_slice(bone: np.ndarray, spacing_mm: np.ndarray,
         if not tracked:
             break
         if len(tracked) >= 2:
-            trochanter = min(tracked, key=_mean_x)  # the most lateral piece
-            # the head is the largest of the others (pelvic bone may touch the femur too)
-            head = max((c for c in tracked if c is not trochanter), key=np.count_nonzero)
+            # the head is the thickest piece (pelvic bone that touches the femur is plate-like),
+            # the trochanter the most lateral of the others
+            thickness = [_inscribed_radius_mm(c, spacing_mm[1:]) for c in tracked]
+            head = tracked[int(np.argmax(thickness))]
+            trochanter = min((c for c in tracked if c is not head), key=_mean_x)
             gap_mm = (_mean_x(head) - _mean_x(trochanter)) * spacing_mm[2]
             if head.sum() >= min_head_px and gap_mm >= _MIN_HEAD_TROCHANTER_GAP_MM:
-                found = (k, head, trochanter)
+                if found is None or max(thickness) >= found[3]:
+                    found = (k, head, trochanter, max(thickness))
                 last_split_mm = k * spacing_mm[0]
         if last_split_mm is not None and k * spacing_mm[0] - last_split_mm > _MAX_REJOIN_MM:
             break  # well above the trochanter's tip
@@ -99,6 +107,6 @@ def find_initial_slice(bone: np.ndarray, spacing_mm: np.ndarray,
                                                  or [np.zeros_like(bone[k])])
     if found is None:
         return None
-    k, head, trochanter = found
+    k, head, trochanter, _ = found
     femur_seed[k:] = False
     return InitialSlice(k, head, trochanter, femur_seed)

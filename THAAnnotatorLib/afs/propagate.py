@@ -13,6 +13,7 @@ from ..params import Params
 from .boundary import boundary_candidates, sample_normals
 from .geometry import fit_circle_least_squares
 from .hough import Circle, hough_fit
+from .sphere import least_squares_sphere, section_radius_mm
 
 # Bone window used to normalise a slice for the snake's edge energy, in HU.
 _SNAKE_WINDOW_HU = (-100.0, 900.0)
@@ -22,10 +23,24 @@ _MIN_BONE_SHARE = 0.5
 # Between neighbouring slices the center moves less than this share of the radius (plus one
 # pixel, the resolution of the fit).
 _MAX_CENTER_SHIFT = 0.5
-# Where to look for the head's outer bone edge, relative to the Hough circle, in mm.
-_EDGE_SEARCH_MM = (-1.0, 3.0)
-# Share of the normals that must find that edge for the refit to be trusted.
+# Where to look for the head's surface: within _SURFACE_SEARCH_MM (and _MIN_SEARCH_PX) of the
+# Hough circle; the cortex's brightest point up to _CORTEX_SEARCH_MM (and half a pixel) outside.
+_SURFACE_SEARCH_MM = 2.0
+_MIN_SEARCH_PX = 1.5
+_CORTEX_SEARCH_MM = 0.5
+# Drop from cortex to joint space (HU) that makes a surface point; surface points farther
+# than _SURFACE_INLIER_MM from the first fit are left out of the second.
+_MIN_SURFACE_CONTRAST_HU = 150.0
+_SURFACE_INLIER_MM = 1.5
+# How far (mm, plus a pixel) a section's center may lie from the head's center so far.
+_CENTER_TOLERANCE_MM = 2.0
+# Rings compared by _bone_inside, in mm, and the normals sampled for them.
+_POLARITY_GAP_MM, _POLARITY_BAND_MM = 1.0, 2.0
+_POLARITY_RAYS = 36
+# Share of the normals that must find the surface for the refit to be trusted.
 _MIN_EDGE_SHARE = 0.5
+# The sphere through the circles found so far predicts the next one from this many on.
+_MIN_SECTIONS = 6
 # Circles smaller than this (pixels) are too small to fit reliably.
 _MIN_RADIUS_PX = 3.0
 
@@ -38,14 +53,16 @@ class SliceFit:
     circle: Circle
 
 
-def fit_slice(hu2d: np.ndarray, bone2d: np.ndarray, center_px: np.ndarray,
-              search_px: tuple[float, float], prior_radius_px: float,
-              radius_range_px: tuple[float, float], pixel_mm: float,
-              params: Params) -> Circle | None:
+def fit_slice(hu2d: np.ndarray, center_px: np.ndarray, search_px: tuple[float, float],
+              prior_radius_px: float, radius_range_px: tuple[float, float], pixel_mm: float,
+              params: Params, head_center_px: np.ndarray | None = None) -> Circle | None:
     """Refine candidates along normals between ``search_px`` radii, fit a Hough circle, then
-    move it onto the outer edge of the head's bone.
+    move it onto the head's outer surface (:func:`snap_to_surface`).
 
     Works on a crop around ``center_px`` so the enhancement percentile is local to the joint.
+    Hough peaks must look like the head's boundary (:func:`_bone_inside`) and, when the
+    head's center is known from the slices before (``head_center_px``), be centered near it:
+    the sections of a sphere share one center.
     """
     half = int(np.ceil(max(search_px[1], radius_range_px[1]))) + 6
     y0, x0 = (int(round(c)) - half for c in center_px)
@@ -56,36 +73,73 @@ def fit_slice(hu2d: np.ndarray, bone2d: np.ndarray, center_px: np.ndarray,
     offset = np.array([y0c, x0c], dtype=float)
     points = boundary_candidates(crop, center_px - offset, search_px[0], search_px[1], pixel_mm,
                                  params)
+    tolerance_px = _CENTER_TOLERANCE_MM / pixel_mm + 1.0
+
+    def plausible(center: np.ndarray, radius: float) -> bool:
+        near = head_center_px is None or np.linalg.norm(center + offset - head_center_px) <= tolerance_px
+        return near and _bone_inside(crop, center, radius, pixel_mm)
+
     circle = hough_fit(points, crop.shape, radius_range_px, prior_radius_px, params.hough_peaks,
-                       params.use_ahs)
+                       params.use_ahs, plausible)
     if circle is None:
         return None
     circle.center_px = circle.center_px + offset
     circle.points_px = circle.points_px + offset
-    return snap_to_bone_edge(circle, bone2d, pixel_mm, params.n_rays)
+    return snap_to_surface(circle, hu2d, pixel_mm, params.n_rays)
 
 
-def snap_to_bone_edge(circle: Circle, bone2d: np.ndarray, pixel_mm: float, n_rays: int) -> Circle:
-    """Refit ``circle`` to the outer edge of the bone mask next to it.
+def _bone_inside(hu2d: np.ndarray, center_px: np.ndarray, radius_px: float, pixel_mm: float) -> bool:
+    """Whether a circle is brighter just inside than just outside, as the femoral head's
+    boundary is (bone in, joint space out); the acetabulum's inner surface, a joint space
+    farther out, is the other way round. Compares the mean HU of two rings of
+    ``_POLARITY_BAND_MM`` on either side, ``_POLARITY_GAP_MM`` from the circle."""
+    inner_mm = (-_POLARITY_GAP_MM - _POLARITY_BAND_MM, -_POLARITY_GAP_MM)
+    outer_mm = (_POLARITY_GAP_MM, _POLARITY_GAP_MM + _POLARITY_BAND_MM)
+    means = []
+    for lo, hi in (inner_mm, outer_mm):
+        profiles, _ = sample_normals(hu2d, center_px, radius_px + lo / pixel_mm,
+                                     radius_px + hi / pixel_mm, _POLARITY_RAYS)
+        means.append(float(profiles.mean()))
+    return means[0] > means[1]
+
+
+def snap_to_surface(circle: Circle, hu2d: np.ndarray, pixel_mm: float, n_rays: int) -> Circle:
+    """Refit ``circle`` to the head's outer surface at half maximum.
 
     The candidates of eqs. 3-5 sit where the intensity rises into the cortex, about half a
-    cortex inside the head's surface; the surface itself is where the bone mask ends. Along
-    each normal the first bone-to-background step within ``_EDGE_SEARCH_MM`` of the circle is
-    taken. Where the joint space is not resolved (no step on most normals) the circle is kept.
+    cortex inside the head's surface. Along each normal the cortex is the brightest point near
+    the circle and the surface is where the intensity then falls half-way to the joint space
+    (sub-pixel, by linear interpolation). Normals without a clear drop (a joint space thinner
+    than the resolution, the neck) are left out; with too few left the circle is kept.
     """
-    lo_px, hi_px = (d / pixel_mm for d in _EDGE_SEARCH_MM)
+    reach_px = max(_SURFACE_SEARCH_MM / pixel_mm, _MIN_SEARCH_PX)
+    lo_px, hi_px = -reach_px, reach_px
+    peak_px = max(_CORTEX_SEARCH_MM / pixel_mm, 0.5)
+    step = 0.25
     start = max(circle.radius_px + lo_px, 1.0)
-    solid = ndimage.binary_fill_holes(bone2d).astype(np.float32)  # spongy gaps are not the edge
-    profiles, positions = sample_normals(solid, circle.center_px, start,
-                                         circle.radius_px + hi_px, n_rays, step_px=0.25)
-    inside = profiles >= 0.5
-    leaving = inside[:, :-1] & ~inside[:, 1:]
-    has_edge = leaving.any(axis=1) & inside[:, 0]
-    if has_edge.sum() < _MIN_EDGE_SHARE * n_rays:
+    profiles, positions = sample_normals(hu2d, circle.center_px, start, circle.radius_px + hi_px,
+                                         n_rays, step_px=step)
+    n_peak = min(int(round((circle.radius_px + peak_px - start) / step)) + 1, profiles.shape[1])
+    peak_at = np.argmax(profiles[:, :n_peak], axis=1)
+    rows = np.arange(n_rays)
+    peak = profiles[rows, peak_at]
+    after = np.where(np.arange(profiles.shape[1])[None, :] >= peak_at[:, None], profiles, np.inf)
+    valley = after.min(axis=1)
+    half = (peak + valley) / 2.0
+    below = (after < half[:, None])
+    cross = np.argmax(below, axis=1)
+    ok = below.any(axis=1) & (peak - valley >= _MIN_SURFACE_CONTRAST_HU) & (cross > peak_at)
+    if ok.sum() < _MIN_EDGE_SHARE * n_rays:
         return circle
-    first = np.argmax(leaving, axis=1)
-    edges = positions[np.flatnonzero(has_edge), first[has_edge]]
+    r_idx, c_idx = rows[ok], cross[ok]
+    v0, v1 = profiles[r_idx, c_idx - 1], profiles[r_idx, c_idx]
+    frac = np.clip((v0 - half[ok]) / np.maximum(v0 - v1, 1e-6), 0.0, 1.0)
+    edges = positions[r_idx, c_idx - 1] + frac[:, None] * (positions[r_idx, c_idx] - positions[r_idx, c_idx - 1])
     fitted = fit_circle_least_squares(edges)
+    if fitted is None:
+        return circle
+    distance = np.abs(np.linalg.norm(edges - fitted[0], axis=1) - fitted[1])
+    fitted = fit_circle_least_squares(edges[distance <= _SURFACE_INLIER_MM / pixel_mm])
     if fitted is None or abs(fitted[1] - circle.radius_px) > hi_px:
         return circle
     return Circle(fitted[0], fitted[1], circle.points_px, circle.votes)
@@ -108,34 +162,55 @@ def _bone_share(filled_bone: np.ndarray, circle: Circle) -> float:
     return float(filled_bone[disk].mean()) if disk.any() else 0.0
 
 
-def propagate(hu: np.ndarray, bone: np.ndarray, start: SliceFit, step: int, max_slices: int,
-              pixel_mm: float, params: Params,
+def _expected_radius_px(fits: list[SliceFit], k: int, spacing_mm: np.ndarray) -> float | None:
+    """Radius at slice ``k`` of the sphere through ``fits``, once there are enough of them."""
+    if len(fits) < _MIN_SECTIONS:
+        return None
+    pixel_mm = float(np.mean(spacing_mm[1:]))
+    sphere = least_squares_sphere(np.array([f.index for f in fits]) * spacing_mm[0],
+                                  np.array([f.circle.center_px for f in fits]) * spacing_mm[1:],
+                                  np.array([f.circle.radius_px for f in fits]) * pixel_mm)
+    if sphere is None:
+        return None
+    return section_radius_mm(sphere, k * spacing_mm[0]) / pixel_mm
+
+
+def propagate(hu: np.ndarray, bone: np.ndarray, history: list[SliceFit], step: int,
+              max_slices: int, spacing_mm: np.ndarray, params: Params,
               cancel: Callable[[], bool] | None = None) -> list[SliceFit]:
-    """Follow the head from ``start`` slice by slice in direction ``step`` (+1 up, -1 down),
-    at most ``max_slices`` slices.
+    """Follow the head slice by slice in direction ``step`` (+1 up, -1 down) from the last of
+    the circles found so far (``history``), at most ``max_slices`` slices.
 
     Each next slice: a snake initialised from the previous circle gives the new center, then
     candidates along its normals get a Hough fit with the radius held within
-    ``params.propagation_radius_window`` of the previous radius (AHS prior: that radius).
-    Stops at the first slice without a credible circle.
+    ``params.propagation_radius_window`` of the expected radius, which is also AHS's prior:
+    the previous radius at first, then the section of the sphere through the circles so far
+    (past the equator a sphere's sections shrink, and a prior that does not would lead the
+    fit onto the acetabulum, a joint space farther out). Stops at the first slice without a
+    credible circle and where the sphere has no section left.
     """
     fits: list[SliceFit] = []
+    start = history[-1]
     previous = start.circle
+    pixel_mm = float(np.mean(spacing_mm[1:]))
     lo, hi = params.propagation_radius_window
     k = start.index + step
-    while (0 <= k < hu.shape[0] and len(fits) < max_slices
-           and previous.radius_px * lo >= _MIN_RADIUS_PX):
+    while 0 <= k < hu.shape[0] and len(fits) < max_slices:
         if cancel is not None and cancel():
             raise Cancelled("Femoral head propagation was cancelled.")
         center = _snake_center(hu[k], previous, params.n_rays)
-        r = previous.radius_px
-        circle = fit_slice(hu[k], bone[k], center, (r / params.rough_shrink, r * params.search_extent),
-                           r, (r * lo, r * hi), pixel_mm, params)
+        expected = _expected_radius_px(history + fits, k, spacing_mm)
+        r = previous.radius_px if expected is None else expected
+        if r * lo < _MIN_RADIUS_PX:
+            break
+        head_center = np.median([f.circle.center_px for f in history + fits], axis=0)
+        circle = fit_slice(hu[k], center, (r / params.rough_shrink, r * params.search_extent), r,
+                           (r * lo, r * hi), pixel_mm, params, head_center)
         if circle is None:
             break
         shift = np.linalg.norm(circle.center_px - previous.center_px)
         filled = ndimage.binary_fill_holes(bone[k])
-        if shift > _MAX_CENTER_SHIFT * r + 1.0 or _bone_share(filled, circle) < _MIN_BONE_SHARE:
+        if shift > _MAX_CENTER_SHIFT * previous.radius_px + 1.0 or _bone_share(filled, circle) < _MIN_BONE_SHARE:
             break
         fits.append(SliceFit(k, circle))
         previous = circle

@@ -13,6 +13,9 @@ from .geometry import circle_through, ray_polygon_hit
 _ANTERIOR = np.array([-1.0, 0.0])
 _MEDIAL = np.array([0.0, 1.0])
 _CORE_FACTOR = 1.2
+# A round head's section is at most this much larger than its largest inscribed disk (the
+# disk shrinks where spongy bone left holes at the surface).
+_MAX_OVER_INSCRIBED = 1.05
 # Bone bridges thinner than about twice this (mm) between the head and its neighbours are cut.
 _BRIDGE_MM = 1.5
 
@@ -27,24 +30,38 @@ class RoughCircle:
     rough_radius_mm: float  # r / rough_shrink
 
 
-def _head_core(head: np.ndarray, spacing_yx_mm: np.ndarray) -> np.ndarray:
-    """The head's part of its bone component: thin bridges to touching bone are opened, and
-    what is left within 1.2 x the largest inscribed disk's radius of that disk's center."""
-    opened = ndimage.binary_opening(head, structure=_disk(_BRIDGE_MM, spacing_yx_mm))
-    depth = ndimage.distance_transform_edt(ndimage.binary_fill_holes(opened), sampling=spacing_yx_mm)
+def _head_core(head: np.ndarray, spacing_yx_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The head's part of its bone component, with the head's largest inscribed disk.
+
+    Thin bone bridges to touching bone are opened, and the core is what is left within
+    ``_CORE_FACTOR`` x the inscribed disk's radius of its center. Returns (core mask, disk
+    center (y, x) mm, disk radius mm).
+    """
+    disk = _disk(_BRIDGE_MM, spacing_yx_mm)
+    opened = ndimage.binary_opening(head, structure=disk)
+    # closed and hole-filled, so spongy gaps at the surface do not shrink the inscribed disk
+    solid = ndimage.binary_fill_holes(ndimage.binary_closing(opened, structure=disk))
+    depth = ndimage.distance_transform_edt(solid, sampling=spacing_yx_mm)
     if depth.max() == 0:
-        return head
+        return head, np.argwhere(head).mean(axis=0) * spacing_yx_mm, 0.0
     center = np.unravel_index(np.argmax(depth), depth.shape)
     pieces, _ = ndimage.label(opened)
     yy, xx = np.ogrid[:head.shape[0], :head.shape[1]]
     dist2 = ((yy - center[0]) * spacing_yx_mm[0]) ** 2 + ((xx - center[1]) * spacing_yx_mm[1]) ** 2
-    return (pieces == pieces[center]) & (dist2 <= (_CORE_FACTOR * depth.max()) ** 2)
+    core = (pieces == pieces[center]) & (dist2 <= (_CORE_FACTOR * depth.max()) ** 2)
+    return core, np.array(center, dtype=float) * spacing_yx_mm, float(depth.max())
 
 
 def _disk(radius_mm: float, spacing_yx_mm: np.ndarray) -> np.ndarray:
     ry, rx = (max(int(radius_mm / s), 1) for s in spacing_yx_mm)
     yy, xx = np.ogrid[-ry:ry + 1, -rx:rx + 1]
     return (yy / ry) ** 2 + (xx / rx) ** 2 <= 1.0
+
+
+def _agrees(circle: tuple[np.ndarray, float], disk_center: np.ndarray, disk_radius: float) -> bool:
+    center, r = circle
+    return (disk_radius <= r <= _MAX_OVER_INSCRIBED * disk_radius
+            and np.linalg.norm(center - disk_center) <= 0.5 * disk_radius)
 
 
 def rough_circle(head: np.ndarray, trochanter: np.ndarray, spacing_yx_mm: np.ndarray,
@@ -56,8 +73,13 @@ def rough_circle(head: np.ndarray, trochanter: np.ndarray, spacing_yx_mm: np.nda
 
     Where the head's bone touches the acetabulum or the neck in this slice, the component is
     first trimmed to the head's core (see ``_head_core``), which leaves a lone head unchanged.
+    The three points all lie on the head's anterior-medial side, so their circle is unstable
+    when the outline is not round; a circle that disagrees with the head's largest inscribed
+    disk (radius outside 1 to ``_MAX_OVER_INSCRIBED`` x the disk's, or center off the disk's
+    by more than half its radius) is replaced by that disk.
     """
-    pts = np.argwhere(_head_core(head, spacing_yx_mm)) * spacing_yx_mm
+    core, disk_center, disk_radius = _head_core(head, spacing_yx_mm)
+    pts = np.argwhere(core) * spacing_yx_mm
     if len(pts) < 3:
         return None
     hull = pts[ConvexHull(pts).vertices]
@@ -69,7 +91,9 @@ def rough_circle(head: np.ndarray, trochanter: np.ndarray, spacing_yx_mm: np.nda
     if p_u is None or p_r is None:
         return None
     circle = circle_through(p_u, p_r, p_m)
-    if circle is None:
-        return None
+    if circle is None or not _agrees(circle, disk_center, disk_radius):
+        if disk_radius == 0:
+            return None
+        circle = (disk_center, disk_radius)
     center, r = circle
     return RoughCircle(np.array([p_u, p_r, p_m]), center, r, r / rough_shrink)

@@ -47,16 +47,16 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     pixel_mm = float(np.mean(spacing_mm[1:]))
     r_px = rough.anatomy_radius_mm / pixel_mm
     band = (r_px / params.rough_shrink, r_px * params.search_extent)
-    first = fit_slice(hu[initial.index], bone[initial.index], rough.center_mm / spacing_mm[1:],
-                      band, r_px, band, pixel_mm, params)
+    first = fit_slice(hu[initial.index], rough.center_mm / spacing_mm[1:], band, r_px, band,
+                      pixel_mm, params)
     if first is None:
         raise HeadNotFound("no circular femoral head boundary was found in the initial slice")
     start = SliceFit(initial.index, first)
     # a sphere's sections span at most its diameter, and the initial slice's section is close
     # to the largest one: going farther than that diameter means following something else
     reach = int(np.floor(2.0 * first.radius_px * pixel_mm / spacing_mm[0]))
-    below = propagate(hu, bone, start, -1, reach, pixel_mm, params, cancel)
-    above = propagate(hu, bone, start, +1, reach, pixel_mm, params, cancel)
+    below = propagate(hu, bone, [start], -1, reach, spacing_mm, params, cancel)
+    above = propagate(hu, bone, below + [start], +1, reach, spacing_mm, params, cancel)
     fits = below[::-1] + [start] + above
 
     sphere = fit_sphere(np.array([f.index for f in fits]) * spacing_mm[0],

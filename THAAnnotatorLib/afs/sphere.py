@@ -44,20 +44,23 @@ def fit_sphere(z_mm: np.ndarray, centers_yx_mm: np.ndarray, radii_mm: np.ndarray
     for _ in range(_REFITS):
         if keep.sum() < 3 or np.ptp(z_mm[keep]) == 0:
             break
-        sphere = _least_squares_sphere(z_mm[keep], centers_yx_mm[keep], radii_mm[keep])
+        sphere = least_squares_sphere(z_mm[keep], centers_yx_mm[keep], radii_mm[keep])
         if sphere is None:
             break
-        section = np.sqrt(np.clip(sphere.radius_mm**2 - (z_mm - sphere.center_mm[0]) ** 2, 0, None))
+        section = np.array([section_radius_mm(sphere, z) for z in z_mm])
         keep = np.abs(section - radii_mm) <= _SECTION_TOLERANCE_MM
-    if sphere is None or not 0.9 <= sphere.radius_mm / radii_mm.max() <= _MAX_RADIUS_OVER_LARGEST_SECTION:
+    if sphere is None or keep.sum() < 3:
         return fallback
-    if keep.sum() >= 3:  # the in-plane center too comes from the sections that fit the sphere
-        sphere.center_mm[1:] = np.median(centers_yx_mm[keep], axis=0)
+    if not 0.9 <= sphere.radius_mm / radii_mm[keep].max() <= _MAX_RADIUS_OVER_LARGEST_SECTION:
+        return fallback
+    # the in-plane center too comes from the sections that fit the sphere
+    sphere.center_mm[1:] = np.median(centers_yx_mm[keep], axis=0)
     return sphere
 
 
-def _least_squares_sphere(z_mm: np.ndarray, centers_yx_mm: np.ndarray,
-                          radii_mm: np.ndarray) -> Sphere | None:
+def least_squares_sphere(z_mm: np.ndarray, centers_yx_mm: np.ndarray,
+                         radii_mm: np.ndarray) -> Sphere | None:
+    """The sphere whose sections at heights ``z_mm`` best match ``radii_mm``; None if none."""
     design = np.column_stack([np.ones_like(z_mm), z_mm])
     (a, b), *_ = np.linalg.lstsq(design, radii_mm**2 + z_mm**2, rcond=None)
     cz = b / 2.0
@@ -65,3 +68,8 @@ def _least_squares_sphere(z_mm: np.ndarray, centers_yx_mm: np.ndarray,
     if r2 <= 0 or not (z_mm.min() - radii_mm.max() <= cz <= z_mm.max() + radii_mm.max()):
         return None
     return Sphere(np.array([cz, *np.median(centers_yx_mm, axis=0)]), float(np.sqrt(r2)))
+
+
+def section_radius_mm(sphere: Sphere, z_mm: float) -> float:
+    """Radius of the sphere's section at height ``z_mm`` (0 beyond its poles)."""
+    return float(np.sqrt(max(sphere.radius_mm**2 - (z_mm - sphere.center_mm[0]) ** 2, 0.0)))
