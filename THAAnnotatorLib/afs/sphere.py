@@ -11,6 +11,8 @@ _MAX_RADIUS_OVER_LARGEST_SECTION = 1.15
 # Sections farther than this (mm) from the fitted sphere are left out of the refit.
 _SECTION_TOLERANCE_MM = 2.0
 _REFITS = 3
+# Sections smaller than this share of the sphere's radius are left out of the refit.
+_MIN_SECTION_SHARE = 0.6
 
 
 @dataclass
@@ -48,7 +50,9 @@ def fit_sphere(z_mm: np.ndarray, centers_yx_mm: np.ndarray, radii_mm: np.ndarray
         if sphere is None:
             break
         section = np.array([section_radius_mm(sphere, z) for z in z_mm])
-        keep = np.abs(section - radii_mm) <= _SECTION_TOLERANCE_MM
+        # near the poles a section is smeared by the slice thickness: leave those out too
+        keep = (np.abs(section - radii_mm) <= _SECTION_TOLERANCE_MM) & (
+            radii_mm >= _MIN_SECTION_SHARE * sphere.radius_mm)
     if sphere is None or keep.sum() < 3:
         return fallback
     if not 0.9 <= sphere.radius_mm / radii_mm[keep].max() <= _MAX_RADIUS_OVER_LARGEST_SECTION:
