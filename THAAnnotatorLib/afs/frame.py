@@ -60,6 +60,12 @@ class SideFrame:
             return self.x_stop - 1 - np.asarray(x_frame, dtype=float)
         return self.x_start + np.asarray(x_frame, dtype=float)
 
+    def to_frame_x(self, x_canonical: np.ndarray | float) -> np.ndarray | float:
+        """Map canonical x (fractional allowed) to side-frame x."""
+        if self.mirrored:
+            return self.x_stop - 1 - np.asarray(x_canonical, dtype=float)
+        return np.asarray(x_canonical, dtype=float) - self.x_start
+
     def to_canonical_zyx(self, zyx_frame: np.ndarray) -> np.ndarray:
         pts = np.array(zyx_frame, dtype=float, copy=True)
         pts[..., 2] = self.to_canonical_x(pts[..., 2])

@@ -1,0 +1,113 @@
+"""AFS accuracy against the phantom's known truth, the LPS / RAS invariance, and the ablation
+of the paper's boundary rules (Table 5)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from THAAnnotatorLib.afs.boundary import candidate_mask, enhance, sample_normals
+from THAAnnotatorLib.afs.frame import SideFrame
+from THAAnnotatorLib.io import read_scan
+from THAAnnotatorLib.labels import truth_side_labels
+from THAAnnotatorLib.metrics import dice
+from THAAnnotatorLib.params import Params
+from THAAnnotatorLib.phantom import generate_phantom, phantom_to_sitk
+from THAAnnotatorLib.pipeline import annotate
+from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
+
+FINE = (2.0, 0.8, 0.8)  # slice spacing, then in-plane, mm
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return generate_phantom(spacing_mm=FINE, seed=1)
+
+
+@pytest.fixture(scope="module")
+def annotated_from_files(phantom, tmp_path_factory):
+    """The phantom written as NIfTI in LPS and in RAS storage, each read back and annotated."""
+    results = {}
+    for storage in ("LPS", "RAS"):
+        path = tmp_path_factory.mktemp(storage) / "scan.nii.gz"
+        sitk.WriteImage(phantom_to_sitk(phantom, storage=storage), str(path))
+        scan = read_scan(path)
+        results[storage] = (scan.volume, annotate(scan.volume))
+    return results
+
+
+def test_head_and_acetabulum_match_the_truth(phantom, annotated_from_files):
+    volume, annotation = annotated_from_files["LPS"]
+    truth = truth_side_labels(phantom)
+    for side in SIDES:
+        result = annotation.sides[side]
+        assert result.status == "segmented", result.message
+        head = segment_code(side, FEMORAL_HEAD)
+        acetabulum = segment_code(side, ACETABULUM)
+        assert dice(annotation.side_labels == head, truth == head) >= 0.92, side
+        assert dice(annotation.side_labels == acetabulum, truth == acetabulum) >= 0.88, side
+        assert abs(result.head_diameter_mm - 2 * phantom.heads[side].radius_mm) <= 1.5, side
+        center_error = np.subtract(result.sphere_center_ras_mm, phantom.heads[side].center_ras_mm)
+        assert np.linalg.norm(center_error) <= 2.0, side
+
+
+def test_lps_and_ras_storage_give_the_same_result(annotated_from_files):
+    (lps_volume, lps), (ras_volume, ras) = annotated_from_files["LPS"], annotated_from_files["RAS"]
+    np.testing.assert_array_equal(lps.side_labels, ras.side_labels)
+    for side in SIDES:
+        assert lps.sides[side].head_diameter_mm == ras.sides[side].head_diameter_mm
+        np.testing.assert_allclose(lps.sides[side].sphere_center_ras_mm,
+                                   ras.sides[side].sphere_center_ras_mm, atol=1e-6)
+    # the right hip is on the patient's right (+x in RAS) whatever the storage
+    assert lps.sides["right"].sphere_center_ras_mm[0] > lps.sides["left"].sphere_center_ras_mm[0]
+
+
+@pytest.mark.xfail(strict=True, reason="AFS at 5 mm slices still misses the accuracy bar: the "
+                   "initial slice's head is merged with the neck and the first circle is off-center")
+def test_accuracy_with_thick_slices():
+    phantom = generate_phantom(spacing_mm=(5.0, 1.0, 1.0), seed=1)
+    annotation = annotate(phantom.volume)
+    truth = truth_side_labels(phantom)
+    for side in SIDES:
+        head = segment_code(side, FEMORAL_HEAD)
+        assert dice(annotation.side_labels == head, truth == head) >= 0.92
+        assert abs(annotation.sides[side].head_diameter_mm - 2 * phantom.heads[side].radius_mm) <= 1.5
+
+
+def _cortex_precision(phantom, use_fsg: bool, use_lnms: bool) -> float:
+    """Share of the candidate boundary points that lie on the head's cortex (from 2.5 mm inside
+    the surface to 0.5 mm outside), over four slices near each head's equator, searching along
+    normals of the true section as the rough circle would."""
+    volume, params = phantom.volume, Params()
+    pixel_mm = float(volume.spacing_mm[1])
+    on_cortex, total = 0, 0
+    for side in SIDES:
+        frame = SideFrame.for_side(volume, side)
+        hu = frame.view(volume.hu)
+        truth = phantom.heads[side]
+        zyx = volume.ras_mm_to_index(np.array(truth.center_ras_mm))
+        x_frame = float(frame.to_frame_x(zyx[2]))
+        for dz_mm in (-6.0, -2.0, 2.0, 6.0):
+            k = int(round(zyx[0] + dz_mm / volume.spacing_mm[0]))
+            dz = (k - zyx[0]) * volume.spacing_mm[0]
+            r_px = np.sqrt(truth.radius_mm**2 - dz**2) / pixel_mm
+            half = int(r_px * 1.6) + 6
+            y0, x0 = int(zyx[1]) - half, int(x_frame) - half
+            crop = hu[k, y0:y0 + 2 * half + 1, x0:x0 + 2 * half + 1]
+            enhanced = enhance(crop, pixel_mm, params.enhance_percentile)
+            origin = np.array([zyx[1] - y0, x_frame - x0])
+            profiles, positions = sample_normals(enhanced, origin, r_px / params.rough_shrink,
+                                                 r_px * params.search_extent, params.n_rays)
+            points = positions[candidate_mask(profiles, use_fsg, use_lnms)]
+            depth_mm = (np.linalg.norm(points - origin, axis=1) - r_px) * pixel_mm
+            on_cortex += int(((depth_mm >= -2.5) & (depth_mm <= 0.5)).sum())
+            total += len(points)
+    return on_cortex / total
+
+
+def test_fsg_and_lnms_make_boundary_points_more_accurate(phantom):
+    """Paper Table 5 / Fig. 3: baseline < +FSG < +FSG+L-NMS on a phantom with spongy bone."""
+    baseline = _cortex_precision(phantom, use_fsg=False, use_lnms=False)
+    fsg = _cortex_precision(phantom, use_fsg=True, use_lnms=False)
+    fsg_lnms = _cortex_precision(phantom, use_fsg=True, use_lnms=True)
+    assert baseline < fsg < fsg_lnms, (baseline, fsg, fsg_lnms)

@@ -1,0 +1,47 @@
+"""AFS accuracy over several generated phantoms, against their known truth.
+
+For each seed and hip: acetabulum and femoral head Dice (head slices) and the head diameter
+error, and whether the hip meets the targets (Dice >= 0.88 / 0.92, diameter within 1.5 mm).
+Run: .venv/bin/python benchmarks/accuracy.py [--seeds N] [--spacing-mm Z Y X]
+"""
+from __future__ import annotations
+
+import argparse
+
+from THAAnnotatorLib.labels import truth_side_labels
+from THAAnnotatorLib.metrics import dice
+from THAAnnotatorLib.phantom import generate_phantom
+from THAAnnotatorLib.pipeline import annotate
+from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=8, help="phantoms 0 .. N-1")
+    parser.add_argument("--spacing-mm", type=float, nargs=3, default=(2.0, 0.8, 0.8),
+                        metavar=("Z", "Y", "X"), help="voxel size in mm (slice, row, column)")
+    args = parser.parse_args()
+    passed = total = 0
+    for seed in range(args.seeds):
+        phantom = generate_phantom(spacing_mm=tuple(args.spacing_mm), seed=seed)
+        annotation = annotate(phantom.volume)
+        truth = truth_side_labels(phantom)
+        for side in SIDES:
+            total += 1
+            result = annotation.sides[side]
+            if result.status != "segmented":
+                print(f"seed {seed} {side:5s}: {result.status}: {result.message}")
+                continue
+            scores = {cls: dice(annotation.side_labels == segment_code(side, cls),
+                                truth == segment_code(side, cls)) for cls in (ACETABULUM, FEMORAL_HEAD)}
+            error = result.head_diameter_mm - 2 * phantom.heads[side].radius_mm
+            ok = scores[ACETABULUM] >= 0.88 and scores[FEMORAL_HEAD] >= 0.92 and abs(error) <= 1.5
+            passed += ok
+            print(f"seed {seed} {side:5s}: acetabulum Dice {scores[ACETABULUM]:.3f}, femoral head "
+                  f"Dice {scores[FEMORAL_HEAD]:.3f}, diameter error {error:+.1f} mm"
+                  f"{'' if ok else '  (below target)'}")
+    print(f"{passed} of {total} hips meet the targets at {tuple(args.spacing_mm)} mm")
+
+
+if __name__ == "__main__":
+    main()
