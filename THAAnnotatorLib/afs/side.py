@@ -12,10 +12,12 @@ from ..params import Params
 from .initial_slice import find_initial_slice
 from .propagate import SliceFit, fit_slice, propagate
 from .rough_circle import RoughCircle, rough_circle
-from .sphere import Sphere, fit_sphere
+from .sphere import Sphere, fit_sphere, section_radius_mm
 
 # The split and the labels only need bone this close to the head (multiples of its radius).
 _BOX_BELOW, _BOX_ABOVE, _BOX_IN_PLANE = 2.5, 1.5, 3.0
+# Sections smaller than this (pixels) are not refitted.
+_MIN_REFIT_RADIUS_PX = 3.0
 
 
 class HeadNotFound(Exception):
@@ -59,9 +61,12 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     above = propagate(hu, bone, below + [start], +1, reach, spacing_mm, params, cancel)
     fits = below[::-1] + [start] + above
 
-    sphere = fit_sphere(np.array([f.index for f in fits]) * spacing_mm[0],
-                        np.array([f.circle.center_px for f in fits]) * spacing_mm[1:],
-                        np.array([f.circle.radius_px for f in fits]) * pixel_mm)
+    sphere = _sphere_of(fits, spacing_mm)
+    # second pass: every slice the sphere spans, fitted again with the sphere's section as the
+    # prior, so a start that was off (a head merged with its neck) does not steer the result
+    refits = _refit_with_sphere(hu, sphere, spacing_mm, params)
+    if len(refits) >= 3:
+        fits, sphere = refits, _sphere_of(refits, spacing_mm)
     if not params.min_head_radius_mm <= sphere.radius_mm <= params.max_head_radius_mm:
         raise HeadNotFound(
             f"the fitted femoral head radius, {sphere.radius_mm:.1f} mm, is outside the "
@@ -76,6 +81,31 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     labels[box] = joint_labels(femur, pelvis, center_idx - offset, sphere.radius_mm, spacing_mm,
                                params)
     return SideFit(initial.index, rough, fits, sphere, labels)
+
+
+def _sphere_of(fits: list[SliceFit], spacing_mm: np.ndarray) -> Sphere:
+    pixel_mm = float(np.mean(spacing_mm[1:]))
+    return fit_sphere(np.array([f.index for f in fits]) * spacing_mm[0],
+                      np.array([f.circle.center_px for f in fits]) * spacing_mm[1:],
+                      np.array([f.circle.radius_px for f in fits]) * pixel_mm)
+
+
+def _refit_with_sphere(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray,
+                       params: Params) -> list[SliceFit]:
+    """Circles in the slices ``sphere`` spans, each fitted with its expected section."""
+    pixel_mm = float(np.mean(spacing_mm[1:]))
+    center_px = sphere.center_mm[1:] / spacing_mm[1:]
+    lo, hi = params.propagation_radius_window
+    fits = []
+    for k in range(hu.shape[0]):
+        r = section_radius_mm(sphere, k * spacing_mm[0]) / pixel_mm
+        if r * lo < _MIN_REFIT_RADIUS_PX:
+            continue
+        circle = fit_slice(hu[k], center_px, (r / params.rough_shrink, r * params.search_extent), r,
+                           (r * lo, r * hi), pixel_mm, params, center_px)
+        if circle is not None:
+            fits.append(SliceFit(k, circle))
+    return fits
 
 
 def _joint_box(shape: tuple[int, ...], center_idx: np.ndarray, radius_idx: np.ndarray) -> tuple[slice, ...]:
