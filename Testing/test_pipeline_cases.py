@@ -1,0 +1,41 @@
+"""Whole-scan cases from the command line: a scan without hips and a hip with an implant."""
+from __future__ import annotations
+
+import json
+
+import SimpleITK as sitk
+
+from THAAnnotatorLib import cli
+from THAAnnotatorLib.phantom import generate_phantom, phantom_to_sitk
+from THAAnnotatorLib.pipeline import METAL_MESSAGE
+
+SPACING = (2.0, 1.0, 1.0)  # mm
+
+
+def _write(phantom, path):
+    sitk.WriteImage(phantom_to_sitk(phantom), str(path))
+    return path
+
+
+def test_scan_without_hips_is_refused_and_nothing_is_written(tmp_path, capsys):
+    scan = _write(generate_phantom(spacing_mm=SPACING, hips=False, seed=3), tmp_path / "spine.nii.gz")
+    out = tmp_path / "out"
+    assert cli.main(["annotate", str(scan), "--out", str(out), "--quiet"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: No hip could be segmented"), lines
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spine.nii.gz"]
+
+
+def test_implant_side_is_reported_and_the_other_hip_is_segmented(tmp_path, capsys):
+    phantom = generate_phantom(spacing_mm=SPACING, metal_side="left", seed=2)
+    scan = _write(phantom, tmp_path / "implant.nii.gz")
+    out = tmp_path / "out"
+    assert cli.main(["annotate", str(scan), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert f"left hip: {METAL_MESSAGE}" in printed
+    report = json.loads((out / "annotation.json").read_text())
+    sides = report["sides"]
+    assert sides["left"]["status"] == "metal" and sides["left"]["message"] == METAL_MESSAGE
+    assert sides["right"]["status"] == "segmented"
+    assert abs(sides["right"]["head_diameter_mm"] - 2 * phantom.heads["right"].radius_mm) <= 3.0
