@@ -42,7 +42,7 @@ _MIN_EDGE_SHARE = 0.5
 # The sphere through the circles found so far predicts the next one from this many on.
 _MIN_SECTIONS = 6
 # Circles smaller than this (pixels) are too small to fit reliably.
-_MIN_RADIUS_PX = 3.0
+MIN_RADIUS_PX = 3.0
 
 
 @dataclass
@@ -201,7 +201,7 @@ def propagate(hu: np.ndarray, bone: np.ndarray, history: list[SliceFit], step: i
         center = _snake_center(hu[k], previous, params.n_rays)
         expected = _expected_radius_px(history + fits, k, spacing_mm)
         r = previous.radius_px if expected is None else expected
-        if r * lo < _MIN_RADIUS_PX:
+        if r * lo < MIN_RADIUS_PX:
             break
         head_center = np.median([f.circle.center_px for f in history + fits], axis=0)
         circle = fit_slice(hu[k], center, (r / params.rough_shrink, r * params.search_extent), r,

@@ -10,14 +10,12 @@ import numpy as np
 from ..labels import joint_labels, split_femur_pelvis
 from ..params import Params
 from .initial_slice import find_initial_slice
-from .propagate import SliceFit, fit_slice, propagate
+from .propagate import MIN_RADIUS_PX, SliceFit, fit_slice, propagate
 from .rough_circle import RoughCircle, rough_circle
 from .sphere import Sphere, fit_sphere, section_radius_mm
 
 # The split and the labels only need bone this close to the head (multiples of its radius).
 _BOX_BELOW, _BOX_ABOVE, _BOX_IN_PLANE = 2.5, 1.5, 3.0
-# Sections smaller than this (pixels) are not refitted.
-_MIN_REFIT_RADIUS_PX = 3.0
 
 
 class HeadNotFound(Exception):
@@ -99,7 +97,7 @@ def _refit_with_sphere(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray,
     fits = []
     for k in range(hu.shape[0]):
         r = section_radius_mm(sphere, k * spacing_mm[0]) / pixel_mm
-        if r * lo < _MIN_REFIT_RADIUS_PX:
+        if r * lo < MIN_RADIUS_PX:
             continue
         circle = fit_slice(hu[k], center_px, (r / params.rough_shrink, r * params.search_extent), r,
                            (r * lo, r * hi), pixel_mm, params, center_px)
