@@ -1,0 +1,246 @@
+"""The 3D Slicer module's Logic, headless, against real MRML nodes (the slicer-core wheel).
+
+The scenarios live in THAAnnotator/THAAnnotatorScenarios.py, so the module's self-test inside
+Slicer (THAAnnotatorTest.runTest) runs exactly the same checks.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+MODULE_DIR = Path(__file__).resolve().parents[1] / "THAAnnotator"
+
+try:
+    import slicer
+except ImportError as error:  # pragma: no cover - depends on the environment
+    if os.environ.get("THA_REQUIRE_SHARED_DATA"):  # CI must run these tests, never skip them
+        raise
+    pytest.skip(f"the slicer-core wheel is not installed ({error}); `pip install slicer-core` runs these "
+                "MRML tests", allow_module_level=True)
+
+if str(MODULE_DIR) not in sys.path:
+    sys.path.insert(0, str(MODULE_DIR))
+
+import THAAnnotator  # noqa: E402
+import THAAnnotatorScenarios  # noqa: E402
+from THAAnnotator import THAAnnotatorLogic  # noqa: E402
+from THAAnnotatorLib.errors import InputError  # noqa: E402
+from THAAnnotatorLib.params import Params  # noqa: E402
+
+
+@pytest.mark.parametrize("scenario", THAAnnotatorScenarios.SCENARIOS, ids=lambda scenario: scenario.__name__)
+def test_scenario(scenario):
+    try:
+        figures = scenario(slicer.vtkMRMLScene())
+    except THAAnnotatorScenarios.ScenarioSkipped as why:
+        pytest.skip(str(why))
+    print(scenario.__name__, figures)
+
+
+def test_self_test_runs_every_scenario_on_a_fresh_scene(monkeypatch):
+    calls = []
+
+    def recorder(name):
+        def scenario(scene):
+            calls.append((name, scene))
+            return {}
+        scenario.__name__ = name
+        return scenario
+
+    def skipped(scene):
+        calls.append(("skipped", scene))
+        raise THAAnnotatorScenarios.ScenarioSkipped("not here")
+
+    names = [s.__name__ for s in THAAnnotatorScenarios.SCENARIOS]
+    monkeypatch.setattr(THAAnnotatorScenarios, "SCENARIOS", tuple(recorder(n) for n in names) + (skipped,))
+    THAAnnotator.THAAnnotatorTest().runTest()
+    assert [name for name, _ in calls] == names + ["skipped"]
+    scenes = [scene for _, scene in calls]
+    assert all(scene.IsA("vtkMRMLScene") for scene in scenes) and len({id(s) for s in scenes}) == len(scenes)
+
+
+def test_missing_packages_are_named_and_leave_the_scene_unchanged(monkeypatch):
+    scene = slicer.vtkMRMLScene()
+    logic = THAAnnotatorLogic(scene)
+    volumeNode = THAAnnotatorScenarios.addPhantomVolume(scene)
+    realFindSpec = importlib.util.find_spec
+    monkeypatch.setattr(THAAnnotator.importlib.util, "find_spec",
+                        lambda name, *args: None if name in ("maxflow", "skimage") else realFindSpec(name, *args))
+    assert logic.missingPythonPackages() == ["scikit-image", "PyMaxflow"]
+    before = THAAnnotatorScenarios.sceneSnapshot(scene)
+    with pytest.raises(InputError, match="scikit-image, PyMaxflow"):
+        logic.run(volumeNode, None, Params())
+    assert THAAnnotatorScenarios.sceneSnapshot(scene) == before
+
+
+def test_packages_are_installed_with_pip_but_never_simpleitk(monkeypatch):
+    installed = []
+    monkeypatch.setattr(slicer.util, "pip_install", lambda requirements, **kwargs: installed.append(requirements),
+                        raising=False)
+    THAAnnotatorLogic.installPythonPackages(["scipy", "SimpleITK", "PyMaxflow"])
+    assert installed == ["scipy PyMaxflow"]
+    realFindSpec = importlib.util.find_spec
+    monkeypatch.setattr(THAAnnotator.importlib.util, "find_spec",
+                        lambda name, *args: None if name == "maxflow" else realFindSpec(name, *args))
+    with pytest.raises(RuntimeError, match="could not be installed: PyMaxflow"):
+        THAAnnotatorLogic.installPythonPackages(["PyMaxflow"])
+
+
+def test_torch_comes_from_the_pytorch_extension_or_a_clear_message(monkeypatch):
+    if importlib.util.find_spec("torch") is not None:
+        assert THAAnnotatorLogic.ensureTorch().__name__ == "torch"
+    realFindSpec = importlib.util.find_spec
+    monkeypatch.setattr(THAAnnotator.importlib.util, "find_spec",
+                        lambda name, *args: None if name == "torch" else realFindSpec(name, *args))
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", None)  # the PyTorch extension is not installed
+    with pytest.raises(InputError, match='install the "PyTorch" extension from the Extensions Manager'):
+        THAAnnotatorLogic.ensureTorch()
+
+    class FakePyTorchUtils:  # the extension's helper, declining the installation
+        class PyTorchUtilsLogic:
+            def installTorch(self, askConfirmation=True):
+                assert askConfirmation
+                return None
+
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", FakePyTorchUtils)
+    with pytest.raises(InputError, match="PyTorch was not installed"):
+        THAAnnotatorLogic.ensureTorch()
+
+
+def test_sides_and_parameters():
+    assert THAAnnotator.sidesFromChoice("both") == ("right", "left")
+    assert THAAnnotator.sidesFromChoice("left") == ("left",)
+    assert THAAnnotator.sidesFromChoice(["left", "right"]) == ("left", "right")
+    for bad in ("up", [], ["right", "middle"]):
+        with pytest.raises(InputError):
+            THAAnnotator.sidesFromChoice(bad)
+    scene = slicer.vtkMRMLScene()
+    logic = THAAnnotatorLogic(scene)
+    node = logic.getParameterNode()
+    node.SetParameter("GraphCutLambda", "a lot")
+    with pytest.raises(InputError, match="GraphCutLambda"):
+        logic.paramsFromParameterNode(node)
+
+
+def test_segment_array_round_trips_masks_in_a_permuted_layout():
+    """Segments written from a mask come back voxel for voxel, also when they touch the borders."""
+    scene = slicer.vtkMRMLScene()
+    logic = THAAnnotatorLogic(scene)
+    volumeNode = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "tiny")
+    slicer.util.updateVolumeFromArray(volumeNode, np.zeros((6, 7, 8), dtype=np.int16))
+    volumeNode.SetIJKToRASMatrix(THAAnnotator._arrayToMatrix(np.array(
+        [[0.0, 0, -1.5, 10], [0, -0.7, 0, -4], [2.0, 0, 0, 30], [0, 0, 0, 1]])))
+    segmentationNode = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
+    rng = np.random.default_rng(1)
+    masks = {"a": rng.random((6, 7, 8)) > 0.5, "b": np.zeros((6, 7, 8), bool), "c": np.ones((6, 7, 8), bool)}
+    ijkToRas = THAAnnotator.ijkToRasArray(volumeNode)
+    logic._writeSegments(segmentationNode, [(key, key, (1.0, 0.0, 0.0), "~", THAAnnotator._orientedImageFromMask(m, ijkToRas))
+                                            for key, m in masks.items()])
+    for key, mask in masks.items():
+        assert np.array_equal(logic.segmentArray(segmentationNode, key, volumeNode), mask), key
+
+
+def test_result_picture_shows_the_patients_right_on_the_left(tmp_path):
+    import vtk
+
+    probe = vtk.vtkRenderWindow()
+    probe.SetOffScreenRendering(1)
+    if not probe.SupportsOpenGL():
+        pytest.skip("VTK cannot render off screen here (no EGL or OSMesa OpenGL)")
+    probe.Finalize()
+    scene = slicer.vtkMRMLScene()
+    logic = THAAnnotatorLogic(scene)
+    volumeNode = THAAnnotatorScenarios.addPhantomVolume(scene)
+    annotation = THAAnnotatorScenarios.truthAnnotation()
+    output = logic.writeResults(volumeNode, None, logic.volumeFromNode(volumeNode), annotation.bone, annotation)
+    path = tmp_path / "result.png"
+    logic.renderResultPicture(volumeNode, output.segmentationNode, path, size=(480, 320))
+    reader = vtk.vtkPNGReader()
+    reader.SetFileName(str(path))
+    reader.Update()
+    image = vtk.util.numpy_support.vtk_to_numpy(reader.GetOutput().GetPointData().GetScalars())
+    rgb = image.reshape(320, 480, -1)[..., :3].astype(int)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    columns = np.arange(480)[None, :].repeat(320, axis=0)
+    blue = (b > r + 40) & (b > g + 10)  # right femoral head (0.30, 0.62, 0.90)
+    green = (g > r + 40) & (g > b + 20)  # left femoral head (0.35, 0.80, 0.50)
+    assert blue.sum() > 200 and green.sum() > 200, (blue.sum(), green.sum())
+    assert (columns[blue] < 240).mean() > 0.95 and (columns[green] >= 240).mean() > 0.95
+
+
+def test_default_model_lookup_and_its_message(monkeypatch, tmp_path):
+    """No ModelPath: the module's Resources/model if it holds a model, else the library's bundled
+    one (Resources/model at the repository root); neither gives a message naming both."""
+    if not THAAnnotatorLogic.modelAvailable():
+        pytest.skip(f"this THAAnnotatorLib has no {THAAnnotator.MODEL_INFERENCE_MODULE}")
+    if importlib.util.find_spec("torch") is not None and importlib.util.find_spec("monai") is not None:
+        from THAAnnotatorLib.model.network import BUNDLED_MODEL_DIR, MODEL_FILE
+
+        # the module finds the library's folder without importing torch; it must be the same one
+        assert Path(THAAnnotator.libraryModelDirectory()) == BUNDLED_MODEL_DIR
+        assert THAAnnotator.MODEL_DESCRIPTION_FILE == MODEL_FILE
+    assert THAAnnotator.moduleModelDirectory() == str(MODULE_DIR / "Resources" / "model")
+
+    module, library = tmp_path / "module" / "Resources" / "model", tmp_path / "repo" / "Resources" / "model"
+    monkeypatch.setattr(THAAnnotator, "moduleModelDirectory", lambda: str(module))
+    monkeypatch.setattr(THAAnnotator, "libraryModelDirectory", lambda: str(library))
+    assert THAAnnotatorLogic.modelDirectory() == str(library)
+    problem = THAAnnotatorLogic.modelProblem()
+    assert problem.startswith("No trained model is installed") and str(module) in problem and str(library) in problem
+    assert "Advanced > Model folder" in problem
+
+    scene = slicer.vtkMRMLScene()
+    volumeNode = THAAnnotatorScenarios.addPhantomVolume(scene)
+    before = THAAnnotatorScenarios.sceneSnapshot(scene)
+    with pytest.raises(InputError, match="No trained model is installed"):
+        THAAnnotatorLogic(scene).predict(volumeNode, None, Params(), device="cpu")
+    assert THAAnnotatorScenarios.sceneSnapshot(scene) == before
+
+    for folder in (library, module):  # the module's own copy, when there is one, comes first
+        folder.mkdir(parents=True)
+        (folder / "model.json").write_text("{}", encoding="utf-8")
+        assert THAAnnotatorLogic.modelDirectory() == str(folder) and THAAnnotatorLogic.modelProblem() is None
+    assert THAAnnotatorLogic.modelDirectory(tmp_path) == str(tmp_path)  # a chosen folder wins
+
+
+def test_predict_button_is_disabled_with_the_reason_when_no_model_is_found(monkeypatch, tmp_path):
+    """The panel's button logic, with stand-ins for the Qt widgets (no Slicer application here)."""
+    from types import SimpleNamespace
+
+    class Button(SimpleNamespace):
+        pass
+
+    scene = slicer.vtkMRMLScene()
+    logic = THAAnnotatorLogic(scene)
+    parameterNode = logic.getParameterNode()
+    volumeNode = THAAnnotatorScenarios.addPhantomVolume(scene)
+    parameterNode.SetNodeReferenceID("InputVolume", volumeNode.GetID())
+    widget = object.__new__(THAAnnotator.THAAnnotatorWidget)  # skips the Qt set-up
+    description = "Bone extraction, then the trained network labels ..."
+    widget.logic, widget._parameterNode, widget._busy, widget._predictToolTip = logic, parameterNode, False, description
+    widget._selectedReviewEntry = lambda: None
+    widget.ui = SimpleNamespace(**{name: Button(enabled=None, toolTip="") for name in (
+        "extractBoneButton", "segmentHipsButton", "predictButton", "cancelButton", "markCorrectedButton")})
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    parameterNode.SetParameter("ModelPath", str(empty))
+    widget._updateButtonStates()
+    assert widget.ui.predictButton.enabled is False and widget.ui.segmentHipsButton.enabled is True
+    assert widget.ui.predictButton.toolTip == f"Not available: {logic.modelProblem(str(empty))}"
+    if not THAAnnotatorLogic.modelAvailable():
+        return
+    assert str(empty) in widget.ui.predictButton.toolTip and "model.json" in widget.ui.predictButton.toolTip
+
+    (empty / "model.json").write_text("{}", encoding="utf-8")
+    widget._updateButtonStates()
+    assert widget.ui.predictButton.enabled is True and widget.ui.predictButton.toolTip == description
+    widget._busy = True
+    widget._updateButtonStates()
+    assert widget.ui.predictButton.enabled is False and widget.ui.cancelButton.enabled is True
