@@ -33,7 +33,7 @@ _CORTEX_SEARCH_MM = 0.5
 _MIN_SURFACE_CONTRAST_HU = 150.0
 _SURFACE_INLIER_MM = 1.5
 # How far (mm, plus a pixel) a section's center may lie from the head's center so far.
-_CENTER_TOLERANCE_MM = 2.0
+_CENTER_TOLERANCE_MM = 1.0
 # Rings compared by _bone_inside, in mm, and the normals sampled for them.
 _POLARITY_GAP_MM, _POLARITY_BAND_MM = 1.0, 2.0
 _POLARITY_RAYS = 36
