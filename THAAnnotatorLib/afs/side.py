@@ -10,7 +10,8 @@ import numpy as np
 from ..labels import joint_labels, split_femur_pelvis
 from ..params import Params
 from .initial_slice import find_initial_slice
-from .propagate import MIN_RADIUS_PX, SliceFit, fit_slice, propagate
+from .propagate import MIN_RADIUS_PX, propagate
+from .slice_fit import SliceFit, fit_slice, sections_mm
 from .rough_circle import RoughCircle, rough_circle
 from .sphere import Sphere, fit_sphere, section_radius_mm
 
@@ -59,12 +60,12 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     above = propagate(hu, bone, below + [start], +1, reach, spacing_mm, params, cancel)
     fits = below[::-1] + [start] + above
 
-    sphere = _sphere_of(fits, spacing_mm)
+    sphere = fit_sphere(*sections_mm(fits, spacing_mm))
     # second pass: every slice the sphere spans, fitted again with the sphere's section as the
     # prior, so a start that was off (a head merged with its neck) does not steer the result
     refits = _refit_with_sphere(hu, sphere, spacing_mm, params)
     if len(refits) >= 3:
-        fits, sphere = refits, _sphere_of(refits, spacing_mm)
+        fits, sphere = refits, fit_sphere(*sections_mm(refits, spacing_mm))
     if not params.min_head_radius_mm <= sphere.radius_mm <= params.max_head_radius_mm:
         raise HeadNotFound(
             f"the fitted femoral head radius, {sphere.radius_mm:.1f} mm, is outside the "
@@ -79,13 +80,6 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     labels[box] = joint_labels(femur, pelvis, center_idx - offset, sphere.radius_mm, spacing_mm,
                                params)
     return SideFit(initial.index, rough, fits, sphere, labels)
-
-
-def _sphere_of(fits: list[SliceFit], spacing_mm: np.ndarray) -> Sphere:
-    pixel_mm = float(np.mean(spacing_mm[1:]))
-    return fit_sphere(np.array([f.index for f in fits]) * spacing_mm[0],
-                      np.array([f.circle.center_px for f in fits]) * spacing_mm[1:],
-                      np.array([f.circle.radius_px for f in fits]) * pixel_mm)
 
 
 def _refit_with_sphere(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray,

@@ -1,0 +1,136 @@
+"""One axial slice's femoral head circle: candidates along normals, Hough fit with AHS, and
+the refit onto the head's surface; plus the per-slice record shared by the AFS steps."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..params import Params
+from .boundary import boundary_candidates, sample_normals
+from .geometry import fit_circle_least_squares
+from .hough import Circle, hough_fit
+
+# Where to look for the head's surface: within _SURFACE_SEARCH_MM (and _MIN_SEARCH_PX) of the
+# Hough circle; the cortex's brightest point up to _CORTEX_SEARCH_MM (and half a pixel) outside.
+_SURFACE_SEARCH_MM = 2.0
+_MIN_SEARCH_PX = 1.5
+_CORTEX_SEARCH_MM = 0.5
+# Drop from cortex to joint space (HU) that makes a surface point; surface points farther
+# than _SURFACE_INLIER_MM from the first fit are left out of the second.
+_MIN_SURFACE_CONTRAST_HU = 150.0
+_SURFACE_INLIER_MM = 1.5
+# How far (mm, plus a pixel) a section's center may lie from the head's center so far.
+_CENTER_TOLERANCE_MM = 1.0
+# Rings compared by _bone_inside, in mm, and the normals sampled for them.
+_POLARITY_GAP_MM, _POLARITY_BAND_MM = 1.0, 2.0
+_POLARITY_RAYS = 36
+# Share of the normals that must find the surface for the refit to be trusted.
+_MIN_EDGE_SHARE = 0.5
+
+
+@dataclass
+class SliceFit:
+    """A circle found in slice ``index`` of the side frame."""
+
+    index: int
+    circle: Circle
+
+
+def fit_slice(hu2d: np.ndarray, center_px: np.ndarray, search_px: tuple[float, float],
+              prior_radius_px: float, radius_range_px: tuple[float, float], pixel_mm: float,
+              params: Params, head_center_px: np.ndarray | None = None) -> Circle | None:
+    """Refine candidates along normals between ``search_px`` radii, fit a Hough circle, then
+    move it onto the head's outer surface (:func:`snap_to_surface`).
+
+    Works on a crop around ``center_px`` so the enhancement percentile is local to the joint.
+    Hough peaks must look like the head's boundary (:func:`_bone_inside`) and, when the
+    head's center is known from the slices before (``head_center_px``), be centered near it:
+    the sections of a sphere share one center.
+    """
+    half = int(np.ceil(max(search_px[1], radius_range_px[1]))) + 6
+    y0, x0 = (int(round(c)) - half for c in center_px)
+    y0c, x0c = max(y0, 0), max(x0, 0)
+    crop = hu2d[y0c:y0 + 2 * half + 1, x0c:x0 + 2 * half + 1]
+    if min(crop.shape) < 8:
+        return None
+    offset = np.array([y0c, x0c], dtype=float)
+    points = boundary_candidates(crop, center_px - offset, search_px[0], search_px[1], pixel_mm,
+                                 params)
+    tolerance_px = _CENTER_TOLERANCE_MM / pixel_mm + 1.0
+
+    def plausible(center: np.ndarray, radius: float) -> bool:
+        near = head_center_px is None or np.linalg.norm(center + offset - head_center_px) <= tolerance_px
+        return near and _bone_inside(crop, center, radius, pixel_mm)
+
+    circle = hough_fit(points, crop.shape, radius_range_px, prior_radius_px, params.hough_peaks,
+                       params.use_ahs, plausible)
+    if circle is None:
+        return None
+    circle.center_px = circle.center_px + offset
+    circle.points_px = circle.points_px + offset
+    return snap_to_surface(circle, hu2d, pixel_mm, params.n_rays)
+
+
+def _bone_inside(hu2d: np.ndarray, center_px: np.ndarray, radius_px: float, pixel_mm: float) -> bool:
+    """Whether a circle is brighter just inside than just outside, as the femoral head's
+    boundary is (bone in, joint space out); the acetabulum's inner surface, a joint space
+    farther out, is the other way round. Compares the mean HU of two rings of
+    ``_POLARITY_BAND_MM`` on either side, ``_POLARITY_GAP_MM`` from the circle."""
+    inner_mm = (-_POLARITY_GAP_MM - _POLARITY_BAND_MM, -_POLARITY_GAP_MM)
+    outer_mm = (_POLARITY_GAP_MM, _POLARITY_GAP_MM + _POLARITY_BAND_MM)
+    means = []
+    for lo, hi in (inner_mm, outer_mm):
+        profiles, _ = sample_normals(hu2d, center_px, radius_px + lo / pixel_mm,
+                                     radius_px + hi / pixel_mm, _POLARITY_RAYS)
+        means.append(float(profiles.mean()))
+    return means[0] > means[1]
+
+
+def snap_to_surface(circle: Circle, hu2d: np.ndarray, pixel_mm: float, n_rays: int) -> Circle:
+    """Refit ``circle`` to the head's outer surface at half maximum.
+
+    The candidates of eqs. 3-5 sit where the intensity rises into the cortex, about half a
+    cortex inside the head's surface. Along each normal the cortex is the brightest point near
+    the circle and the surface is where the intensity then falls half-way to the joint space
+    (sub-pixel, by linear interpolation). Normals without a clear drop (a joint space thinner
+    than the resolution, the neck) are left out; with too few left the circle is kept.
+    """
+    reach_px = max(_SURFACE_SEARCH_MM / pixel_mm, _MIN_SEARCH_PX)
+    peak_px = max(_CORTEX_SEARCH_MM / pixel_mm, 0.5)
+    step = 0.25
+    start = max(circle.radius_px - reach_px, 1.0)
+    profiles, positions = sample_normals(hu2d, circle.center_px, start, circle.radius_px + reach_px,
+                                         n_rays, step_px=step)
+    n_peak = min(int(round((circle.radius_px + peak_px - start) / step)) + 1, profiles.shape[1])
+    peak_at = np.argmax(profiles[:, :n_peak], axis=1)
+    rows = np.arange(n_rays)
+    peak = profiles[rows, peak_at]
+    after = np.where(np.arange(profiles.shape[1])[None, :] >= peak_at[:, None], profiles, np.inf)
+    valley = after.min(axis=1)
+    half = (peak + valley) / 2.0
+    below = (after < half[:, None])
+    cross = np.argmax(below, axis=1)
+    ok = below.any(axis=1) & (peak - valley >= _MIN_SURFACE_CONTRAST_HU) & (cross > peak_at)
+    if ok.sum() < _MIN_EDGE_SHARE * n_rays:
+        return circle
+    r_idx, c_idx = rows[ok], cross[ok]
+    v0, v1 = profiles[r_idx, c_idx - 1], profiles[r_idx, c_idx]
+    frac = np.clip((v0 - half[ok]) / np.maximum(v0 - v1, 1e-6), 0.0, 1.0)
+    edges = positions[r_idx, c_idx - 1] + frac[:, None] * (positions[r_idx, c_idx] - positions[r_idx, c_idx - 1])
+    fitted = fit_circle_least_squares(edges)
+    if fitted is None:
+        return circle
+    distance = np.abs(np.linalg.norm(edges - fitted[0], axis=1) - fitted[1])
+    fitted = fit_circle_least_squares(edges[distance <= _SURFACE_INLIER_MM / pixel_mm])
+    if fitted is None or abs(fitted[1] - circle.radius_px) > reach_px:
+        return circle
+    return Circle(fitted[0], fitted[1], circle.points_px, circle.votes)
+
+
+def sections_mm(fits: list[SliceFit], spacing_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slice heights, in-plane centers (y, x) and radii of ``fits``, all in side-frame mm."""
+    pixel_mm = float(np.mean(spacing_mm[1:]))
+    return (np.array([f.index for f in fits]) * spacing_mm[0],
+            np.array([f.circle.center_px for f in fits]) * spacing_mm[1:],
+            np.array([f.circle.radius_px for f in fits]) * pixel_mm)
