@@ -27,6 +27,7 @@ import SimpleITK as sitk
 from tqdm import tqdm
 
 from . import __version__, io, outputs, pipeline
+from .cli_model import add_model_commands
 from .errors import InputError
 from .labels import truth_side_labels
 from .metrics import dice
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Output folder (default: demo-output).")
     demo.add_argument("--seed", type=int, default=0, help="Phantom random seed (default: 0).")
     demo.set_defaults(run=_run_demo)
+    add_model_commands(commands)
     return parser
 
 

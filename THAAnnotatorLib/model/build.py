@@ -183,7 +183,7 @@ PHANTOM_FOV_MM = (100.0, 280.0, 400.0)
 centers (the pipeline looks there for the greater trochanter) and 55 mm above."""
 
 
-def add_phantom_scans(dataset: SliceDataset, seeds, params: Params = Params(),
+def add_phantom_scans(dataset: SliceDataset, recipes, params: Params = Params(),
                       keep_scans: bool = False,
                       progress: Callable[[str], None] | None = None) -> list[str]:
     """Generate phantoms, annotate them with the pipeline and add their hips as cases.
@@ -195,7 +195,7 @@ def add_phantom_scans(dataset: SliceDataset, seeds, params: Params = Params(),
     Parameters
     ----------
     dataset : the dataset to add to.
-    seeds : phantom seeds; each gives one scan (:meth:`PhantomRecipe.draw`).
+    recipes : one :class:`PhantomRecipe` per scan (e.g. ``PhantomRecipe.draw(seed)``).
     params : pipeline parameters.
     keep_scans : also write each CT (``scans/<scan>.nii.gz``), its truth label map
         (``truth/<scan>.nii.gz``) and the pipeline's outputs (``pipeline/<scan>/``) into the
@@ -207,8 +207,7 @@ def add_phantom_scans(dataset: SliceDataset, seeds, params: Params = Params(),
     Names of the scans of which at least one hip was added.
     """
     added = []
-    for seed in seeds:
-        recipe = PhantomRecipe.draw(int(seed))
+    for recipe in recipes:
         phantom = generate_phantom(spacing_mm=recipe.spacing_mm, fov_mm=PHANTOM_FOV_MM,
                                    seed=recipe.seed, head_radius_mm=recipe.head_radius_mm,
                                    spongy=recipe.spongy, noise_hu=recipe.noise_hu)

@@ -175,7 +175,8 @@ class SliceDataset:
         """Store a case's arrays (atomically) and put ``meta`` into the index (not yet saved).
 
         ``meta`` holds the index fields of the module docstring except ``id``, ``file`` and
-        ``has_truth``, which are filled in here. A case with the same scan and side is replaced.
+        ``has_truth``, which are filled in here. A case with the same scan and side is replaced in
+        place (case numbers do not change).
         """
         case_id = f"{meta['scan']}_{meta['side']}"
         relative = f"{CASES_FOLDER}/{case_id}.npz"
@@ -189,7 +190,11 @@ class SliceDataset:
             with open(temporary, "wb") as stream:
                 np.savez_compressed(stream, **arrays)
         entry = {"id": case_id, **meta, "file": relative, "has_truth": data.truth is not None}
-        self.cases = [c for c in self.cases if c["id"] != case_id] + [entry]
+        for number, case in enumerate(self.cases):
+            if case["id"] == case_id:
+                self.cases[number] = entry
+                return
+        self.cases.append(entry)
 
     def save_index(self) -> None:
         """Write ``dataset.json`` atomically."""

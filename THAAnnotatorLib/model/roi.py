@@ -122,7 +122,9 @@ def place_roi(volume_shape: tuple[int, int, int], spacing_mm, center_zyx, side: 
     center = tuple(float(c) for c in center_zyx)
     reach = spec.half_height_mm / spacing[0]
     z = np.arange(volume_shape[0])
-    slices = z[np.abs(z - center[0]) <= reach + 1e-6]
+    # the small tolerance keeps a slice exactly at the edge in, whatever float rounding the
+    # scan's stored geometry went through
+    slices = z[np.abs(z - center[0]) <= reach + 1e-3]
     return RoiPlacement(side, center, slices, spacing, spec)
 
 

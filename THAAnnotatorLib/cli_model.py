@@ -1,0 +1,318 @@
+"""Command line of the learned model: ``build-dataset``, ``train``, ``predict``, ``review-queue``,
+``apply-corrections`` and ``evaluate``.
+
+:func:`add_model_commands` registers them on the ``tha-annotator`` parser. Each handler returns
+an exit code and raises :class:`~THAAnnotatorLib.errors.InputError` for bad input, which the main
+program turns into one ``error:`` line and exit code 2. torch and MONAI are imported only when one
+of these commands runs, so the pipeline commands start fast and work without them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .errors import InputError
+
+
+def add_model_commands(commands: argparse._SubParsersAction) -> None:
+    """Add the model commands to the ``tha-annotator`` sub-command parsers ``commands``."""
+    _add_build_dataset(commands)
+    _add_train(commands)
+    _add_predict(commands)
+    _add_review_queue(commands)
+    _add_apply_corrections(commands)
+    _add_evaluate(commands)
+
+
+def _device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="Where the network runs: auto = the GPU when there is one (default).")
+    parser.add_argument("--batch-size", type=int, default=16, metavar="N",
+                        help="ROI slices per forward pass (default: 16).")
+
+
+# ------------------------------------------------------------------------------- build-dataset
+def _add_build_dataset(commands) -> None:
+    from .model.roi import RoiSpec
+
+    parser = commands.add_parser(
+        "build-dataset", help="Build (or add to) a slice dataset for training.",
+        description="Cut each hip's ROI out of annotated scans (256 x 256 per axial slice around "
+                    "the femoral head center, HU clipped to [-125, 275] and scaled to [0, 1], "
+                    "labels hole-filled) and store it as a slice dataset: one .npz per scan and "
+                    "hip plus dataset.json. Sources: scans with their `annotate` output folders "
+                    "(--scan/--annotation pairs), and/or generated phantoms (--phantoms) labelled "
+                    "by the pipeline, with the phantom's truth kept alongside.")
+    parser.add_argument("dataset", type=Path, help="Dataset folder (created, or added to).")
+    parser.add_argument("--scan", type=Path, action="append", default=[], metavar="SCAN",
+                        help="A CT scan; pair each with an --annotation folder, in order.")
+    parser.add_argument("--annotation", type=Path, action="append", default=[], metavar="DIR",
+                        help="The `tha-annotator annotate` output folder of the matching --scan.")
+    parser.add_argument("--phantoms", type=int, default=0, metavar="N",
+                        help="Add N generated phantoms (seeds --seed .. --seed+N-1).")
+    parser.add_argument("--seed", type=int, default=0, help="First phantom seed (default: 0).")
+    parser.add_argument("--keep-scans", action="store_true",
+                        help="Also keep each phantom's CT (scans/), truth label map (truth/) and "
+                             "pipeline outputs (pipeline/) in the dataset folder.")
+    defaults = RoiSpec()
+    parser.add_argument("--roi-size-mm", type=float, default=defaults.size_mm, metavar="MM",
+                        help=f"Side of the square ROI, mm (default: {defaults.size_mm:g}).")
+    parser.add_argument("--roi-pixels", type=int, default=defaults.pixels, metavar="N",
+                        help=f"ROI pixels per side (default: {defaults.pixels}).")
+    parser.add_argument("--roi-half-height-mm", type=float, default=defaults.half_height_mm,
+                        metavar="MM", help="Slices within this distance (mm) of the head center "
+                                           f"along S-I (default: {defaults.half_height_mm:g}).")
+    parser.set_defaults(run=_run_build_dataset)
+
+
+def _run_build_dataset(args: argparse.Namespace) -> int:
+    from .model.build import PhantomRecipe, add_annotated_scan, add_phantom_scans
+    from .model.dataset import SliceDataset
+    from .model.roi import RoiSpec
+
+    if len(args.scan) != len(args.annotation):
+        raise InputError(f"Got {len(args.scan)} --scan and {len(args.annotation)} --annotation "
+                         "options; give one annotation folder per scan.")
+    if not args.scan and args.phantoms <= 0:
+        raise InputError("Nothing to add: give --scan/--annotation pairs or --phantoms N.")
+    roi = RoiSpec(args.roi_size_mm, args.roi_pixels, args.roi_half_height_mm)
+    if roi.size_mm <= 0 or roi.pixels < 16 or roi.half_height_mm <= 0:
+        raise InputError("The ROI needs a positive size and height and at least 16 pixels.")
+    dataset = SliceDataset.create(args.dataset, roi)
+    for scan, annotation in zip(args.scan, args.annotation):
+        sides = add_annotated_scan(dataset, scan, annotation)
+        print(f"{scan.name}: {', '.join(sides) or 'no'} hip(s) added")
+    if args.phantoms > 0:
+        with tqdm(total=args.phantoms, desc="phantoms", file=sys.stderr, leave=False) as bar:
+            def progress(message: str) -> None:
+                bar.update(1)
+                tqdm.write(message, file=sys.stdout)
+
+            recipes = [PhantomRecipe.draw(s) for s in range(args.seed, args.seed + args.phantoms)]
+            add_phantom_scans(dataset, recipes,
+                              keep_scans=args.keep_scans, progress=progress)
+    dataset.save_index()
+    slices = sum(len(c["slices"]) for c in dataset.cases)
+    print(f"dataset {args.dataset}: {len(dataset.cases)} hips, {slices} slices")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- train
+def _add_train(commands) -> None:
+    from .model.config import TrainOptions
+
+    defaults = TrainOptions()
+    parser = commands.add_parser(
+        "train", help="Train the segmentation network on a slice dataset.",
+        description="Train a 2-D U-Net (MONAI) with Dice + cross-entropy loss on a slice dataset. "
+                    "After every epoch a checkpoint and the current model (model.json + "
+                    "model.safetensors, SHA-256 recorded) are written to --out; --resume "
+                    "continues an interrupted run.")
+    parser.add_argument("dataset", type=Path, help="Slice dataset folder (build-dataset).")
+    parser.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR",
+                        help="Model folder to write.")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs,
+                        help=f"Passes over the data (default: {defaults.epochs}).")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, metavar="N",
+                        help=f"Slices per step (default: {defaults.batch_size}).")
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate,
+                        help=f"Initial learning rate of Adam (default: {defaults.learning_rate:g}).")
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help=f"Random seed (default: {defaults.seed}).")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=defaults.device,
+                        help="auto = the GPU when there is one (default).")
+    parser.add_argument("--labels", choices=("label", "truth"), default=defaults.labels,
+                        help="Learn the dataset's labels (default) or its truth (experiments).")
+    parser.add_argument("--channels", type=int, nargs="+", default=list(defaults.channels),
+                        metavar="C", help="U-Net channels per level (default: "
+                                          f"{' '.join(map(str, defaults.channels))}).")
+    parser.add_argument("--strides", type=int, nargs="+", default=list(defaults.strides),
+                        metavar="S", help="Down-sampling between levels (default: "
+                                          f"{' '.join(map(str, defaults.strides))}).")
+    parser.add_argument("--res-units", type=int, default=defaults.num_res_units, metavar="N",
+                        help=f"Residual units per block (default: {defaults.num_res_units}).")
+    parser.add_argument("--max-shift-mm", type=float, default=defaults.max_shift_mm, metavar="MM",
+                        help=f"Largest random ROI shift (default: {defaults.max_shift_mm:g}).")
+    parser.add_argument("--no-augment", dest="augment", action="store_false",
+                        help="Train without augmentation.")
+    parser.add_argument("--resume", action="store_true",
+                        help="Continue the run whose checkpoint is in --out.")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for torch (default: torch's choice, one per core); use "
+                             "fewer when other work shares the machine.")
+    parser.add_argument("--quiet", action="store_true", help="No progress bar.")
+    parser.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .model.config import TrainOptions
+    from .model.training import train
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError("--threads must be at least 1.")
+        torch.set_num_threads(args.threads)
+    options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                           seed=args.seed, device=args.device, labels=args.labels,
+                           max_shift_mm=args.max_shift_mm, augment=args.augment,
+                           channels=tuple(args.channels), strides=tuple(args.strides),
+                           num_res_units=args.res_units)
+    result = train(args.dataset, args.out, options, resume=args.resume,
+                   show_progress=not args.quiet)
+    for entry in result.history:
+        print(f"epoch {entry['epoch']}: loss {entry['loss']:.4f} ({entry['seconds']:.0f} s)")
+    print(f"model written to {args.out}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- predict
+def _add_predict(commands) -> None:
+    parser = commands.add_parser(
+        "predict", help="Label a CT scan with the trained network.",
+        description="Find each hip's ROI from the bone mask (bone extraction, then the thickest "
+                    "bone of each side), run the network on its slices and write the same label "
+                    "maps as `annotate` (labels.nii.gz, labels.seg.nrrd, bone.nii.gz, "
+                    "annotation.json) plus prediction.json (model, ROI centers, timing).")
+    parser.add_argument("scan", type=Path, help="CT scan: NIfTI, NRRD, MetaImage or a DICOM folder.")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="Output folder; must not be the scan's own folder.")
+    parser.add_argument("--model", type=Path, default=None, metavar="MODEL_DIR",
+                        help="Model folder (default: the bundled Resources/model).")
+    parser.add_argument("--side", choices=("both", "right", "left"), default="both",
+                        help="Which hip(s) to label (default: both).")
+    _device_option(parser)
+    parser.set_defaults(run=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from . import io, outputs
+    from .model.inference import predict_scan
+    from .model.network import BUNDLED_MODEL_DIR, load_model
+    from .params import Params
+    from .result import SIDES
+
+    out_dir = outputs.check_output_dir(args.out, args.scan)
+    model_dir = args.model or BUNDLED_MODEL_DIR
+    model = load_model(model_dir, args.device)
+    scan = io.read_scan(args.scan)
+    began = time.perf_counter()
+    sides = SIDES if args.side == "both" else (args.side,)
+    annotation = predict_scan(scan.volume, model, Params(), sides=sides, batch_size=args.batch_size)
+    seconds = time.perf_counter() - began
+    report = {"model": {"path": str(Path(model_dir).resolve()), "sha256": model.info["sha256"]},
+              "device": str(model.device), "seconds": round(seconds, 2),
+              "sides": {s: {"status": r.status, "message": r.message}
+                        for s, r in annotation.sides.items()}}
+    written = outputs.write_outputs(
+        out_dir, scan.reference, scan.volume, annotation, Params(), input_path=scan.path,
+        extra_files={"prediction.json": (json.dumps(report, indent=2) + "\n").encode("utf-8")})
+    for side, result in annotation.sides.items():
+        print(f"{side} hip: {result.status} - {result.message}")
+    print(f"predicted in {seconds:.1f} s on {model.device}; wrote {len(written)} files to {out_dir}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- review-queue
+def _add_review_queue(commands) -> None:
+    parser = commands.add_parser(
+        "review-queue", help="Queue the training slices whose labels the network doubts most.",
+        description="AAR (paper, section 3.3): predict every slice of the dataset, score "
+                    "U = 1 / (Dice(prediction, label) + eps) and write the most uncertain slices "
+                    "as review_queue.json / .csv with a thumbnail each (default folder: "
+                    "DATASET/review).")
+    parser.add_argument("dataset", type=Path, help="Slice dataset folder.")
+    parser.add_argument("--model", type=Path, required=True, metavar="MODEL_DIR",
+                        help="Model trained on this dataset.")
+    amount = parser.add_mutually_exclusive_group()
+    amount.add_argument("--top-k", type=int, default=None, metavar="K",
+                        help="Queue the K most uncertain slices (default: 200, as the paper).")
+    amount.add_argument("--top-percent", type=float, default=None, metavar="P",
+                        help="Queue the P %% most uncertain slices instead (paper: 3.8).")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="Queue folder (default: DATASET/review); replaced as a whole.")
+    _device_option(parser)
+    parser.set_defaults(run=_run_review_queue)
+
+
+def _run_review_queue(args: argparse.Namespace) -> int:
+    from .model.aar import load_queue, write_review_queue
+    from .model.network import load_model
+
+    model = load_model(args.model, args.device)
+    top_k = 200 if args.top_k is None and args.top_percent is None else args.top_k
+    with tqdm(desc="scoring hips", file=sys.stderr, leave=False) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        path = write_review_queue(args.dataset, model, args.model, top_k=top_k,
+                                  top_percent=args.top_percent, batch_size=args.batch_size,
+                                  out_dir=args.out, progress=progress)
+    queue = load_queue(path)
+    print(f"scored {queue['slices_scored']} slices; queued {len(queue['items'])} in {path}")
+    for item in queue["items"][:10]:
+        print(f"  {item['scan']} {item['side']} slice {item['slice']}: U = {item['uncertainty']:.3g}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- apply-corrections
+def _add_apply_corrections(commands) -> None:
+    parser = commands.add_parser(
+        "apply-corrections", help="Put corrected labels of queued slices into the dataset.",
+        description="Read corrected labels (a .seg.nrrd saved from Slicer, or a label NIfTI, in "
+                    "the scan's geometry; or a folder of <scan>.seg.nrrd / <scan>.nii.gz) and "
+                    "replace the labels of the review queue's slices of that scan. The first "
+                    "labels are kept as label_original in the dataset; files are replaced "
+                    "atomically. Train again afterwards.")
+    parser.add_argument("dataset", type=Path, help="Slice dataset folder.")
+    parser.add_argument("corrections", type=Path, help="Corrected label file or folder of them.")
+    parser.add_argument("--scan", default=None,
+                        help="Scan name of a single correction file (default: its file name).")
+    parser.add_argument("--queue", type=Path, default=None, metavar="JSON",
+                        help="Review queue (default: DATASET/review/review_queue.json).")
+    parser.set_defaults(run=_run_apply_corrections)
+
+
+def _run_apply_corrections(args: argparse.Namespace) -> int:
+    from .model.aar import apply_corrections
+
+    applied = apply_corrections(args.dataset, args.corrections, scan=args.scan,
+                                queue_path=args.queue)
+    for scan, count in applied.items():
+        print(f"{scan}: {count} slice(s) corrected")
+    return 0
+
+
+# -------------------------------------------------------------------------------------- evaluate
+def _add_evaluate(commands) -> None:
+    parser = commands.add_parser(
+        "evaluate", help="Dice and HD95 of predicted label maps against reference ones.",
+        description="Match label maps by scan name (<scan>/labels.nii.gz or <scan>.nii.gz) and "
+                    "print Dice and the 95 % Hausdorff distance (mm) per class and scan, and "
+                    "their means.")
+    parser.add_argument("predictions", type=Path, metavar="PRED_DIR")
+    parser.add_argument("references", type=Path, metavar="TRUTH_DIR")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
+                        help="Also write the scores as JSON.")
+    parser.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .model.evaluation import evaluate_folders, format_table, mean_scores
+    from .model.files import write_json_atomic
+
+    scores = evaluate_folders(args.predictions, args.references)
+    print(format_table(scores))
+    if args.json is not None:
+        write_json_atomic(args.json, {"scans": [asdict(s) for s in scores],
+                                      "mean": mean_scores(scores)})
+    return 0

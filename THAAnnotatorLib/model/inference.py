@@ -1,0 +1,164 @@
+"""Whole-scan prediction with a trained network.
+
+For each hip: bone extraction (BE, :func:`~THAAnnotatorLib.bone.extract_bone`) gives the bone
+mask, :func:`~.localize.locate_head` the ROI center, :mod:`.roi` the ROI slices; the network
+predicts class probabilities per ROI slice in batches (on the GPU when there is one), and these
+are resampled (bilinear) onto the scan's voxels of that hip's half of the body, where the most
+probable class wins; of the femoral head only the largest connected piece is kept. A hip with a metal implant is reported and left out, as in the pipeline.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from ..afs.frame import SideFrame
+from ..bone import extract_bone
+from ..errors import Cancelled, InputError
+from ..params import Params
+from ..pipeline import METAL_MESSAGE, metal_volume_ml
+from ..result import ACETABULUM, FEMORAL_HEAD, SIDES, Annotation, SideResult, segment_code
+from ..volume import Volume
+from .localize import locate_head
+from .network import LoadedModel
+from .roi import RoiPlacement, place_roi, sample_image
+
+MODEL_MESSAGE = "segmented by the model (no sphere fitted)"
+
+
+@torch.inference_mode()
+def predict_probabilities(model: LoadedModel, images: np.ndarray, batch_size: int = 16) -> torch.Tensor:
+    """Class probabilities of ROI slices.
+
+    Parameters
+    ----------
+    model : a loaded network.
+    images : float32 (n, P, P) ROI slices in [0, 1].
+    batch_size : slices per forward pass.
+
+    Returns
+    -------
+    float32 tensor (n, 3, P, P) on the model's device: background, acetabulum, femoral head.
+    """
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size]))
+        logits = model.network(batch[:, None].to(model.device))
+        out.append(torch.softmax(logits, dim=1))
+    if not out:
+        size = model.config.roi.pixels
+        return torch.zeros((0, 3, size, size), device=model.device)
+    return torch.cat(out)
+
+
+@torch.inference_mode()
+def roi_to_voxels(probabilities: torch.Tensor, placement: RoiPlacement, height: int,
+                  x_range: tuple[int, int]) -> np.ndarray:
+    """Class labels on the scan's voxels from ROI probabilities.
+
+    Parameters
+    ----------
+    probabilities : (n, 3, P, P), one row per slice of ``placement``.
+    placement : the ROI the probabilities belong to.
+    height : number of canonical y rows of the scan.
+    x_range : [start, stop) canonical x columns to label (the hip's half of the body).
+
+    Returns
+    -------
+    uint8 (n, height, stop - start): 0 background, 1 acetabulum, 2 femoral head; voxels
+    outside the ROI are background.
+    """
+    size = placement.spec.pixels
+    rows = torch.as_tensor(placement.y_to_row(np.arange(height)), dtype=torch.float32)
+    cols = torch.as_tensor(placement.x_to_col(np.arange(*x_range)), dtype=torch.float32)
+    v = (2.0 * rows / (size - 1) - 1.0).view(-1, 1).expand(len(rows), len(cols))
+    u = (2.0 * cols / (size - 1) - 1.0).view(1, -1).expand(len(rows), len(cols))
+    grid = torch.stack([u, v], dim=-1).to(probabilities.device)
+    grid = grid.expand(len(probabilities), *grid.shape)
+    sampled = F.grid_sample(probabilities, grid, mode="bilinear", padding_mode="zeros",
+                            align_corners=True)
+    # the most probable class, ties to the lower class as argmax does (comparisons are much
+    # faster than argmax over the channel axis on the CPU)
+    background, acetabulum, head = sampled.unbind(dim=1)
+    labels = torch.zeros(background.shape, dtype=torch.uint8, device=sampled.device)
+    labels[(acetabulum > background) & (acetabulum >= head)] = ACETABULUM
+    labels[(head > background) & (head > acetabulum)] = FEMORAL_HEAD
+    return labels.cpu().numpy()
+
+
+def keep_largest_head(labels: np.ndarray) -> None:
+    """Relabel as background every femoral head voxel outside the largest 3-D connected
+    femoral head region (in place): a hip has one head, so other pieces are false positives."""
+    pieces, count = ndimage.label(labels == FEMORAL_HEAD)
+    if count > 1:
+        sizes = np.bincount(pieces.ravel())[1:]
+        labels[(pieces > 0) & (pieces != int(np.argmax(sizes)) + 1)] = 0
+
+
+def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
+                 sides=SIDES, batch_size: int = 16,
+                 progress: Callable[[float, str], None] | None = None,
+                 cancel: Callable[[], bool] | None = None) -> Annotation:
+    """Bone mask and network labels of the hips of one scan.
+
+    Parameters
+    ----------
+    volume : the scan, canonical layout, HU.
+    model : a loaded network.
+    params : pipeline parameters (bone extraction; metal threshold and volume).
+    sides : the hips to label.
+    batch_size : ROI slices per forward pass.
+    progress : called with (fraction 0..1, message).
+    cancel : polled between stages; True raises :class:`Cancelled`.
+
+    Returns
+    -------
+    Annotation: the BE bone mask, side codes from the network, and per hip a status
+    ("segmented", "metal", "not_found"); no sphere is fitted, so centers and diameters are None.
+
+    Raises
+    ------
+    InputError : no hip could be labelled.
+    """
+    def step(fraction: float, message: str) -> None:
+        if cancel is not None and cancel():
+            raise Cancelled("Prediction was cancelled.")
+        if progress is not None:
+            progress(fraction, message)
+
+    step(0.0, "bone extraction")
+    bone = extract_bone(volume, params, cancel=cancel)
+    side_labels = np.zeros(volume.shape, dtype=np.uint8)
+    results: dict[str, SideResult] = {}
+    for i, side in enumerate(sides):
+        step(0.3 + 0.7 * i / len(sides), f"{side} hip")
+        frame = SideFrame.for_side(volume, side)
+        metal_ml = metal_volume_ml(frame.view(volume.hu), volume.spacing_mm, params.metal_threshold_hu)
+        if metal_ml > params.metal_min_volume_ml:
+            results[side] = SideResult(side, "metal", METAL_MESSAGE, warnings=[
+                f"{metal_ml:.1f} ml brighter than {params.metal_threshold_hu:g} HU"])
+            continue
+        center = locate_head(volume, bone, side)
+        placement = None if center is None else place_roi(
+            volume.shape, volume.spacing_mm, center, side, model.config.roi)
+        if placement is None or len(placement.slices) == 0:
+            results[side] = SideResult(side, "not_found", "femoral head not found: no thick bone")
+            continue
+        probabilities = predict_probabilities(model, sample_image(volume.hu, placement), batch_size)
+        labels = roi_to_voxels(probabilities, placement, volume.shape[1], (frame.x_start, frame.x_stop))
+        keep_largest_head(labels)
+        target = side_labels[placement.slices, :, frame.x_start:frame.x_stop]
+        for cls in (ACETABULUM, FEMORAL_HEAD):
+            target[labels == cls] = segment_code(side, cls)
+        side_labels[placement.slices, :, frame.x_start:frame.x_stop] = target
+        found = bool((labels == FEMORAL_HEAD).any())
+        results[side] = SideResult(side, "segmented" if found else "not_found",
+                                   MODEL_MESSAGE if found else "femoral head not found by the model")
+    step(1.0, "done")
+    if not any(r.status == "segmented" for r in results.values()):
+        reasons = "; ".join(f"{s} hip: {r.message}" for s, r in results.items())
+        raise InputError(f"No hip could be segmented in this scan ({reasons}).")
+    return Annotation(bone=bone, side_labels=side_labels, sides=results)

@@ -1,0 +1,206 @@
+"""Table 6 of the paper on generated scans: does AAR pick the slices worth re-annotating?
+
+Three networks are trained with the same settings and seed, differing only in their labels:
+
+- baseline: the pipeline's pseudo labels;
+- random: the pseudo labels, with K random joint slices (slices showing both classes)
+  re-annotated, i.e. replaced by the phantom's truth;
+- AAR: the pseudo labels, with the K slices of highest uncertainty U = 1 / (Dice + eps) under
+  the baseline network (the review queue) replaced by the truth;
+- truth (with --with-truth): the truth everywhere, the upper bound.
+
+Each network then labels the held-out scans (whole-scan prediction, as ``tha-annotator
+predict``) and is scored against their truth (as ``tha-annotator evaluate``). K defaults to
+3.8 % of the training slices, the paper's share (200 of 5297).
+
+Inputs are datasets made by ``tha-annotator build-dataset``: a training set of phantoms (truth
+kept alongside the pseudo labels) and a held-out set built with ``--keep-scans``. Work is kept
+in --out and reused when the script is run again (training resumes from its checkpoint).
+
+Run: .venv/bin/python benchmarks/aar.py --train TRAIN_DS --heldout HELDOUT_DS --out WORK_DIR
+     [--epochs 6] [--top-percent 3.8] [--seed 0] [--channels 16 32 64 128 256] [--random-seeds 0]
+     [--with-truth]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from THAAnnotatorLib import io, outputs
+from THAAnnotatorLib.model.aar import pooled_dice, replace_labels, score_slices, select_top
+from THAAnnotatorLib.model.build import SCANS_FOLDER, TRUTH_FOLDER, scan_id_from_path
+from THAAnnotatorLib.model.config import TrainOptions
+from THAAnnotatorLib.model.dataset import SliceDataset
+from THAAnnotatorLib.model.evaluation import evaluate_folders, mean_scores
+from THAAnnotatorLib.model.inference import predict_scan
+from THAAnnotatorLib.model.network import load_model
+from THAAnnotatorLib.model.training import train
+from THAAnnotatorLib.params import Params
+
+
+def copy_dataset(source: Path, target: Path) -> SliceDataset:
+    """A copy of a dataset's index and case files (scans are not needed for training)."""
+    if not (target / "dataset.json").exists():
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source / "cases", target / "cases")
+        shutil.copy(source / "dataset.json", target / "dataset.json")
+    return SliceDataset.open(target)
+
+
+def reannotate(dataset: SliceDataset, picks: list[tuple[int, int]]) -> int:
+    """Replace the labels of (case, row) picks by the truth; returns how many changed."""
+    replacements: dict[int, dict[int, np.ndarray]] = {}
+    truths = {}
+    for number, row in picks:
+        if number not in truths:
+            truths[number] = dataset.load_case(number).truth
+        replacements.setdefault(number, {})[row] = truths[number][row]
+    return replace_labels(dataset, replacements)
+
+
+def joint_slices(dataset: SliceDataset) -> list[tuple[int, int]]:
+    """(case, row) of every slice whose label shows both acetabulum and femoral head."""
+    out = []
+    for number in range(len(dataset.cases)):
+        labels = dataset.load_case(number).label
+        out += [(number, row) for row, label in enumerate(labels)
+                if (label == 1).any() and (label == 2).any()]
+    return out
+
+
+def truth_agreement(dataset: SliceDataset, picks: list[tuple[int, int]]) -> float:
+    """Mean pooled-foreground Dice of the picked slices' labels against their truth, before
+    re-annotation: low means the picks were slices the pipeline got wrong."""
+    scores = []
+    for number, row in picks:
+        data = dataset.load_case(number)
+        scores.append(pooled_dice(data.label[row], data.truth[row]))
+    return float(np.mean(scores))
+
+
+def label_quality(dataset: SliceDataset) -> float:
+    """Mean pooled-foreground Dice of the training labels against the truth, over the slices
+    where either shows some foreground."""
+    scores = []
+    for number in range(len(dataset.cases)):
+        data = dataset.load_case(number)
+        scores += [pooled_dice(label, truth) for label, truth in zip(data.label, data.truth)
+                   if label.any() or truth.any()]
+    return float(np.mean(scores))
+
+
+def train_variant(dataset: SliceDataset, model_dir: Path, options: TrainOptions) -> float:
+    """Train (or resume) one network; returns the seconds spent."""
+    began = time.perf_counter()
+    resume = (model_dir / "checkpoints" / "last.pt").exists()
+    if resume:
+        checkpoint_epochs = json.loads((model_dir / "model.json").read_text())["training"]["history"]
+        if len(checkpoint_epochs) >= options.epochs:
+            return 0.0
+    train(dataset.root, model_dir, options, resume=resume, show_progress=False)
+    return time.perf_counter() - began
+
+
+def evaluate_variant(model_dir: Path, heldout: Path, out: Path, device: str) -> dict:
+    """Predict every held-out scan and score it against its truth."""
+    model = load_model(model_dir, device)
+    for scan_path in sorted((heldout / SCANS_FOLDER).glob("*.nii.gz")):
+        target = out / scan_id_from_path(scan_path)
+        if (target / outputs.LABELS_FILE).exists():
+            continue
+        scan = io.read_scan(scan_path)
+        annotation = predict_scan(scan.volume, model)
+        outputs.write_outputs(target, scan.reference, scan.volume, annotation, Params(),
+                              input_path=scan_path)
+    scores = evaluate_folders(out, heldout / TRUTH_FOLDER)
+    return {"per_scan": [{"scan": s.scan, "dice": s.dice, "hd95_mm": s.hd95_mm} for s in scores],
+            "mean": mean_scores(scores)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=Path, required=True, help="Training dataset (with truth).")
+    parser.add_argument("--heldout", type=Path, required=True,
+                        help="Held-out dataset built with --keep-scans.")
+    parser.add_argument("--out", type=Path, required=True, help="Work folder.")
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=0, help="Training seed (same for all).")
+    parser.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64, 128, 256])
+    parser.add_argument("--top-percent", type=float, default=3.8)
+    parser.add_argument("--random-seeds", type=int, nargs="+", default=[0],
+                        help="One random re-annotation run per seed.")
+    parser.add_argument("--with-truth", action="store_true",
+                        help="Also train on the truth everywhere (the upper bound).")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                           seed=args.seed, device=args.device, channels=tuple(args.channels),
+                           strides=(2,) * (len(args.channels) - 1))
+
+    source = SliceDataset.open(args.train)
+    if not all(case.get("has_truth") for case in source.cases):
+        raise SystemExit(f"{args.train} lacks truth labels; build it from phantoms.")
+    total = len(source.samples)
+    k = int(np.ceil(total * args.top_percent / 100.0))
+    report = {"training_slices": total, "k": k, "options": options.to_dict(), "variants": {}}
+
+    baseline = copy_dataset(args.train, args.out / "data" / "baseline")
+    seconds = train_variant(baseline, args.out / "models" / "baseline", options)
+    report["variants"]["baseline"] = {"train_seconds": round(seconds),
+                                      "training_label_dice_vs_truth": round(label_quality(baseline), 4)}
+
+    model = load_model(args.out / "models" / "baseline", args.device)
+    queue = select_top(score_slices(baseline, model), top_k=k)
+    aar_picks = [(item["case"], item["row"]) for item in queue]
+    pool = joint_slices(baseline)
+    variants = {"aar": aar_picks}
+    for seed in args.random_seeds:
+        rng = np.random.default_rng(seed)
+        variants[f"random{seed}"] = [pool[i] for i in rng.choice(len(pool), k, replace=False)]
+
+    for name, picks in variants.items():
+        dataset = copy_dataset(args.train, args.out / "data" / name)
+        agreement = truth_agreement(dataset, picks)
+        if not (dataset.root / ".reannotated").exists():
+            reannotate(dataset, picks)
+            (dataset.root / ".reannotated").touch()
+        seconds = train_variant(dataset, args.out / "models" / name, options)
+        report["variants"][name] = {"train_seconds": round(seconds),
+                                    "picked_label_dice_vs_truth": round(agreement, 4),
+                                    "training_label_dice_vs_truth": round(label_quality(dataset), 4)}
+    if args.with_truth:
+        seconds = train_variant(baseline, args.out / "models" / "truth",
+                                dataclasses.replace(options, labels="truth"))
+        report["variants"]["truth"] = {"train_seconds": round(seconds)}
+
+    for name in report["variants"]:
+        result = evaluate_variant(args.out / "models" / name, args.heldout,
+                                  args.out / "predictions" / name, args.device)
+        report["variants"][name].update(result)
+
+    (args.out / "aar_results.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"training slices {total}, K = {k} ({args.top_percent:g} %)")
+    print("| labels | picked slices' label Dice vs truth (before) | training label Dice vs truth | "
+          "acetabulum Dice | femoral head Dice | mean Dice | mean HD95 (mm) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, values in report["variants"].items():
+        mean = values["mean"]
+        picked = values.get("picked_label_dice_vs_truth", "-")
+        quality = values.get("training_label_dice_vs_truth", "1.0")
+        hd = mean["mean"]["hd95_mm"]
+        print(f"| {name} | {picked} | {quality} | {mean['acetabulum']['dice']:.4f} | "
+              f"{mean['femoral head']['dice']:.4f} | {mean['mean']['dice']:.4f} | "
+              f"{'n/a' if hd is None else f'{hd:.2f}'} |")
+
+
+if __name__ == "__main__":
+    main()
