@@ -1,4 +1,4 @@
-"""Command line of the learned model: ``build-dataset``, ``train``, ``predict``, ``review-queue``,
+"""Command line of the learned model: ``slice-dataset``, ``train``, ``predict``, ``review-queue``,
 ``apply-corrections`` and ``evaluate``.
 
 :func:`add_model_commands` registers them on the ``tha-annotator`` parser. Each handler returns
@@ -21,7 +21,7 @@ from .errors import InputError
 
 def add_model_commands(commands: argparse._SubParsersAction) -> None:
     """Add the model commands to the ``tha-annotator`` sub-command parsers ``commands``."""
-    _add_build_dataset(commands)
+    _add_slice_dataset(commands)
     _add_train(commands)
     _add_predict(commands)
     _add_review_queue(commands)
@@ -36,23 +36,30 @@ def _device_option(parser: argparse.ArgumentParser) -> None:
                         help="ROI slices per forward pass (default: 16).")
 
 
-# ------------------------------------------------------------------------------- build-dataset
-def _add_build_dataset(commands) -> None:
+# ------------------------------------------------------------------------------- slice-dataset
+def _add_slice_dataset(commands) -> None:
     from .model.roi import RoiSpec
 
     parser = commands.add_parser(
-        "build-dataset", help="Build (or add to) a slice dataset for training.",
+        "slice-dataset", help="Build (or add to) a slice dataset for training.",
         description="Cut each hip's ROI out of annotated scans (256 x 256 per axial slice around "
                     "the femoral head center, HU clipped to [-125, 275] and scaled to [0, 1], "
                     "labels hole-filled) and store it as a slice dataset: one .npz per scan and "
                     "hip plus dataset.json. Sources: scans with their `annotate` output folders "
-                    "(--scan/--annotation pairs), and/or generated phantoms (--phantoms) labelled "
-                    "by the pipeline, with the phantom's truth kept alongside.")
+                    "(--scan/--annotation pairs), the done cases of `build-dataset` output folders "
+                    "(--build), and/or generated phantoms (--phantoms) labelled by the pipeline, "
+                    "with the phantom's truth kept alongside.")
     parser.add_argument("dataset", type=Path, help="Dataset folder (created, or added to).")
     parser.add_argument("--scan", type=Path, action="append", default=[], metavar="SCAN",
                         help="A CT scan; pair each with an --annotation folder, in order.")
     parser.add_argument("--annotation", type=Path, action="append", default=[], metavar="DIR",
                         help="The `tha-annotator annotate` output folder of the matching --scan.")
+    parser.add_argument("--build", type=Path, action="append", default=[], metavar="OUT_DIR",
+                        help="The output folder of `tha-annotator build-dataset`; every case whose "
+                             "status is \"done\" in its manifest.json is added, with its scan "
+                             "(the manifest's source path) and its annotation folder "
+                             "OUT_DIR/cases/<case>/, under the case's name. May be given several "
+                             "times.")
     parser.add_argument("--phantoms", type=int, default=0, metavar="N",
                         help="Add N generated phantoms (seeds --seed .. --seed+N-1).")
     parser.add_argument("--seed", type=int, default=0, help="First phantom seed (default: 0).")
@@ -67,19 +74,22 @@ def _add_build_dataset(commands) -> None:
     parser.add_argument("--roi-half-height-mm", type=float, default=defaults.half_height_mm,
                         metavar="MM", help="Slices within this distance (mm) of the head center "
                                            f"along S-I (default: {defaults.half_height_mm:g}).")
-    parser.set_defaults(run=_run_build_dataset)
+    parser.set_defaults(run=_run_slice_dataset)
 
 
-def _run_build_dataset(args: argparse.Namespace) -> int:
-    from .model.build import PhantomRecipe, add_annotated_scan, add_phantom_scans
+def _run_slice_dataset(args: argparse.Namespace) -> int:
+    from .model.build import (PhantomRecipe, add_annotated_scan, add_phantom_scans,
+                              annotated_cases_of_build)
     from .model.dataset import SliceDataset
     from .model.roi import RoiSpec
 
     if len(args.scan) != len(args.annotation):
         raise InputError(f"Got {len(args.scan)} --scan and {len(args.annotation)} --annotation "
                          "options; give one annotation folder per scan.")
-    if not args.scan and args.phantoms <= 0:
-        raise InputError("Nothing to add: give --scan/--annotation pairs or --phantoms N.")
+    if not args.scan and not args.build and args.phantoms <= 0:
+        raise InputError("Nothing to add: give --scan/--annotation pairs, --build OUT_DIR or "
+                         "--phantoms N.")
+    built = [case for out_dir in args.build for case in annotated_cases_of_build(out_dir)]
     roi = RoiSpec(args.roi_size_mm, args.roi_pixels, args.roi_half_height_mm)
     if roi.size_mm <= 0 or roi.pixels < 16 or roi.half_height_mm <= 0:
         raise InputError("The ROI needs a positive size and height and at least 16 pixels.")
@@ -87,6 +97,9 @@ def _run_build_dataset(args: argparse.Namespace) -> int:
     for scan, annotation in zip(args.scan, args.annotation):
         sides = add_annotated_scan(dataset, scan, annotation)
         print(f"{scan.name}: {', '.join(sides) or 'no'} hip(s) added")
+    for scan, annotation in built:
+        sides = add_annotated_scan(dataset, scan, annotation, scan=annotation.name)
+        print(f"{annotation.name}: {', '.join(sides) or 'no'} hip(s) added")
     if args.phantoms > 0:
         with tqdm(total=args.phantoms, desc="phantoms", file=sys.stderr, leave=False) as bar:
             def progress(message: str) -> None:
@@ -113,7 +126,7 @@ def _add_train(commands) -> None:
                     "After every epoch a checkpoint and the current model (model.json + "
                     "model.safetensors, SHA-256 recorded) are written to --out; --resume "
                     "continues an interrupted run.")
-    parser.add_argument("dataset", type=Path, help="Slice dataset folder (build-dataset).")
+    parser.add_argument("dataset", type=Path, help="Slice dataset folder (slice-dataset).")
     parser.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR",
                         help="Model folder to write.")
     parser.add_argument("--epochs", type=int, default=defaults.epochs,

@@ -38,7 +38,7 @@ from THAAnnotatorLib.phantom import generate_phantom
 from THAAnnotatorLib.pipeline import annotate
 from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
 
-MODEL_COMMANDS = ("build-dataset", "train", "predict", "review-queue", "apply-corrections", "evaluate")
+MODEL_COMMANDS = ("slice-dataset", "train", "predict", "review-queue", "apply-corrections", "evaluate")
 
 
 def model_cli(*argv) -> int:
@@ -102,9 +102,9 @@ def test_dataset_holds_normalised_roi_slices_with_filled_labels(workspace):
         assert np.abs(centroid - expected).max() < 2.0, (case["id"], centroid, expected)
 
 
-def test_build_dataset_from_pipeline_outputs_matches_the_phantom_build(workspace, tmp_path, capsys):
+def test_slice_dataset_from_pipeline_outputs_matches_the_phantom_build(workspace, tmp_path, capsys):
     name = TEST_RECIPES[0].name
-    code = model_cli("build-dataset", tmp_path / "ds",
+    code = model_cli("slice-dataset", tmp_path / "ds",
                      "--scan", workspace.clean / "scans" / f"{name}.nii.gz",
                      "--annotation", workspace.clean / "pipeline" / name,
                      "--roi-pixels", TEST_ROI.pixels)
@@ -123,10 +123,41 @@ def test_build_dataset_from_pipeline_outputs_matches_the_phantom_build(workspace
         assert a.truth is None
 
 
-def test_build_dataset_rejects_unpaired_options(tmp_path, capsys):
-    assert model_cli("build-dataset", tmp_path / "ds", "--scan", tmp_path / "x.nii.gz") == 2
+def test_slice_dataset_rejects_unpaired_options(tmp_path, capsys):
+    assert model_cli("slice-dataset", tmp_path / "ds", "--scan", tmp_path / "x.nii.gz") == 2
     assert "annotation" in capsys.readouterr().err
-    assert model_cli("build-dataset", tmp_path / "ds") == 2
+    assert model_cli("slice-dataset", tmp_path / "ds") == 2
+    assert not (tmp_path / "ds").exists()
+
+
+def test_slice_dataset_adds_the_done_cases_of_a_build(workspace, tmp_path, capsys):
+    name = TEST_RECIPES[0].name
+    scan = workspace.clean / "scans" / f"{name}.nii.gz"
+    build = tmp_path / "build"
+    shutil.copytree(workspace.clean / "pipeline" / name, build / "cases" / "done_case")
+    (build / "manifest.json").write_text(json.dumps({"cases": [
+        {"case": "done_case", "source": str(scan.resolve()), "status": "done"},
+        {"case": "failed_case", "source": str(tmp_path / "gone.nii.gz"), "status": "failed"}]}))
+    assert model_cli("slice-dataset", tmp_path / "single", "--scan", scan, "--annotation",
+                     build / "cases" / "done_case", "--roi-pixels", TEST_ROI.pixels) == 0
+    code = model_cli("slice-dataset", tmp_path / "ds", "--build", build,
+                     "--roi-pixels", TEST_ROI.pixels)
+    assert code == 0, capsys.readouterr().err
+    built, single = SliceDataset.open(tmp_path / "ds"), SliceDataset.open(tmp_path / "single")
+    assert [(c["scan"], c["side"]) for c in built.cases] == [("done_case", s) for s in SIDES]
+    for side in SIDES:
+        a = built.load_case(built.case_number("done_case", side))
+        b = single.load_case(single.case_number(name, side))
+        assert built.cases[built.case_number("done_case", side)]["slices"] == \
+            single.cases[single.case_number(name, side)]["slices"]
+        np.testing.assert_array_equal(a.label, b.label)
+        np.testing.assert_array_equal(a.image, b.image)
+
+
+def test_slice_dataset_rejects_a_folder_without_manifest(tmp_path, capsys):
+    assert model_cli("slice-dataset", tmp_path / "ds", "--build", tmp_path) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "manifest.json" in err
     assert not (tmp_path / "ds").exists()
 
 

@@ -13,7 +13,7 @@ Each network then labels the held-out scans (whole-scan prediction, as ``tha-ann
 predict``) and is scored against their truth (as ``tha-annotator evaluate``). K defaults to
 3.8 % of the training slices, the paper's share (200 of 5297).
 
-Inputs are datasets made by ``tha-annotator build-dataset``: a training set of phantoms (truth
+Inputs are datasets made by ``tha-annotator slice-dataset``: a training set of phantoms (truth
 kept alongside the pseudo labels) and a held-out set built with ``--keep-scans``. Work is kept
 in --out and reused when the script is run again (training resumes from its checkpoint).
 

@@ -1,4 +1,5 @@
-"""Filling a slice dataset: from pipeline outputs, or from generated phantoms.
+"""Filling a slice dataset: from pipeline outputs (single scans or whole builds), or from
+generated phantoms.
 
 Data preparation follows the paper (section 5.1): per hip, the ROI around the femoral head
 center the pipeline found (:mod:`.roi`), CT clipped to [-125, 275] HU and scaled to [0, 1],
@@ -140,6 +141,32 @@ def add_annotated_scan(dataset: SliceDataset, scan_path: str | Path, annotation_
         dataset.write_case(meta, data)
         added.append(side)
     return added
+
+
+def annotated_cases_of_build(out_dir: str | Path) -> list[tuple[Path, Path]]:
+    """The done cases of a ``tha-annotator build-dataset`` output folder.
+
+    Parameters
+    ----------
+    out_dir : the build's output folder (``manifest.json`` and ``cases/<case>/``).
+
+    Returns
+    -------
+    (scan, annotation folder) of every case whose status is "done" in the manifest, in its
+    order: the scan is the manifest's ``source`` path, the folder ``out_dir/cases/<case>``.
+
+    Raises
+    ------
+    InputError : ``out_dir`` has no readable ``manifest.json``.
+    """
+    out_dir = Path(out_dir)
+    try:
+        records = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))["cases"]
+        return [(Path(r["source"]), out_dir / "cases" / r["case"])
+                for r in records if r["status"] == "done"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"{out_dir} has no readable manifest.json; give the output folder of "
+                         "`tha-annotator build-dataset`.") from error
 
 
 @dataclass(frozen=True)

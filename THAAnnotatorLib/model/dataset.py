@@ -129,7 +129,7 @@ class SliceDataset:
         if not index.is_file():
             raise InputError(
                 f"{root} is not a slice dataset (it has no {INDEX_FILE}); build one with "
-                "`tha-annotator build-dataset`.")
+                "`tha-annotator slice-dataset`.")
         try:
             content = json.loads(index.read_text(encoding="utf-8"))
             version = content["version"]
