@@ -27,6 +27,7 @@ import SimpleITK as sitk
 from tqdm import tqdm
 
 from . import __version__, io, outputs, pipeline
+from .cli_batch import add_batch_commands
 from .cli_model import add_model_commands
 from .errors import InputError
 from .labels import truth_side_labels
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="Phantom random seed (default: 0).")
     demo.set_defaults(run=_run_demo)
     add_model_commands(commands)
+    add_batch_commands(commands, common)
     return parser
 
 

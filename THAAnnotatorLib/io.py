@@ -70,12 +70,23 @@ def read_scan(path: str | Path) -> LoadedScan:
     InputError : the path is missing, not a supported image, damaged, or not a 3-D CT in HU.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"The scan {path} does not exist; check the path and try again.")
-    image = _read_dicom_folder(path) if path.is_dir() else _read_image_file(path)
+    image = read_image(path)
     volume = volume_from_sitk(image, name=f"The scan {path.name}")
     validate_ct(volume, name=f"The scan {path.name}")
     return LoadedScan(volume=volume, reference=_geometry_placeholder(image), path=path)
+
+
+def read_image(path: str | Path) -> sitk.Image:
+    """Read a scan file or DICOM series folder as it is stored (no checks that it is a CT).
+
+    Raises
+    ------
+    InputError : the path is missing, not a supported image, or damaged.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"The scan {path} does not exist; check the path and try again.")
+    return _read_dicom_folder(path) if path.is_dir() else _read_image_file(path)
 
 
 def volume_from_sitk(image: sitk.Image, name: str = "The image") -> Volume:

@@ -1,0 +1,79 @@
+"""The manifest of a build: one record per scan, as ``manifest.json`` and ``manifest.csv``.
+
+A record is what :func:`~.case.run_case` returns (and stores as the case's ``case.json``), or a
+``"pending"`` record for a scan not processed yet. Both files are rewritten atomically after
+every finished case, so an interrupted build still leaves a manifest that matches its folders.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import __version__
+from ..model.files import write_bytes_atomic, write_json_atomic
+from ..result import SIDES
+from .discover import ScanSource
+
+MANIFEST_JSON = "manifest.json"
+MANIFEST_CSV = "manifest.csv"
+CSV_COLUMNS = ("case", "source", "checksum", "status", "reasons", "sides_found",
+               *(f"{side}_head_diameter_mm" for side in SIDES), "run_time_s", "finished",
+               "version", "parameters")
+
+
+def pending_record(source: ScanSource, checksum: str, key: dict) -> dict:
+    """The record of a scan that has not been processed with the current settings yet."""
+    return {"case": source.case, "source": str(Path(source.path).resolve()),
+            "checksum": checksum, "status": "pending", "reasons": [], "sides_found": [],
+            "results": {}, **key}
+
+
+def write_manifest(out_dir: str | Path, records: list[dict], scans_dir: str | Path) -> None:
+    """Write ``manifest.json`` and ``manifest.csv`` for ``records`` (in the given order)."""
+    out_dir = Path(out_dir)
+    counts = {status: sum(r["status"] == status for r in records)
+              for status in ("done", "failed", "pending")}
+    write_json_atomic(out_dir / MANIFEST_JSON, {
+        "scans_dir": str(Path(scans_dir).resolve()), "software_version": __version__,
+        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "counts": counts, "cases": records})
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow(_csv_row(record))
+    write_bytes_atomic(out_dir / MANIFEST_CSV, text.getvalue().encode("utf-8"))
+
+
+def read_manifest(out_dir: str | Path) -> dict:
+    """The parsed ``manifest.json`` of a build folder.
+
+    Raises
+    ------
+    ValueError : there is no readable manifest (the caller words the error for its user).
+    """
+    path = Path(out_dir) / MANIFEST_JSON
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is missing or unreadable ({error})") from error
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("cases"), list):
+        raise ValueError(f"{path} has no list of cases")
+    return manifest
+
+
+def _csv_row(record: dict) -> dict:
+    results = record.get("results", {})
+    row = {key: record.get(key, "") for key in ("case", "source", "checksum", "status",
+                                                "run_time_s", "finished", "version")}
+    row["reasons"] = " | ".join(record.get("reasons", []))
+    row["sides_found"] = " ".join(record.get("sides_found", []))
+    for side in SIDES:
+        diameter = results.get(side, {}).get("head_diameter_mm")
+        row[f"{side}_head_diameter_mm"] = "" if diameter is None else diameter
+    row["parameters"] = json.dumps({"params": record.get("params"), "sides": record.get("sides")},
+                                   sort_keys=True, separators=(",", ":"))
+    return row

@@ -1,0 +1,136 @@
+"""Command line of batch builds: ``build-dataset`` (BE + AFS over a folder of scans, on Dask)
+and ``export`` (nnU-Net v2 raw layout or MONAI datalist).
+
+:func:`add_batch_commands` registers them on the ``tha-annotator`` parser. Dask is imported only
+when ``build-dataset`` runs.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+EXIT_SOME_FAILED = 3
+
+
+def add_batch_commands(commands: argparse._SubParsersAction,
+                       pipeline_options: argparse.ArgumentParser) -> None:
+    """Add ``build-dataset`` and ``export``; ``pipeline_options`` is the parent parser holding
+    ``--side``, ``--quiet`` and the pipeline parameters."""
+    build = commands.add_parser(
+        "build-dataset", parents=[pipeline_options],
+        help="Annotate every scan in a folder, in parallel and resumably.",
+        description="Run BE + AFS on every scan found under SCANS_DIR (NIfTI, NRRD, MetaImage "
+                    "files and DICOM series folders, searched recursively) on a Dask cluster. "
+                    "Each case is written atomically to OUT_DIR/cases/<case>/ (the `annotate` "
+                    "outputs plus case.json); OUT_DIR/manifest.json and manifest.csv list every "
+                    "case (source, SHA-256, status, reasons, sides, head diameters, run time, "
+                    "version, parameters) and OUT_DIR/report.html shows them with thumbnails. "
+                    "A rerun skips cases already built from the same scan with the same "
+                    "settings, redoes changed ones, and finishes an interrupted build. A scan "
+                    "that fails is recorded with its reason and never stops the others. "
+                    f"Exit code 0 when every case is done, {EXIT_SOME_FAILED} when the build "
+                    "finished with failed cases, 2 for bad arguments.")
+    build.add_argument("scans_dir", type=Path, help="Folder of scans (searched recursively).")
+    build.add_argument("out_dir", type=Path,
+                       help="Build folder (created); must lie outside SCANS_DIR.")
+    build.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="Worker processes of the local Dask cluster, one scan at a time "
+                            "each (default: one per CPU core).")
+    build.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="Use the running Dask cluster at this scheduler address (e.g. "
+                            "tcp://10.0.0.5:8786) instead of a local one; its workers must see "
+                            "the same paths and should run one thread each.")
+    build.add_argument("--memory-per-worker", default="auto", metavar="SIZE",
+                       help="Memory limit of each local worker, e.g. 4GB (default: auto, the "
+                            "machine's memory shared between the workers).")
+    build.add_argument("--retry-failed", action="store_true",
+                       help="Also redo cases that failed before with the same scan and settings.")
+    build.set_defaults(run=_run_build)
+
+    export = commands.add_parser(
+        "export", help="Export a build for nnU-Net v2 or MONAI.",
+        description="Write the done cases of a build as training data: the CT as NIfTI and its "
+                    "label map (0 background, 1 acetabulum, 2 femoral head), with a train / "
+                    "validation split drawn from --seed. nnunet: DEST must be named "
+                    "DatasetXXX_Name; it gets imagesTr/, labelsTr/, dataset.json and "
+                    "splits_final.json (copy it to nnUNet_preprocessed/DatasetXXX_Name/ to "
+                    "train on this split). monai: images/, labels/ and datalist.json (training "
+                    "and validation lists; monai.data.load_decathlon_datalist reads it). DEST "
+                    "must not exist yet.")
+    export.add_argument("build_dir", type=Path, help="Output folder of `build-dataset`.")
+    export.add_argument("--format", dest="fmt", required=True, choices=("nnunet", "monai"),
+                        help="Layout to write.")
+    export.add_argument("dest", type=Path, help="Export folder to create.")
+    export.add_argument("--validation-fraction", type=float, default=0.2, metavar="F",
+                        help="Share of cases held out for validation (default: 0.2).")
+    export.add_argument("--seed", type=int, default=0,
+                        help="Seed of the train / validation split (default: 0).")
+    export.add_argument("--quiet", action="store_true", help="No progress bar.")
+    export.set_defaults(run=_run_export)
+
+
+class _ProgressBar:
+    """Terminal progress of a build: done / failed / remaining and the time left."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+        self.done = self.failed = 0
+
+    def started(self, to_run: int, skipped: int, dashboard: str | None) -> None:
+        print(f"{to_run} case(s) to run, {skipped} already up to date")
+        if dashboard:
+            print(f"Dask dashboard: {dashboard}")
+        self.bar = tqdm(total=to_run, desc="cases", unit="scan", file=sys.stderr,
+                        disable=not self.enabled or to_run == 0)
+
+    def case_finished(self, record: dict) -> None:
+        self.done += record["status"] == "done"
+        self.failed += record["status"] == "failed"
+        remaining = self.bar.total - self.done - self.failed
+        self.bar.set_postfix_str(f"done {self.done}, failed {self.failed}, left {remaining}",
+                                 refresh=False)
+        self.bar.update(1)
+        if record["status"] == "failed":
+            tqdm.write(f"{record['case']}: failed: {'; '.join(record['reasons'])}",
+                       file=sys.stdout)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from .batch.build import build_dataset
+    from .cli import SIDE_CHOICES, params_from_args
+
+    bar = _ProgressBar(not args.quiet)
+    try:
+        summary = build_dataset(args.scans_dir, args.out_dir, params_from_args(args),
+                                SIDE_CHOICES[args.side], workers=args.workers,
+                                scheduler=args.scheduler,
+                                memory_per_worker=args.memory_per_worker,
+                                retry_failed=args.retry_failed, observer=bar)
+    finally:
+        bar.close()
+    print(f"{len(summary.records)} scans: {summary.count('done')} done, "
+          f"{summary.count('failed')} failed ({len(summary.processed)} run now, "
+          f"{len(summary.skipped)} already up to date) in {summary.seconds:.0f} s")
+    print(f"manifest: {args.out_dir / 'manifest.csv'}; report: {args.out_dir / 'report.html'}")
+    return EXIT_SOME_FAILED if summary.count("failed") else 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .batch.export import export_build
+
+    with tqdm(desc="export", unit="case", file=sys.stderr, disable=args.quiet,
+              leave=False) as bar:
+        split = export_build(args.build_dir, args.dest, args.fmt, args.validation_fraction,
+                             args.seed, progress=lambda case: bar.update(1))
+    print(f"exported {len(split.train) + len(split.validation)} cases to {args.dest} "
+          f"({args.fmt}): {len(split.train)} for training, {len(split.validation)} for "
+          f"validation (seed {args.seed})")
+    return 0

@@ -1,0 +1,287 @@
+"""Batch builds on Dask: discovery, resumable builds, failures, interruption, the report, exports.
+
+One build of 8 scans (6 phantoms, one of them a DICOM series folder, a corrupt file and a scan
+without hips) is made once per module and reused; tests that change things work on copies.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from test_io import write_dicom_series
+from THAAnnotatorLib.batch.build import CASES_DIR, build_dataset
+from THAAnnotatorLib.batch.discover import find_scans, scan_checksum
+from THAAnnotatorLib.batch.export import export_build, split_cases
+from THAAnnotatorLib.batch.manifest import MANIFEST_CSV, MANIFEST_JSON, read_manifest
+from THAAnnotatorLib.batch.report import REPORT_FILE
+from THAAnnotatorLib.cli import main
+from THAAnnotatorLib.errors import InputError
+from THAAnnotatorLib.params import Params
+from THAAnnotatorLib.phantom import generate_phantom, phantom_to_sitk
+
+# small, quick phantoms: the build's behaviour is under test here, not the pipeline's accuracy
+SPACING_MM = (3.0, 1.5, 1.5)
+FOV_MM = (120.0, 240.0, 360.0)
+PHANTOM_SEEDS = (0, 1, 2, 3, 4)  # plus one DICOM series folder (seed 5)
+DONE = {"ct0", "ct1", "ct2", "ct3", "ct4", "nested__dicom_ct5"}
+FAILED = {"corrupt", "no_hips"}
+
+
+def write_phantom(path: Path, seed: int, hips: bool = True) -> None:
+    image = phantom_to_sitk(generate_phantom(spacing_mm=SPACING_MM, fov_mm=FOV_MM, seed=seed,
+                                             hips=hips))
+    sitk.WriteImage(image, str(path), useCompression=True)
+
+
+@pytest.fixture(scope="module")
+def scans_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("scans")
+    for seed in PHANTOM_SEEDS:
+        write_phantom(root / f"ct{seed}.nii.gz", seed)
+    dicom = phantom_to_sitk(generate_phantom(spacing_mm=SPACING_MM, fov_mm=FOV_MM, seed=5))
+    write_dicom_series(dicom, root / "nested" / "dicom_ct5", "1.2.826.0.1.3680043.2.1125.5")
+    write_phantom(root / "no_hips.nrrd", 6, hips=False)
+    (root / "corrupt.nii.gz").write_bytes(b"\x1f\x8b this is not a NIfTI file")
+    (root / "notes.txt").write_text("not a scan, ignored")
+    return root
+
+
+@pytest.fixture(scope="module")
+def build(scans_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("build") / "out"
+    return build_dataset(scans_dir, out, workers=2)
+
+
+def outcome(records: list[dict]) -> dict:
+    """What a build decided per case, without run times."""
+    return {r["case"]: (r["status"], tuple(r["reasons"]), tuple(r["sides_found"]),
+                        tuple((s, v["head_diameter_mm"]) for s, v in sorted(r["results"].items())))
+            for r in records}
+
+
+def test_finds_files_and_dicom_folders_and_names_cases(scans_dir, tmp_path):
+    cases = {s.case: s.path for s in find_scans(scans_dir)}
+    assert set(cases) == DONE | FAILED
+    assert cases["nested__dicom_ct5"].is_dir()
+    (tmp_path / "readme.txt").write_text("no scans here")
+    with pytest.raises(InputError, match="holds no scans"):
+        find_scans(tmp_path)
+
+
+def test_case_names_stay_apart_when_only_the_suffix_differs(tmp_path):
+    write_phantom(tmp_path / "a.nii.gz", 0)
+    shutil.copy(tmp_path / "a.nii.gz", tmp_path / "a.nrrd")
+    assert sorted(s.case for s in find_scans(tmp_path)) == ["a.nii.gz", "a.nrrd"]
+
+
+def test_build_records_done_and_failed_cases_with_reasons(build):
+    records = {r["case"]: r for r in build.records}
+    assert {c for c, r in records.items() if r["status"] == "done"} == DONE
+    assert {c for c, r in records.items() if r["status"] == "failed"} == FAILED
+    assert "not a readable image" in records["corrupt"]["reasons"][0]
+    assert "No hip could be segmented" in records["no_hips"]["reasons"][0]
+    for case in DONE:
+        record = records[case]
+        assert record["sides_found"] == ["right", "left"]
+        assert all(25 < r["head_diameter_mm"] < 70 for r in record["results"].values())
+        assert len(record["checksum"]) == 64 and record["run_time_s"] > 0
+        folder = build.out_dir / CASES_DIR / case
+        assert {"labels.nii.gz", "labels.seg.nrrd", "annotation.json", "case.json",
+                "thumbnail.jpg"} <= {p.name for p in folder.iterdir()}
+
+
+def test_manifest_json_and_csv_list_every_case(build, scans_dir):
+    manifest = read_manifest(build.out_dir)
+    assert manifest["counts"] == {"done": 6, "failed": 2, "pending": 0}
+    by_case = {r["case"]: r for r in manifest["cases"]}
+    assert by_case["ct0"]["checksum"] == scan_checksum(scans_dir / "ct0.nii.gz")
+    assert by_case["ct0"]["params"]["graph_cut_lambda"] == 2.0
+    import csv
+
+    rows = list(csv.DictReader((build.out_dir / MANIFEST_CSV).open(encoding="utf-8")))
+    assert {row["case"] for row in rows} == DONE | FAILED
+    row = next(r for r in rows if r["case"] == "ct1")
+    assert float(row["right_head_diameter_mm"]) == by_case["ct1"]["results"]["right"][
+        "head_diameter_mm"]
+    assert json.loads(row["parameters"])["sides"] == ["right", "left"]
+
+
+def test_second_run_does_no_work(build, scans_dir):
+    again = build_dataset(scans_dir, build.out_dir, workers=2)
+    assert again.processed == [] and sorted(again.skipped) == sorted(DONE | FAILED)
+    assert outcome(again.records) == outcome(build.records)
+
+
+def test_only_a_changed_scan_or_changed_settings_are_redone(build, scans_dir, tmp_path):
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    shutil.copytree(scans_dir, scans)
+    shutil.copytree(build.out_dir, out)
+    write_phantom(scans / "ct3.nii.gz", 11)
+    changed = build_dataset(scans, out, workers=1)
+    assert changed.processed == ["ct3"]
+    assert sorted(changed.skipped) == sorted((DONE | FAILED) - {"ct3"})
+    record = next(r for r in changed.records if r["case"] == "ct3")
+    assert record["checksum"] == scan_checksum(scans / "ct3.nii.gz") and record["status"] == "done"
+    retried = build_dataset(scans, out, workers=1, retry_failed=True)
+    assert sorted(retried.processed) == sorted(FAILED)
+
+
+def test_other_settings_redo_every_case(scans_dir, tmp_path):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for name in ("ct0.nii.gz", "corrupt.nii.gz"):
+        shutil.copy(scans_dir / name, scans / name)
+    first = build_dataset(scans, tmp_path / "out", workers=1)
+    assert sorted(first.processed) == ["corrupt", "ct0"]
+    other = build_dataset(scans, tmp_path / "out", Params(graph_cut_lambda=3.0), workers=1)
+    assert sorted(other.processed) == ["corrupt", "ct0"]
+    assert other.records[1]["params"]["graph_cut_lambda"] == 3.0
+    one_side = build_dataset(scans, tmp_path / "out", Params(graph_cut_lambda=3.0), ("left",),
+                             workers=1)
+    assert sorted(one_side.processed) == ["corrupt", "ct0"]
+    assert one_side.records[1]["sides_found"] == ["left"]
+
+
+def test_an_interrupted_build_finishes_with_the_same_result(build, scans_dir, tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "THAAnnotatorLib.cli", "build-dataset", str(scans_dir),
+               str(out), "--workers", "1", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not list((out / CASES_DIR).glob("ct*/case.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # the whole run, Dask workers included
+    process.wait()
+    finished = [p.parent.name for p in (out / CASES_DIR).glob("*/case.json")]
+    assert 0 < len(finished) < len(DONE | FAILED), "the kill must land mid-way"
+    visible = [p for p in (out / CASES_DIR).iterdir() if not p.name.startswith(".")]
+    assert all((p / "case.json").is_file() for p in visible), "no half-written case folder"
+    json.loads((out / MANIFEST_JSON).read_text())  # the manifest is whole, never half-written
+
+    resumed = build_dataset(scans_dir, out, workers=2)
+    assert sorted(resumed.skipped) == sorted(finished)
+    assert outcome(resumed.records) == outcome(build.records)
+    assert not [p for p in (out / CASES_DIR).iterdir() if p.name.startswith(".")]
+
+
+def test_command_line_exit_code_and_summary(build, scans_dir, capsys):
+    code = main(["build-dataset", str(scans_dir), str(build.out_dir), "--quiet"])
+    assert code == 3  # finished, with failed cases
+    out = capsys.readouterr().out
+    assert "8 scans: 6 done, 2 failed (0 run now, 8 already up to date)" in out
+
+
+def test_bad_build_arguments_are_refused(scans_dir, tmp_path, capsys):
+    assert main(["build-dataset", str(scans_dir), str(scans_dir / "out"), "--quiet"]) == 2
+    assert "overlaps the scans folder" in capsys.readouterr().err
+    assert not (scans_dir / "out").exists()
+    assert main(["build-dataset", str(tmp_path / "missing"), str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+class _ReportParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[str] = []
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr" and attrs.get("id", "").startswith("case-"):
+            self.rows.append(attrs["id"].removeprefix("case-"))
+        if tag == "img":
+            self.images.append(attrs["src"])
+
+
+def test_report_lists_every_case_with_thumbnails_and_failures(build):
+    page = (build.out_dir / REPORT_FILE).read_text(encoding="utf-8")
+    parser = _ReportParser()
+    parser.feed(page)
+    assert sorted(parser.rows) == sorted(DONE | FAILED)
+    assert len(parser.images) == len(DONE)
+    assert all((build.out_dir / src).is_file() for src in parser.images)
+    assert "<b>2</b> failed" in page and "not a readable image" in page
+    assert "<b>12</b> hips segmented" in page
+
+
+def test_split_is_reproducible_by_seed():
+    cases = [f"case{i:02d}" for i in range(20)]
+    first, again = split_cases(cases, 0.2, seed=7), split_cases(cases[::-1], 0.2, seed=7)
+    assert first == again and len(first.validation) == 4
+    assert sorted(first.train + first.validation) == cases
+    assert split_cases(cases, 0.2, seed=8) != first
+
+
+def test_nnunet_export_follows_the_raw_dataset_rules(build, tmp_path):
+    dest = tmp_path / "Dataset501_THAHip"
+    split = export_build(build.out_dir, dest, "nnunet", validation_fraction=0.34, seed=3)
+    meta = json.loads((dest / "dataset.json").read_text())
+    # nnU-Net v2 raw format: channel_names, labels with background 0 and consecutive integers,
+    # numTraining, file_ending; imagesTr/<case>_<channel:04d><ending>, labelsTr/<case><ending>
+    assert meta["channel_names"] == {"0": "CT"} and meta["file_ending"] == ".nii.gz"
+    assert meta["labels"]["background"] == 0
+    assert sorted(meta["labels"].values()) == list(range(len(meta["labels"])))
+    labels = sorted(p.name.removesuffix(".nii.gz") for p in (dest / "labelsTr").iterdir())
+    images = sorted(p.name for p in (dest / "imagesTr").iterdir())
+    assert labels == sorted(DONE) and meta["numTraining"] == len(labels)
+    assert images == [f"{case}_0000.nii.gz" for case in labels]
+    for case in labels:
+        image = sitk.ReadImage(str(dest / "imagesTr" / f"{case}_0000.nii.gz"))
+        label = sitk.ReadImage(str(dest / "labelsTr" / f"{case}.nii.gz"))
+        assert image.GetSize() == label.GetSize()
+        np.testing.assert_allclose(image.GetOrigin(), label.GetOrigin(), atol=1e-4)
+        np.testing.assert_allclose(image.GetDirection(), label.GetDirection(), atol=1e-6)
+        values = np.unique(sitk.GetArrayViewFromImage(label))
+        assert set(values.tolist()) == {0, 1, 2}
+    folds = json.loads((dest / "splits_final.json").read_text())
+    assert folds == [{"train": split.train, "val": split.validation}]
+    assert sorted(split.train + split.validation) == sorted(DONE) and len(split.validation) == 2
+    with pytest.raises(InputError, match="already exists"):
+        export_build(build.out_dir, dest, "nnunet")
+    with pytest.raises(InputError, match="DatasetXXX_Name"):
+        export_build(build.out_dir, tmp_path / "hips", "nnunet")
+
+
+def test_monai_export_loads_with_monai(build, tmp_path):
+    from monai.data import Dataset, load_decathlon_datalist
+    from monai.transforms import LoadImaged
+
+    dest = tmp_path / "monai"
+    assert main(["export", str(build.out_dir), "--format", "monai", str(dest), "--seed", "3",
+                 "--validation-fraction", "0.34", "--quiet"]) == 0
+    same = export_build(build.out_dir, tmp_path / "again", "monai", 0.34, seed=3)
+    assert json.loads((dest / "export.json").read_text())["validation"] == same.validation
+    training = load_decathlon_datalist(str(dest / "datalist.json"), True, "training")
+    validation = load_decathlon_datalist(str(dest / "datalist.json"), True, "validation")
+    assert len(training) + len(validation) == len(DONE) and len(validation) == 2
+    for item in Dataset(training + validation, transform=LoadImaged(keys=["image", "label"])):
+        assert item["image"].shape == item["label"].shape and item["image"].ndim == 3
+        assert set(np.unique(item["label"].numpy()).tolist()) == {0.0, 1.0, 2.0}
+
+
+def test_export_refuses_a_scan_changed_since_the_build(build, scans_dir, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(build.out_dir, out)
+    moved = tmp_path / "ct2.nii.gz"
+    shutil.copy(scans_dir / "ct2.nii.gz", moved)
+    manifest = json.loads((out / MANIFEST_JSON).read_text())
+    next(r for r in manifest["cases"] if r["case"] == "ct2")["source"] = str(moved)
+    (out / MANIFEST_JSON).write_text(json.dumps(manifest))
+    export_build(out, tmp_path / "Dataset502_Fresh", "nnunet")  # unchanged: exported
+    write_phantom(moved, 12)
+    with pytest.raises(InputError, match="changed or disappeared.*ct2"):
+        export_build(out, tmp_path / "Dataset503_Stale", "nnunet")
+    assert not (tmp_path / "Dataset503_Stale").exists()
+    assert not list(tmp_path.glob(".Dataset503*"))
