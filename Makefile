@@ -25,6 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/batch.py
 
 clean:
 	rm -rf demo-output build *.egg-info .pytest_cache

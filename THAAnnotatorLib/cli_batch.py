@@ -114,6 +114,11 @@ def _run_build(args: argparse.Namespace) -> int:
                                 scheduler=args.scheduler,
                                 memory_per_worker=args.memory_per_worker,
                                 retry_failed=args.retry_failed, observer=bar)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"interrupted: the finished cases are kept in {args.out_dir}; run the same "
+              "command again to do the rest", file=sys.stderr)
+        return 130
     finally:
         bar.close()
     print(f"{len(summary.records)} scans: {summary.count('done')} done, "

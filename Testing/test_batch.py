@@ -176,6 +176,18 @@ def test_an_interrupted_build_finishes_with_the_same_result(build, scans_dir, tm
     assert not [p for p in (out / CASES_DIR).iterdir() if p.name.startswith(".")]
 
 
+def test_a_scan_with_no_metal_free_hip_fails_with_the_reason(tmp_path):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    image = phantom_to_sitk(generate_phantom(spacing_mm=SPACING_MM, fov_mm=FOV_MM, seed=0,
+                                             metal_side="left"))
+    sitk.WriteImage(image, str(scans / "implant.nii.gz"), useCompression=True)
+    summary = build_dataset(scans, tmp_path / "out", sides=("left",), workers=1)
+    (record,) = summary.records
+    assert record["status"] == "failed"
+    assert "left hip: metal implant, not segmented" in record["reasons"][0]
+
+
 def test_command_line_exit_code_and_summary(build, scans_dir, capsys):
     code = main(["build-dataset", str(scans_dir), str(build.out_dir), "--quiet"])
     assert code == 3  # finished, with failed cases
