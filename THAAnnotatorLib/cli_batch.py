@@ -133,8 +133,12 @@ def _run_export(args: argparse.Namespace) -> int:
 
     with tqdm(desc="export", unit="case", file=sys.stderr, disable=args.quiet,
               leave=False) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
         split = export_build(args.build_dir, args.dest, args.fmt, args.validation_fraction,
-                             args.seed, progress=lambda case: bar.update(1))
+                             args.seed, progress=progress)
     print(f"exported {len(split.train) + len(split.validation)} cases to {args.dest} "
           f"({args.fmt}): {len(split.train)} for training, {len(split.validation)} for "
           f"validation (seed {args.seed})")

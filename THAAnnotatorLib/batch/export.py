@@ -58,7 +58,7 @@ def split_cases(cases: list[str], validation_fraction: float, seed: int) -> Spli
 
 def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
                  validation_fraction: float = 0.2, seed: int = 0,
-                 progress: Callable[[str], None] | None = None) -> Split:
+                 progress: Callable[[int, int], None] | None = None) -> Split:
     """Export the done cases of a build folder to ``dest`` in format ``fmt`` (see
     :data:`FORMATS`); returns the split.
 
@@ -66,7 +66,8 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
     ``labelsTr/<case>.nii.gz``, ``dataset.json`` and ``splits_final.json`` (one fold; copy it to
     ``nnUNet_preprocessed/DatasetXXX_Name/`` to train on this split). MONAI: ``images/``,
     ``labels/`` and ``datalist.json`` with ``training`` and ``validation`` lists, paths relative
-    to the file (``monai.data.load_decathlon_datalist`` reads it).
+    to the file (``monai.data.load_decathlon_datalist`` reads it). ``progress(done, total)`` is
+    called after each case.
 
     Raises
     ------
@@ -97,7 +98,7 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
     try:
         layout = _LAYOUTS[fmt]
         pairs = {}
-        for record in records:
+        for number, record in enumerate(records, start=1):
             image = layout.image.format(case=record["case"])
             label = layout.label.format(case=record["case"])
             (staging / image).parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +109,7 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
                             staging / label)
             pairs[record["case"]] = {"image": image, "label": label}
             if progress is not None:
-                progress(record["case"])
+                progress(number, len(records))
         layout.write_index(staging, dest.name, pairs, split)
         write_json_atomic(staging / "export.json", {
             "format": fmt, "build": str(build_dir.resolve()), "software_version": __version__,
