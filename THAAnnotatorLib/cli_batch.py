@@ -12,6 +12,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .batch.build import BuildObserver
+
 EXIT_SOME_FAILED = 3
 
 
@@ -72,7 +74,7 @@ def add_batch_commands(commands: argparse._SubParsersAction,
     export.set_defaults(run=_run_export)
 
 
-class _ProgressBar:
+class _ProgressBar(BuildObserver):
     """Terminal progress of a build: done / failed / remaining and the time left."""
 
     def __init__(self, enabled: bool) -> None:
@@ -80,8 +82,11 @@ class _ProgressBar:
         self.bar = None
         self.done = self.failed = 0
 
+    def found(self, scans: int) -> None:
+        print(f"{scans} scans found; checking which are up to date")
+
     def started(self, to_run: int, skipped: int, dashboard: str | None) -> None:
-        print(f"{to_run} case(s) to run, {skipped} already up to date")
+        print(f"{to_run} to run, {skipped} already up to date")
         if dashboard:
             print(f"Dask dashboard: {dashboard}")
         self.bar = tqdm(total=to_run, desc="cases", unit="scan", file=sys.stderr,

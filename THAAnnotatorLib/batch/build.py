@@ -46,6 +46,9 @@ class BuildSummary:
 class BuildObserver:
     """Callbacks a build makes while it runs; the command line draws its progress bar from them."""
 
+    def found(self, scans: int) -> None:
+        """``scans`` scans were found; their checksums are being compared with the cases'."""
+
     def started(self, to_run: int, skipped: int, dashboard: str | None) -> None:
         """The work is known: ``to_run`` cases will be processed, ``skipped`` are up to date."""
 
@@ -91,17 +94,8 @@ def build_dataset(scans_dir: str | Path, out_dir: str | Path, params: Params = P
     cases_dir.mkdir(parents=True, exist_ok=True)
     with _exclusive(out_dir):
         remove_leftovers(cases_dir)
-        key = settings_key(params, sides)
-        records: dict[str, dict] = {}
-        to_run: list[tuple[ScanSource, str]] = []
-        for source in sources:
-            checksum = scan_checksum(source.path)
-            record = read_case_record(cases_dir / source.case)
-            if _up_to_date(record, checksum, key, retry_failed):
-                records[source.case] = record
-            else:
-                records[source.case] = pending_record(source, checksum, key)
-                to_run.append((source, checksum))
+        observer.found(len(sources))
+        records, to_run = _plan(sources, cases_dir, settings_key(params, sides), retry_failed)
         summary = BuildSummary(out_dir, [], skipped=sorted(set(records) - {s.case for s, _ in to_run}))
 
         def save() -> None:
@@ -110,28 +104,45 @@ def build_dataset(scans_dir: str | Path, out_dir: str | Path, params: Params = P
 
         save()
         try:
-            if to_run:
+            if not to_run:
+                observer.started(0, len(summary.skipped), None)
+            else:
+                from distributed import as_completed
+
                 with _dask_client(workers, scheduler, memory_per_worker) as client:
                     summary.dashboard = _dashboard(client)
                     observer.started(len(to_run), len(summary.skipped), summary.dashboard)
                     futures = [client.submit(run_case, source, checksum, cases_dir, params,
                                              sides, key=f"case-{source.case}", pure=False)
                                for source, checksum in to_run]
-                    from distributed import as_completed
-
                     for future in as_completed(futures):
                         record = _result_or_failure(future, to_run)
                         records[record["case"]] = record
                         summary.processed.append(record["case"])
                         save()
                         observer.case_finished(record)
-            else:
-                observer.started(0, len(summary.skipped), None)
         finally:
             save()
             write_report(out_dir, summary.records)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _plan(sources: list[ScanSource], cases_dir: Path, key: dict, retry_failed: bool,
+          ) -> tuple[dict[str, dict], list[tuple[ScanSource, str]]]:
+    """Each scan's current record (its case.json when up to date, else a pending one) and the
+    scans to run, with their checksums."""
+    records: dict[str, dict] = {}
+    to_run: list[tuple[ScanSource, str]] = []
+    for source in sources:
+        checksum = scan_checksum(source.path)
+        record = read_case_record(cases_dir / source.case)
+        if _up_to_date(record, checksum, key, retry_failed):
+            records[source.case] = record
+        else:
+            records[source.case] = pending_record(source, checksum, key)
+            to_run.append((source, checksum))
+    return records, to_run
 
 
 def _up_to_date(record: dict | None, checksum: str, key: dict, retry_failed: bool) -> bool:
