@@ -176,6 +176,19 @@ def test_an_interrupted_build_finishes_with_the_same_result(build, scans_dir, tm
     assert not [p for p in (out / CASES_DIR).iterdir() if p.name.startswith(".")]
 
 
+def test_runs_on_an_existing_cluster_given_its_scheduler_address(scans_dir, build, tmp_path):
+    from distributed import LocalCluster
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    shutil.copy(scans_dir / "ct1.nii.gz", scans / "ct1.nii.gz")
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        summary = build_dataset(scans, tmp_path / "out", scheduler=cluster.scheduler_address)
+        assert len(cluster.scheduler.workers) == 1  # the cluster's worker, no new one
+    assert summary.processed == ["ct1"]
+    assert outcome(summary.records)["ct1"] == outcome(build.records)["ct1"]
+
+
 def test_a_scan_with_no_metal_free_hip_fails_with_the_reason(tmp_path):
     scans = tmp_path / "scans"
     scans.mkdir()
