@@ -239,6 +239,10 @@ def test_report_lists_every_case_with_thumbnails_and_failures(build):
     assert all((build.out_dir / src).is_file() for src in parser.images)
     assert "<b>2</b> failed" in page and "not a readable image" in page
     assert "<b>12</b> hips segmented" in page
+    for record in build.records:  # right minus left diameter: shown signed, sorted by size
+        if record["status"] == "done":
+            right, left = (record["results"][s]["head_diameter_mm"] for s in ("right", "left"))
+            assert f'data-sort="{abs(right - left):.2f}">{right - left:+.1f}</td>' in page
 
 
 def test_split_is_reproducible_by_seed():

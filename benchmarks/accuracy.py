@@ -2,11 +2,16 @@
 
 For each seed and hip: acetabulum and femoral head Dice (head slices) and the head diameter
 error, and whether the hip meets the targets (Dice >= 0.88 / 0.92, diameter within 1.5 mm).
-Run: .venv/bin/python benchmarks/accuracy.py [--seeds N] [--spacing-mm Z Y X]
+The phantom's HU are rounded to whole numbers first, as when it is saved as a 16-bit scan
+(`make demo`, and every real CT, come that way); --float keeps them as generated.
+Run: .venv/bin/python benchmarks/accuracy.py [--seeds N] [--spacing-mm Z Y X] [--float]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+
+import numpy as np
 
 from THAAnnotatorLib.labels import truth_side_labels
 from THAAnnotatorLib.metrics import dice
@@ -20,11 +25,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8, help="phantoms 0 .. N-1")
     parser.add_argument("--spacing-mm", type=float, nargs=3, default=(2.0, 0.8, 0.8),
                         metavar=("Z", "Y", "X"), help="voxel size in mm (slice, row, column)")
+    parser.add_argument("--float", action="store_true",
+                        help="keep the generated HU as floats instead of whole numbers")
     args = parser.parse_args()
     passed = total = 0
     for seed in range(args.seeds):
         phantom = generate_phantom(spacing_mm=tuple(args.spacing_mm), seed=seed)
-        annotation = annotate(phantom.volume)
+        volume = phantom.volume
+        if not args.float:
+            volume = dataclasses.replace(volume, hu=np.round(volume.hu).astype(np.float32))
+        annotation = annotate(volume)
         truth = truth_side_labels(phantom)
         for side in SIDES:
             total += 1

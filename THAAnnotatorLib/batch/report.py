@@ -88,7 +88,7 @@ def render_report(records: list[dict]) -> str:
         parts.append("</ul>")
     header = "".join(f"<th>{name}</th>" for name in (
         "Case", "Status", *(f"{side.capitalize()} head &#8960; (mm)" for side in SIDES),
-        "Warnings", "Run time (s)", "Overview"))
+        "Right &minus; left (mm)", "Warnings", "Run time (s)", "Overview"))
     parts.append(f'<h2>Cases</h2><table class="cases"><thead><tr>{header}</tr></thead><tbody>')
     parts += [_case_row(record) for record in records]
     parts += ["</tbody></table>", f"<script>{_SORT_SCRIPT}</script>", "</body></html>"]
@@ -101,15 +101,16 @@ def _case_row(record: dict) -> str:
         f"{side} hip: {w}" for side, r in results.items() for w in r.get("warnings", [])]
     cells = [f"<td>{html.escape(record['case'])}</td>",
              f'<td class="{html.escape(record["status"])}">{html.escape(record["status"])}</td>']
-    for side in SIDES:
-        diameter = results.get(side, {}).get("head_diameter_mm")
-        cells.append('<td class="num" data-sort="-1"></td>' if diameter is None else
-                     f'<td class="num">{diameter:.1f}</td>')
+    diameters = [results.get(side, {}).get("head_diameter_mm") for side in SIDES]
+    for diameter in diameters:
+        cells.append(_number_cell(diameter))
+    # the two femoral heads of one patient rarely differ by more than a millimetre or two: a
+    # large difference points at a hip worth checking
+    cells.append(_number_cell(None if None in diameters else diameters[0] - diameters[1],
+                              signed=True))
     cells.append(f'<td class="warn" data-sort="{len(notes)}">'
                  f"{'<br>'.join(html.escape(n) for n in notes)}</td>")
-    run_time = record.get("run_time_s")
-    cells.append('<td class="num" data-sort="-1"></td>' if run_time is None else
-                 f'<td class="num">{run_time:.1f}</td>')
+    cells.append(_number_cell(record.get("run_time_s")))
     if record["status"] == "done":
         folder = f"cases/{quote(record['case'])}"
         cells.append(f'<td data-sort="{len(notes)}"><a href="{folder}/{OVERVIEW_FILE}">'
@@ -118,3 +119,13 @@ def _case_row(record: dict) -> str:
     else:
         cells.append('<td data-sort="-1"></td>')
     return f'<tr id="case-{html.escape(record["case"])}">{"".join(cells)}</tr>'
+
+
+def _number_cell(value: float | None, signed: bool = False) -> str:
+    """A right-aligned number to one decimal; empty, and sorted first, when there is none. A
+    ``signed`` number is shown with its sign and sorted by its size."""
+    if value is None:
+        return '<td class="num" data-sort="-1"></td>'
+    if signed:
+        return f'<td class="num" data-sort="{abs(value):.2f}">{value:+.1f}</td>'
+    return f'<td class="num">{value:.1f}</td>'
