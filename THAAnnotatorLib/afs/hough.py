@@ -14,6 +14,11 @@ from .geometry import fit_circle_least_squares
 _INLIER_PX = 1.5
 # Fewest inliers for a circle to be trusted.
 _MIN_INLIERS = 12
+# AHS chooses by radius among the peaks with at least this share of the strongest one's votes.
+# The head's own boundary is a whole ring of candidates; a circle that mixes half of it with the
+# acetabular wall a joint space away gets fewer votes, yet may lie closer to a prior that is
+# itself a little too large (a head merged with its neck in the initial slice).
+_AHS_MIN_VOTE_SHARE = 0.85
 
 
 @dataclass
@@ -35,7 +40,8 @@ def hough_fit(points_px: np.ndarray, shape: tuple[int, int], radius_range_px: tu
     none passes).
 
     AHS (``use_ahs``) picks, among the ``n_peaks`` strongest peaks, the circle whose radius is
-    closest to the anatomy radius ``prior_radius_px``; without it the strongest peak wins.
+    closest to the anatomy radius ``prior_radius_px``, leaving out peaks with less than
+    ``_AHS_MIN_VOTE_SHARE`` of the strongest one's votes; without AHS the strongest peak wins.
     Candidates far from the chosen circle are then dropped (statistical distance filter) and
     the circle is refined by least squares on the rest.
     """
@@ -55,7 +61,11 @@ def hough_fit(points_px: np.ndarray, shape: tuple[int, int], radius_range_px: tu
         ok = np.array([plausible(np.array([y, x], float), float(r)) for y, x, r in zip(cy, cx, found)])
         if ok.any():
             votes, cx, cy, found = votes[ok], cx[ok], cy[ok], found[ok]
-    best = int(np.argmin(np.abs(found - prior_radius_px))) if use_ahs else int(np.argmax(votes))
+    if use_ahs:
+        strong = votes >= _AHS_MIN_VOTE_SHARE * votes.max()
+        best = int(np.flatnonzero(strong)[np.argmin(np.abs(found[strong] - prior_radius_px))])
+    else:
+        best = int(np.argmax(votes))
     center = np.array([cy[best], cx[best]], dtype=float)
     radius = float(found[best])
 

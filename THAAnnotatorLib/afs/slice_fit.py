@@ -88,13 +88,16 @@ def _bone_inside(hu2d: np.ndarray, center_px: np.ndarray, radius_px: float, pixe
 
 
 def snap_to_surface(circle: Circle, hu2d: np.ndarray, pixel_mm: float, n_rays: int) -> Circle:
-    """Refit ``circle`` to the head's outer surface at half maximum.
+    """Refit ``circle`` to the head's outer surface: the steepest fall after the cortex.
 
     The candidates of eqs. 3-5 sit where the intensity rises into the cortex, about half a
     cortex inside the head's surface. Along each normal the cortex is the brightest point near
-    the circle and the surface is where the intensity then falls half-way to the joint space
-    (sub-pixel, by linear interpolation). Normals without a clear drop (a joint space thinner
-    than the resolution, the neck) are left out; with too few left the circle is kept.
+    the circle, the joint space the darkest one after it, and the surface is where the
+    intensity falls fastest between the two (sub-pixel, by a parabola through the slopes).
+    Unlike the half-way level between cortex and joint space, the steepest fall stays on the
+    surface where the acetabulum, close above the head, keeps the joint space from going dark.
+    Normals without a clear drop (a joint space thinner than the resolution, the neck) are
+    left out; with too few left the circle is kept.
     """
     reach_px = max(_SURFACE_SEARCH_MM / pixel_mm, _MIN_SEARCH_PX)
     peak_px = max(_CORTEX_SEARCH_MM / pixel_mm, 0.5)
@@ -105,19 +108,14 @@ def snap_to_surface(circle: Circle, hu2d: np.ndarray, pixel_mm: float, n_rays: i
     n_peak = min(int(round((circle.radius_px + peak_px - start) / step)) + 1, profiles.shape[1])
     peak_at = np.argmax(profiles[:, :n_peak], axis=1)
     rows = np.arange(n_rays)
-    peak = profiles[rows, peak_at]
-    after = np.where(np.arange(profiles.shape[1])[None, :] >= peak_at[:, None], profiles, np.inf)
-    valley = after.min(axis=1)
-    half = (peak + valley) / 2.0
-    below = (after < half[:, None])
-    cross = np.argmax(below, axis=1)
-    ok = below.any(axis=1) & (peak - valley >= _MIN_SURFACE_CONTRAST_HU) & (cross > peak_at)
+    samples = np.arange(profiles.shape[1])[None, :]
+    after = np.where(samples >= peak_at[:, None], profiles, np.inf)
+    valley_at = np.argmin(after, axis=1)
+    ok = (profiles[rows, peak_at] - after[rows, valley_at] >= _MIN_SURFACE_CONTRAST_HU) & (
+        valley_at > peak_at)
     if ok.sum() < _MIN_EDGE_SHARE * n_rays:
         return circle
-    r_idx, c_idx = rows[ok], cross[ok]
-    v0, v1 = profiles[r_idx, c_idx - 1], profiles[r_idx, c_idx]
-    frac = np.clip((v0 - half[ok]) / np.maximum(v0 - v1, 1e-6), 0.0, 1.0)
-    edges = positions[r_idx, c_idx - 1] + frac[:, None] * (positions[r_idx, c_idx] - positions[r_idx, c_idx - 1])
+    edges = _steepest_fall(profiles[ok], positions[ok], peak_at[ok], valley_at[ok])
     fitted = fit_circle_least_squares(edges)
     if fitted is None:
         return circle
@@ -126,6 +124,30 @@ def snap_to_surface(circle: Circle, hu2d: np.ndarray, pixel_mm: float, n_rays: i
     if fitted is None or abs(fitted[1] - circle.radius_px) > reach_px:
         return circle
     return Circle(fitted[0], fitted[1], circle.points_px, circle.votes)
+
+
+def _steepest_fall(profiles: np.ndarray, positions: np.ndarray, peak_at: np.ndarray,
+                   valley_at: np.ndarray) -> np.ndarray:
+    """Where each profile falls fastest between its peak and its valley, as (y, x) points.
+
+    ``profiles`` (n, m) are sampled at ``positions`` (n, m, 2); the slope between samples i and
+    i+1 is taken to lie at i + 1/2, and a parabola through the three slopes around the steepest
+    one places the fall between samples.
+    """
+    slopes = np.diff(profiles, axis=1)
+    index = np.arange(slopes.shape[1])[None, :]
+    between = (index >= peak_at[:, None]) & (index < valley_at[:, None])
+    steepest = np.argmin(np.where(between, slopes, np.inf), axis=1)
+    rows = np.arange(len(profiles))
+    before, after = np.maximum(steepest - 1, 0), np.minimum(steepest + 1, slopes.shape[1] - 1)
+    s0, s1, s2 = slopes[rows, before], slopes[rows, steepest], slopes[rows, after]
+    curvature = s0 - 2.0 * s1 + s2
+    interior = (before < steepest) & (after > steepest) & (np.abs(curvature) > 1e-6)
+    shift = np.where(interior, 0.5 * (s0 - s2) / np.where(interior, curvature, 1.0), 0.0)
+    where = steepest + 0.5 + np.clip(shift, -0.5, 0.5)
+    lower = np.minimum(np.floor(where).astype(int), positions.shape[1] - 2)
+    fraction = (where - lower)[:, None]
+    return positions[rows, lower] + fraction * (positions[rows, lower + 1] - positions[rows, lower])
 
 
 def sections_mm(fits: list[SliceFit], spacing_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
