@@ -27,6 +27,7 @@ from ..model.files import write_json_atomic
 from ..overview import render_overview_png
 from ..params import Params
 from .discover import ScanSource
+from .manifest import pending_record
 
 CASE_RECORD = "case.json"
 OVERVIEW_FILE = "overview.png"
@@ -53,8 +54,7 @@ def run_case(source: ScanSource, checksum: str, cases_dir: str | Path, params: P
     worker; it reads the scan itself, so only paths travel between machines.
     """
     started = time.perf_counter()
-    record = {"case": source.case, "source": str(Path(source.path).resolve()),
-              "checksum": checksum, **settings_key(params, sides)}
+    record = pending_record(source, checksum, settings_key(params, sides))
     cases_dir = Path(cases_dir)
     staging = cases_dir / f".{source.case}{_STAGING_MARK}{uuid.uuid4().hex[:12]}"
     try:
@@ -70,9 +70,9 @@ def run_case(source: ScanSource, checksum: str, cases_dir: str | Path, params: P
             sides_found=[side for side, r in results.items() if r["status"] == "segmented"],
             results=results)
     except InputError as error:
-        record.update(status="failed", reasons=[str(error)], sides_found=[], results={})
+        record.update(status="failed", reasons=[str(error)])
     except Exception as error:  # a software fault on one scan must not stop the others
-        record.update(status="failed", sides_found=[], results={}, reasons=[
+        record.update(status="failed", reasons=[
             f"internal error ({type(error).__name__}: {error}); see {ERROR_LOG} in the case "
             "folder"])
         staging.mkdir(parents=True, exist_ok=True)
@@ -94,15 +94,13 @@ def read_case_record(case_dir: str | Path) -> dict | None:
     return record if isinstance(record, dict) and "status" in record else None
 
 
-def remove_leftovers(cases_dir: str | Path) -> int:
-    """Delete the hidden half-built and retired case folders of an interrupted run; returns
-    how many there were."""
+def remove_leftovers(cases_dir: str | Path) -> None:
+    """Delete the hidden half-built and retired case folders of an interrupted run."""
     cases_dir = Path(cases_dir)
     leftovers = [p for p in cases_dir.glob(".*")
                  if _STAGING_MARK in p.name or _RETIRED_MARK in p.name] if cases_dir.is_dir() else []
     for path in leftovers:
         shutil.rmtree(path, ignore_errors=True)
-    return len(leftovers)
 
 
 def _thumbnail(png: bytes) -> bytes:
