@@ -14,6 +14,11 @@ from .result import ACETABULUM, FEMORAL_HEAD, SIDES, Annotation, SideResult, Sli
 from .volume import Volume
 
 METAL_MESSAGE = "metal implant, not segmented"
+# Voxel sizes AFS was made and checked for (the paper's scans: 0.7-1.0 mm in-plane, 1-5 mm
+# slices). On phantoms, hips go wrong more often from 1.25 mm in-plane and with 5 mm slices, and
+# nearly always at 3 mm in-plane; a hip segmented in a coarser scan carries a warning.
+DESIGN_IN_PLANE_MM = 1.0
+DESIGN_SLICE_MM = 3.0
 # Share of the progress bar taken by bone extraction; the hips share the rest.
 _BE_SHARE = 0.7
 
@@ -42,6 +47,20 @@ def _side_result(volume: Volume, frame: SideFrame, fit: SideFit) -> SideResult:
         side=frame.side, status="segmented", initial_slice=fit.initial_slice, circles=circles,
         sphere_center_ras_mm=tuple(np.round(sphere_center, 2).tolist()),
         head_diameter_mm=round(2.0 * fit.sphere.radius_mm, 2))
+
+
+def resolution_warnings(spacing_mm: np.ndarray) -> list[str]:
+    """Warnings for a scan coarser than :data:`DESIGN_IN_PLANE_MM` in-plane or
+    :data:`DESIGN_SLICE_MM` between slices (``spacing_mm``: z, y, x)."""
+    warnings = []
+    in_plane = float(np.max(spacing_mm[1:]))
+    if in_plane > DESIGN_IN_PLANE_MM + 1e-6:
+        warnings.append(f"in-plane voxels of {in_plane:.2g} mm are coarser than the "
+                        f"{DESIGN_IN_PLANE_MM:g} mm this method was made for: check this hip")
+    if spacing_mm[0] > DESIGN_SLICE_MM + 1e-6:
+        warnings.append(f"slices {spacing_mm[0]:.2g} mm apart are farther than the "
+                        f"{DESIGN_SLICE_MM:g} mm this method was made for: check this hip")
+    return warnings
 
 
 def annotate(volume: Volume, params: Params = Params(), sides: Iterable[str] = SIDES,
@@ -81,6 +100,7 @@ def annotate(volume: Volume, params: Params = Params(), sides: Iterable[str] = S
             results[side] = SideResult(side, "not_found", f"femoral head not found: {why}")
             continue
         results[side] = _side_result(volume, frame, fit)
+        results[side].warnings.extend(resolution_warnings(volume.spacing_mm))
         for cls in (ACETABULUM, FEMORAL_HEAD):
             frame.paste(side_labels, segment_code(side, cls), fit.labels == cls)
     report(1.0, "done")

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import SimpleITK as sitk
 
 from THAAnnotatorLib import cli
 from THAAnnotatorLib.phantom import generate_phantom, phantom_to_sitk
-from THAAnnotatorLib.pipeline import METAL_MESSAGE
+from THAAnnotatorLib.pipeline import METAL_MESSAGE, annotate, resolution_warnings
 
 SPACING = (2.0, 1.0, 1.0)  # mm
 
@@ -39,3 +40,14 @@ def test_implant_side_is_reported_and_the_other_hip_is_segmented(tmp_path, capsy
     assert sides["left"]["status"] == "metal" and sides["left"]["message"] == METAL_MESSAGE
     assert sides["right"]["status"] == "segmented"
     assert abs(sides["right"]["head_diameter_mm"] - 2 * phantom.heads["right"].radius_mm) <= 3.0
+
+
+def test_hips_in_scans_coarser_than_the_method_was_made_for_carry_a_warning():
+    assert resolution_warnings(np.array([2.0, 1.0, 1.0])) == []
+    (slices,) = resolution_warnings(np.array([5.0, 0.8, 0.8]))
+    assert slices.startswith("slices 5 mm apart are farther than the 3 mm")
+    annotation = annotate(generate_phantom(spacing_mm=(3.0, 1.5, 1.5), seed=0).volume)
+    for result in annotation.sides.values():
+        assert result.status == "segmented"
+        assert any(w.startswith("in-plane voxels of 1.5 mm are coarser than the 1 mm")
+                   for w in result.warnings), result.warnings
