@@ -74,6 +74,8 @@ def test_finds_files_and_dicom_folders_and_names_cases(scans_dir, tmp_path):
     cases = {s.case: s.path for s in find_scans(scans_dir)}
     assert set(cases) == DONE | FAILED
     assert cases["nested__dicom_ct5"].is_dir()
+    series = scans_dir / "nested" / "dicom_ct5"  # a series given as the scans folder itself
+    assert [(s.case, s.path) for s in find_scans(series)] == [("dicom_ct5", series)]
     (tmp_path / "readme.txt").write_text("no scans here")
     with pytest.raises(InputError, match="holds no scans"):
         find_scans(tmp_path)

@@ -28,8 +28,8 @@ def find_scans(root: str | Path) -> list[ScanSource]:
     """All scans under ``root``, sorted by case name.
 
     Image files are recognised by their suffix (NIfTI, NRRD, MetaImage); a folder holding DICOM
-    files (a ``.dcm`` suffix or the ``DICM`` marker) is one scan, and its sub-folders are not
-    searched further. Hidden files and folders are skipped. The case name is the path relative
+    files (a ``.dcm`` suffix or the ``DICM`` marker), ``root`` included, is one scan, and its
+    sub-folders are not searched further. Hidden files and folders are skipped. The case name is the path relative
     to ``root`` without the image suffix, folders joined by ``__``, other characters than
     letters, digits, ``.``, ``_`` and ``-`` replaced by ``_``; two scans that would share a name
     keep their suffix to tell them apart.
@@ -46,7 +46,7 @@ def find_scans(root: str | Path) -> list[ScanSource]:
         folder = Path(folder)
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         files = sorted(f for f in files if not f.startswith("."))
-        if folder != root and any(_is_dicom(folder / f) for f in files):
+        if any(_is_dicom(folder / f) for f in files):
             found.append((folder, ""))
             subfolders.clear()
             continue
@@ -58,7 +58,9 @@ def find_scans(root: str | Path) -> list[ScanSource]:
         raise InputError(
             f"The folder {root} holds no scans (NIfTI, NRRD, MetaImage files or DICOM series "
             "folders); check the path.")
-    names = [_case_name(path.relative_to(root), suffix) for path, suffix in found]
+    # a DICOM series given as the scans folder itself is named after that folder
+    names = [_case_name(path.relative_to(root.parent if path == root else root), suffix)
+             for path, suffix in found]
     clashes = {n for n in names if names.count(n) > 1}
     sources = [
         ScanSource(_case_name(path.relative_to(root), "") if name in clashes else name, path)
