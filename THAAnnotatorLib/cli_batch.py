@@ -110,6 +110,8 @@ class _ProgressBar(BuildObserver):
 
 def _run_build(args: argparse.Namespace) -> int:
     from .batch.build import build_dataset
+    from .batch.manifest import MANIFEST_CSV
+    from .batch.report import REPORT_FILE
     from .cli import SIDE_CHOICES, params_from_args
 
     bar = _ProgressBar(not args.quiet)
@@ -129,7 +131,7 @@ def _run_build(args: argparse.Namespace) -> int:
     print(f"{len(summary.records)} scans: {summary.count('done')} done, "
           f"{summary.count('failed')} failed ({len(summary.processed)} run now, "
           f"{len(summary.skipped)} already up to date) in {summary.seconds:.0f} s")
-    print(f"manifest: {args.out_dir / 'manifest.csv'}; report: {args.out_dir / 'report.html'}")
+    print(f"manifest: {args.out_dir / MANIFEST_CSV}; report: {args.out_dir / REPORT_FILE}")
     return EXIT_SOME_FAILED if summary.count("failed") else 0
 
 
