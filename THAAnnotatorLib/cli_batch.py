@@ -138,14 +138,20 @@ def _run_build(args: argparse.Namespace) -> int:
 def _run_export(args: argparse.Namespace) -> int:
     from .batch.export import export_build
 
-    with tqdm(desc="export", unit="case", file=sys.stderr, disable=args.quiet,
-              leave=False) as bar:
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+    bars: list[tqdm] = []  # made at the first case, so that a refused export draws no bar
 
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc="export", unit="case", file=sys.stderr,
+                             disable=args.quiet, leave=False))
+        bars[0].update(done - bars[0].n)
+
+    try:
         split = export_build(args.build_dir, args.dest, args.fmt, args.validation_fraction,
                              args.seed, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
     print(f"exported {len(split.train) + len(split.validation)} cases to {args.dest} "
           f"({args.fmt}): {len(split.train)} for training, {len(split.validation)} for "
           f"validation (seed {args.seed})")
