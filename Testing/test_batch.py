@@ -20,10 +20,10 @@ import pytest
 import SimpleITK as sitk
 
 from test_io import write_dicom_series
-from THAAnnotatorLib.batch.build import CASES_DIR, build_dataset
+from THAAnnotatorLib.batch.build import build_dataset
 from THAAnnotatorLib.batch.discover import find_scans, scan_checksum
 from THAAnnotatorLib.batch.export import export_build, split_cases
-from THAAnnotatorLib.batch.manifest import MANIFEST_CSV, MANIFEST_JSON, read_manifest
+from THAAnnotatorLib.batch.manifest import CASES_DIR, MANIFEST_CSV, MANIFEST_JSON, read_manifest
 from THAAnnotatorLib.batch.report import REPORT_FILE
 from THAAnnotatorLib.cli import main
 from THAAnnotatorLib.errors import InputError

@@ -20,10 +20,9 @@ from ..params import Params
 from ..result import SIDES
 from .case import read_case_record, remove_leftovers, run_case, settings_key
 from .discover import ScanSource, find_scans, scan_checksum
-from .manifest import pending_record, write_manifest
+from .manifest import CASES_DIR, pending_record, write_manifest
 from .report import write_report
 
-CASES_DIR = "cases"
 _LOCK_FILE = ".build.lock"
 
 

@@ -23,9 +23,8 @@ from ..io import read_image
 from ..model.files import write_json_atomic
 from ..outputs import LABELS_FILE
 from ..result import CLASS_NAMES
-from .build import CASES_DIR
 from .discover import scan_checksum
-from .manifest import read_manifest
+from .manifest import CASES_DIR, done_records
 
 FORMATS = ("nnunet", "monai")
 NNUNET_NAME = re.compile(r"^Dataset\d{3}_[A-Za-z0-9_-]+$")
@@ -83,12 +82,7 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
     if dest.exists():
         raise InputError(f"{dest} already exists; choose a new folder (an export never "
                          "overwrites one).")
-    try:
-        manifest = read_manifest(build_dir)
-    except ValueError:
-        raise InputError(f"{build_dir} has no readable manifest.json; give the output folder "
-                         "of `tha-annotator build-dataset`.") from None
-    records = [r for r in manifest["cases"] if r.get("status") == "done"]
+    records = done_records(build_dir)
     if not records:
         raise InputError(f"The build {build_dir} has no done case to export.")
     _check_sources_unchanged(records)

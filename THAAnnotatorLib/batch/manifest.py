@@ -13,10 +13,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
+from ..errors import InputError
 from ..model.files import write_bytes_atomic, write_json_atomic
 from ..result import SIDES
 from .discover import ScanSource
 
+CASES_DIR = "cases"
+"""Folder of a build holding one folder per case."""
 MANIFEST_JSON = "manifest.json"
 MANIFEST_CSV = "manifest.csv"
 CSV_COLUMNS = ("case", "source", "checksum", "status", "reasons", "sides_found",
@@ -53,16 +56,23 @@ def read_manifest(out_dir: str | Path) -> dict:
 
     Raises
     ------
-    ValueError : there is no readable manifest (the caller words the error for its user).
+    InputError : there is no readable manifest with a list of case records.
     """
-    path = Path(out_dir) / MANIFEST_JSON
+    out_dir = Path(out_dir)
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is missing or unreadable ({error})") from error
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("cases"), list):
-        raise ValueError(f"{path} has no list of cases")
+        manifest = json.loads((out_dir / MANIFEST_JSON).read_text(encoding="utf-8"))
+        cases = manifest["cases"]
+        if not all(isinstance(r[k], str) for r in cases for k in ("case", "source", "status")):
+            raise ValueError("a case record lacks its case, source or status")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"{out_dir} has no readable {MANIFEST_JSON}; give the output folder "
+                         "of `tha-annotator build-dataset`.") from error
     return manifest
+
+
+def done_records(out_dir: str | Path) -> list[dict]:
+    """The records of a build's done cases, in manifest order (see :func:`read_manifest`)."""
+    return [r for r in read_manifest(out_dir)["cases"] if r["status"] == "done"]
 
 
 def _csv_row(record: dict) -> dict:

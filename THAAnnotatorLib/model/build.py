@@ -16,6 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..afs.frame import SideFrame
+from ..batch.manifest import CASES_DIR, done_records
 from ..errors import InputError
 from ..io import read_scan, sitk_reference_from_volume
 from ..labels import truth_side_labels
@@ -159,14 +160,8 @@ def annotated_cases_of_build(out_dir: str | Path) -> list[tuple[Path, Path]]:
     ------
     InputError : ``out_dir`` has no readable ``manifest.json``.
     """
-    out_dir = Path(out_dir)
-    try:
-        records = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))["cases"]
-        return [(Path(r["source"]), out_dir / "cases" / r["case"])
-                for r in records if r["status"] == "done"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise InputError(f"{out_dir} has no readable manifest.json; give the output folder of "
-                         "`tha-annotator build-dataset`.") from error
+    return [(Path(r["source"]), Path(out_dir) / CASES_DIR / r["case"])
+            for r in done_records(out_dir)]
 
 
 @dataclass(frozen=True)
