@@ -28,7 +28,8 @@ from THAAnnotatorLib.model.build import PHANTOM_FOV_MM
 from THAAnnotatorLib.model.config import ModelConfig
 from THAAnnotatorLib.model.dataset import SliceDataset
 from THAAnnotatorLib.model.files import sha256_file
-from THAAnnotatorLib.model.inference import predict_probabilities, predict_scan, roi_to_voxels
+from THAAnnotatorLib.model.inference import (clear_acetabulum_outside_head_slices, predict_probabilities,
+                                             predict_scan, roi_to_voxels)
 from THAAnnotatorLib.model.labelfiles import read_label_file
 from THAAnnotatorLib.model.localize import locate_head
 from THAAnnotatorLib.model.network import (BUNDLED_MODEL_DIR, MODEL_FILE, WEIGHTS_FILE, LoadedModel,
@@ -180,6 +181,16 @@ def test_roi_resampling_round_trips_to_the_scan_voxels():
         inside = reach < TEST_ROI.size_mm / 2 - 2 * TEST_ROI.pixel_mm
         assert dice(back[:, inside], original[:, inside]) > 0.9, side
         assert not back[:, reach > TEST_ROI.size_mm / 2 + TEST_ROI.pixel_mm].any(), side
+
+
+def test_acetabulum_is_kept_only_in_slices_that_hold_femoral_head():
+    labels = np.zeros((4, 6, 6), dtype=np.uint8)
+    labels[:, 1:3, 1:3] = ACETABULUM   # acetabulum in every slice
+    labels[1:3, 3:5, 3:5] = FEMORAL_HEAD  # head in slices 1 and 2 only
+    expected = labels.copy()
+    expected[[0, 3]] = 0
+    clear_acetabulum_outside_head_slices(labels)
+    np.testing.assert_array_equal(labels, expected)
 
 
 def test_head_localisation_lands_near_the_true_head_center():
