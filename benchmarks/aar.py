@@ -168,8 +168,9 @@ def main() -> None:
         variants[f"random{seed}"] = [pool[i] for i in rng.choice(len(pool), k, replace=False)]
 
     for name, picks in variants.items():
+        # scored on the untouched pseudo labels: a reused copy is already re-annotated
+        agreement = truth_agreement(baseline, picks)
         dataset = copy_dataset(args.train, args.out / "data" / name)
-        agreement = truth_agreement(dataset, picks)
         if not (dataset.root / ".reannotated").exists():
             reannotate(dataset, picks)
             (dataset.root / ".reannotated").touch()
