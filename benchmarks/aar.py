@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -96,15 +95,16 @@ def label_quality(dataset: SliceDataset) -> float:
 
 
 def train_variant(dataset: SliceDataset, model_dir: Path, options: TrainOptions) -> float:
-    """Train (or resume) one network; returns the seconds spent."""
-    began = time.perf_counter()
+    """Train (or resume, or reuse) one network; returns its training time in seconds, as the
+    model records it per epoch (so a reused network reports the time it took)."""
     resume = (model_dir / "checkpoints" / "last.pt").exists()
-    if resume:
-        checkpoint_epochs = json.loads((model_dir / "model.json").read_text())["training"]["history"]
-        if len(checkpoint_epochs) >= options.epochs:
-            return 0.0
-    train(dataset.root, model_dir, options, resume=resume, show_progress=False)
-    return time.perf_counter() - began
+    if not resume or len(_history(model_dir)) < options.epochs:
+        train(dataset.root, model_dir, options, resume=resume, show_progress=False)
+    return sum(epoch["seconds"] for epoch in _history(model_dir))
+
+
+def _history(model_dir: Path) -> list[dict]:
+    return json.loads((model_dir / "model.json").read_text())["training"]["history"]
 
 
 def evaluate_variant(model_dir: Path, heldout: Path, out: Path, device: str) -> dict:
