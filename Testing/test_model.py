@@ -28,8 +28,8 @@ from THAAnnotatorLib.model.build import PHANTOM_FOV_MM
 from THAAnnotatorLib.model.config import ModelConfig
 from THAAnnotatorLib.model.dataset import SliceDataset
 from THAAnnotatorLib.model.files import sha256_file
-from THAAnnotatorLib.model.inference import (clear_acetabulum_outside_head_slices, predict_probabilities,
-                                             predict_scan, roi_to_voxels)
+from THAAnnotatorLib.model.inference import (clear_acetabulum_outside_head_slices,
+                                             predict_probabilities, predict_scan, roi_to_voxels)
 from THAAnnotatorLib.model.labelfiles import read_label_file
 from THAAnnotatorLib.model.localize import locate_head
 from THAAnnotatorLib.model.network import (BUNDLED_MODEL_DIR, MODEL_FILE, WEIGHTS_FILE, LoadedModel,
