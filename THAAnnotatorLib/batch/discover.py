@@ -29,10 +29,10 @@ def find_scans(root: str | Path) -> list[ScanSource]:
 
     Image files are recognised by their suffix (NIfTI, NRRD, MetaImage); a folder holding DICOM
     files (a ``.dcm`` suffix or the ``DICM`` marker), ``root`` included, is one scan, and its
-    sub-folders are not searched further. Hidden files and folders are skipped. The case name is the path relative
-    to ``root`` without the image suffix, folders joined by ``__``, other characters than
-    letters, digits, ``.``, ``_`` and ``-`` replaced by ``_``; two scans that would share a name
-    keep their suffix to tell them apart.
+    sub-folders are not searched further. Hidden files and folders are skipped. The case name
+    is the path relative to ``root`` without the image suffix, folders joined by ``__``, other
+    characters than letters, digits, ``.``, ``_`` and ``-`` replaced by ``_``; two scans that
+    would share a name keep their suffix to tell them apart.
 
     Raises
     ------
