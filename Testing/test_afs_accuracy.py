@@ -2,6 +2,8 @@
 of the paper's boundary rules (Table 5)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -76,19 +78,44 @@ def test_head_circles_do_not_take_in_the_acetabular_wall(tmp_path):
     assert dice(annotation.side_labels == head, truth == head) >= 0.92
 
 
-@pytest.mark.xfail(strict=True, reason="AFS at 5 mm slices still misses the accuracy bar: near "
-                   "the equator a slice's circle can take the acetabular wall or the neck and move "
-                   "the head's center, which later slices must then stay near; and the right hip's "
-                   "top slab center lies 0.13 mm above the head's pole, so 0.13 mm of sphere "
-                   "error adds a whole 5 mm slab of acetabular roof to the labels")
-def test_accuracy_with_thick_slices():
+def test_loose_trabecular_bone_is_not_taken_for_the_greater_trochanter():
+    """Seed 0 with 1 mm voxels, HU whole numbers as in a saved scan: bone extraction cut a speck
+    of cancellous bone loose inside the left femur 37 mm below the head, which once passed for
+    the greater trochanter; the search then stopped there and found a "head" 44 mm too low."""
+    phantom = generate_phantom(spacing_mm=(1.0, 1.0, 1.0), seed=0)
+    volume = dataclasses.replace(phantom.volume, hu=np.round(phantom.volume.hu).astype(np.float32))
+    annotation = annotate(volume, sides=("left",))
+    truth = phantom.heads["left"]
+    found = annotation.sides["left"]
+    assert np.linalg.norm(np.subtract(found.sphere_center_ras_mm, truth.center_ras_mm)) <= 1.5
+    assert abs(found.head_diameter_mm - 2 * truth.radius_mm) <= 1.5
+
+
+@pytest.fixture(scope="module")
+def thick_slices():
+    """Seed 1 with 5 mm slices, annotated, and its truth."""
     phantom = generate_phantom(spacing_mm=(5.0, 1.0, 1.0), seed=1)
-    annotation = annotate(phantom.volume)
-    truth = truth_side_labels(phantom)
+    return phantom, annotate(phantom.volume), truth_side_labels(phantom)
+
+
+def test_head_with_thick_slices(thick_slices):
+    phantom, annotation, truth = thick_slices
     for side in SIDES:
         head = segment_code(side, FEMORAL_HEAD)
         assert dice(annotation.side_labels == head, truth == head) >= 0.92
         assert abs(annotation.sides[side].head_diameter_mm - 2 * phantom.heads[side].radius_mm) <= 1.5
+
+
+@pytest.mark.xfail(strict=True, reason="at 5 mm slices the acetabulum misses its target in the "
+                   "right hip (Dice 0.78): in every head slice bone extraction keeps pelvic bone "
+                   "that fills less than half a 5 mm voxel (the truth counts a voxel whose center "
+                   "is inside the bone), and the top slab's center lies 0.13 mm above the head's "
+                   "pole, so the sphere, 0.8 mm high, adds that whole slab of acetabular roof")
+def test_acetabulum_with_thick_slices(thick_slices):
+    _, annotation, truth = thick_slices
+    for side in SIDES:
+        acetabulum = segment_code(side, ACETABULUM)
+        assert dice(annotation.side_labels == acetabulum, truth == acetabulum) >= 0.88
 
 
 def _cortex_precision(phantom, use_fsg: bool, use_lnms: bool) -> float:

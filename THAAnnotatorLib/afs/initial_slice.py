@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from skimage.morphology import convex_hull_image
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 # Smallest bone component (mm^2) that counts in tracking; smaller ones are noise or vessels.
@@ -27,6 +28,9 @@ _MIN_HEAD_TROCHANTER_GAP_MM = 15.0
 # Head and trochanter may touch for a slice or two at coarse resolution below the tip; only
 # this much height (mm) without a split means the trochanter has ended.
 _MAX_REJOIN_MM = 6.0
+# A trochanter candidate with this share of its area inside the head's convex hull is a loose
+# piece of the head's own bone.
+_MAX_TROCHANTER_IN_HULL = 0.5
 
 
 @dataclass
@@ -55,6 +59,17 @@ def _mean_x(mask2d: np.ndarray) -> float:
 def _inscribed_radius_mm(mask2d: np.ndarray, spacing_yx_mm: np.ndarray) -> float:
     solid = ndimage.binary_fill_holes(mask2d)
     return float(ndimage.distance_transform_edt(solid, sampling=spacing_yx_mm).max())
+
+
+def _trochanter(head: np.ndarray, others: list[np.ndarray]) -> np.ndarray | None:
+    """The most lateral of ``others`` outside the head's convex hull, or None.
+
+    A piece of trabecular bone that the bone mask cut loose inside the femur lies within the
+    femur's hull; the greater trochanter, separated by the neck's notch, does not.
+    """
+    hull = convex_hull_image(head)
+    outside = [c for c in others if (c & hull).sum() < _MAX_TROCHANTER_IN_HULL * c.sum()]
+    return min(outside, key=_mean_x) if outside else None
 
 
 def find_initial_slice(bone: np.ndarray, spacing_mm: np.ndarray,
@@ -93,8 +108,8 @@ def find_initial_slice(bone: np.ndarray, spacing_mm: np.ndarray,
             # the trochanter the most lateral of the others
             thickness = [_inscribed_radius_mm(c, spacing_mm[1:]) for c in tracked]
             head = tracked[int(np.argmax(thickness))]
-            trochanter = min((c for c in tracked if c is not head), key=_mean_x)
-            gap_mm = (_mean_x(head) - _mean_x(trochanter)) * spacing_mm[2]
+            trochanter = _trochanter(head, [c for c in tracked if c is not head])
+            gap_mm = 0.0 if trochanter is None else (_mean_x(head) - _mean_x(trochanter)) * spacing_mm[2]
             if head.sum() >= min_head_px and gap_mm >= _MIN_HEAD_TROCHANTER_GAP_MM:
                 if found is None or max(thickness) >= found[3]:
                     found = (k, head, trochanter, max(thickness))

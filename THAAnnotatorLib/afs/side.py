@@ -60,12 +60,12 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     above = propagate(hu, bone, below + [start], +1, reach, spacing_mm, params, cancel)
     fits = below[::-1] + [start] + above
 
-    sphere = fit_sphere(*sections_mm(fits, spacing_mm))
+    sphere = fit_sphere(*sections_mm(fits, spacing_mm), slab_mm=spacing_mm[0])
     # second pass: every slice the sphere spans, fitted again with the sphere's section as the
     # prior, so a start that was off (a head merged with its neck) does not steer the result
     refits = _refit_with_sphere(hu, sphere, spacing_mm, params)
     if len(refits) >= 3:
-        fits, sphere = refits, fit_sphere(*sections_mm(refits, spacing_mm))
+        fits, sphere = refits, fit_sphere(*sections_mm(refits, spacing_mm), slab_mm=spacing_mm[0])
     if not params.min_head_radius_mm <= sphere.radius_mm <= params.max_head_radius_mm:
         raise HeadNotFound(
             f"the fitted femoral head radius, {sphere.radius_mm:.1f} mm, is outside the "

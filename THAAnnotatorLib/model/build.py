@@ -62,7 +62,9 @@ def make_case(volume: Volume, reference: sitk.Image, scan: str, side: str,
     truth : canonical class labels known to be right, kept alongside; or None.
     scan_path, labels_path : where the CT and the labels were read from, for the record.
     """
-    center_zyx = volume.ras_mm_to_index(np.asarray(center_ras_mm, dtype=float))
+    # rounded as recorded in the index, so that later readers of the case (corrections) sample
+    # exactly the grid its arrays were sampled on
+    center_zyx = np.round(volume.ras_mm_to_index(np.asarray(center_ras_mm, dtype=float)), 3)
     placement = place_roi(volume.shape, volume.spacing_mm, center_zyx, side, dataset.roi)
     if len(placement.slices) == 0:
         raise InputError(f"The {side} hip's center of scan {scan} lies outside the scan.")
@@ -74,7 +76,7 @@ def make_case(volume: Volume, reference: sitk.Image, scan: str, side: str,
     )
     meta = {
         "scan": scan, "side": side, "scan_path": scan_path, "labels_path": labels_path,
-        "center_zyx": [round(float(c), 3) for c in center_zyx],
+        "center_zyx": [float(c) for c in center_zyx],
         "center_ras_mm": [round(float(c), 3) for c in center_ras_mm],
         "x_range": [frame.x_start, frame.x_stop],
         "spacing_mm": [float(s) for s in volume.spacing_mm],
