@@ -14,10 +14,10 @@ import dataclasses
 import numpy as np
 
 from THAAnnotatorLib.labels import truth_side_labels
-from THAAnnotatorLib.metrics import dice
+from THAAnnotatorLib.metrics import segment_dice
 from THAAnnotatorLib.phantom import generate_phantom
 from THAAnnotatorLib.pipeline import annotate
-from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
+from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SIDES
 
 
 def main() -> None:
@@ -42,8 +42,8 @@ def main() -> None:
             if result.status != "segmented":
                 print(f"seed {seed} {side:5s}: {result.status}: {result.message}")
                 continue
-            scores = {cls: dice(annotation.side_labels == segment_code(side, cls),
-                                truth == segment_code(side, cls)) for cls in (ACETABULUM, FEMORAL_HEAD)}
+            scores = {cls: segment_dice(annotation.side_labels, truth, side, cls)
+                      for cls in (ACETABULUM, FEMORAL_HEAD)}
             error = result.head_diameter_mm - 2 * phantom.heads[side].radius_mm
             ok = scores[ACETABULUM] >= 0.88 and scores[FEMORAL_HEAD] >= 0.92 and abs(error) <= 1.5
             passed += ok

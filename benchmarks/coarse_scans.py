@@ -16,13 +16,13 @@ import argparse
 import numpy as np
 
 from THAAnnotatorLib.labels import truth_side_labels
-from THAAnnotatorLib.metrics import dice
+from THAAnnotatorLib.metrics import segment_dice
 from THAAnnotatorLib.model.build import PHANTOM_FOV_MM
 from THAAnnotatorLib.model.inference import predict_scan
 from THAAnnotatorLib.model.network import load_model
 from THAAnnotatorLib.phantom import generate_phantom
 from THAAnnotatorLib.pipeline import annotate
-from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
+from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SIDES
 
 
 def main() -> None:
@@ -39,21 +39,20 @@ def main() -> None:
         truth = truth_side_labels(phantom)
         predicted = predict_scan(phantom.volume, model).side_labels
         annotation = annotate(phantom.volume)
+        pipeline = annotation.side_labels
         for side in SIDES:
-            def score(labels, cls, reference=truth):
-                code = segment_code(side, cls)
-                return dice(labels == code, reference == code)
-
             result = annotation.sides[side]
             error = (float("nan") if result.head_diameter_mm is None
                      else result.head_diameter_mm - 2 * phantom.heads[side].radius_mm)
-            scores = (score(predicted, FEMORAL_HEAD), score(annotation.side_labels, FEMORAL_HEAD),
-                      score(predicted, FEMORAL_HEAD, annotation.side_labels))
+            scores = (segment_dice(predicted, truth, side, FEMORAL_HEAD),
+                      segment_dice(pipeline, truth, side, FEMORAL_HEAD),
+                      segment_dice(predicted, pipeline, side, FEMORAL_HEAD))
             for name, value in zip(head_scores, scores):
                 head_scores[name].append(value)
-            print(f"seed {seed} {side:5s}: model acetabulum {score(predicted, ACETABULUM):.3f} "
-                  f"head {scores[0]:.3f} | pipeline acetabulum "
-                  f"{score(annotation.side_labels, ACETABULUM):.3f} head {scores[1]:.3f} "
+            print(f"seed {seed} {side:5s}: model acetabulum "
+                  f"{segment_dice(predicted, truth, side, ACETABULUM):.3f} head {scores[0]:.3f} | "
+                  f"pipeline acetabulum {segment_dice(pipeline, truth, side, ACETABULUM):.3f} "
+                  f"head {scores[1]:.3f} "
                   f"diameter error {error:+.1f} mm | model vs pipeline head {scores[2]:.3f}")
     for name, values in head_scores.items():
         print(f"femoral head Dice, {name}: {np.min(values):.2f}-{np.max(values):.2f} "

@@ -119,10 +119,11 @@ def _consensus(z_mm: np.ndarray, centers_yx_mm: np.ndarray, radii_mm: np.ndarray
         miss = np.minimum(np.abs(section_radii_mm(sphere, z_mm) - radii_mm) / error, _CONSENSUS_ERRORS)
         cost = float(miss @ miss + 2.0 * np.log(error / _SECTION_ERROR_MM).sum())
         if cost < best_cost:
-            best_cost, best = cost, (_agreeing(sphere, z_mm, radii_mm, error), error)
+            best_cost, best = cost, (sphere, error)
     if best is None:
         return np.ones(len(z_mm), dtype=bool), np.full(len(z_mm), _SECTION_ERROR_MM)
-    return best
+    sphere, error = best
+    return _agreeing(sphere, z_mm, radii_mm, error), error
 
 
 def least_squares_sphere(z_mm: np.ndarray, centers_yx_mm: np.ndarray, radii_mm: np.ndarray,
