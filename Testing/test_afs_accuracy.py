@@ -106,11 +106,25 @@ def test_head_with_thick_slices(thick_slices):
         assert abs(annotation.sides[side].head_diameter_mm - 2 * phantom.heads[side].radius_mm) <= 1.5
 
 
+def test_thick_slab_circles_are_the_head_not_the_acetabular_wall():
+    """Seed 5 with 5 mm slices: both heads came out 3.5 and 4.9 mm too wide when a slab's Hough
+    peaks on the head, about half a cortex inside its surface, failed the polarity check (its
+    rings straddled the bright cortex) or lay more than 1 mm from a center that the slabs below
+    the equator had pulled off, and the acetabular wall's circle passed instead."""
+    phantom = generate_phantom(spacing_mm=(5.0, 1.0, 1.0), seed=5)
+    annotation = annotate(phantom.volume)
+    truth = truth_side_labels(phantom)
+    for side in SIDES:
+        head = segment_code(side, FEMORAL_HEAD)
+        assert abs(annotation.sides[side].head_diameter_mm - 2 * phantom.heads[side].radius_mm) <= 1.5, side
+        assert dice(annotation.side_labels == head, truth == head) >= 0.92, side
+
+
 @pytest.mark.xfail(strict=True, reason="at 5 mm slices the acetabulum misses its target in the "
                    "right hip (Dice 0.78): in every head slice bone extraction keeps pelvic bone "
                    "that fills less than half a 5 mm voxel (the truth counts a voxel whose center "
                    "is inside the bone), and the top slab's center lies 0.13 mm above the head's "
-                   "pole, so the sphere, 0.8 mm high, adds that whole slab of acetabular roof")
+                   "pole, so the sphere, 0.6 mm high, adds that whole slab of acetabular roof")
 def test_acetabulum_with_thick_slices(thick_slices):
     _, annotation, truth = thick_slices
     for side in SIDES:
