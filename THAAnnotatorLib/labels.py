@@ -20,6 +20,10 @@ _CUT_INSIDE_MM, _CUT_OUTSIDE_MM = 1.5, 2.5
 _HEAD_SEED_DEPTH_MM = 3.0
 # Bone this far (mm) above the head's top is pelvis (acetabular roof, ilium).
 _ROOF_MARGIN_MM = 3.0
+# Bone beyond the cut in the head's slices and this far medial of its center (a share of the
+# radius) is pelvis too: the femur leaves the head laterally and downward (the neck), while the
+# acetabulum wraps it on the medial side.
+_MEDIAL_SHARE = 0.5
 _SIX_CONNECTED = ndimage.generate_binary_structure(3, 1)
 
 
@@ -34,17 +38,21 @@ def split_femur_pelvis(bone: np.ndarray, femur_seed: np.ndarray, center_idx: np.
 
     A spherical band at the head surface cuts the joint; the pieces are then assigned by 3-D
     connectivity: to the femur when they reach the head's interior or ``femur_seed`` (femur
-    tracked below the head), to the pelvis when they reach above the head or nothing. A piece
-    touching both (the joint not cut, e.g. at coarse resolution) is divided by a watershed
-    between the two seeds. Band voxels take the label of the nearest piece.
+    tracked below the head), to the pelvis when they reach above the head, the acetabulum's
+    side (beyond the cut, medial of the head, in its slices) or nothing. A piece touching both
+    (femur and pelvis joined elsewhere, e.g. at coarse resolution) is divided by a watershed
+    between the two seeds. Band voxels take the label of the nearest piece. Arrays are in the
+    side frame (x runs lateral to medial).
     """
     distance = _distance_mm(bone.shape, center_idx, spacing_mm)
     band = (distance >= radius_mm - _CUT_INSIDE_MM) & (distance <= radius_mm + _CUT_OUTSIDE_MM)
     cut = bone & ~band
-    z_mm = np.arange(bone.shape[0])[:, None, None] * spacing_mm[0]
     femur_marker = cut & (femur_seed | (distance <= radius_mm - _HEAD_SEED_DEPTH_MM))
-    pelvis_marker = cut & ~femur_marker & (
-        z_mm > center_idx[0] * spacing_mm[0] + radius_mm + _ROOF_MARGIN_MM)
+    dz_mm = (np.arange(bone.shape[0])[:, None, None] - center_idx[0]) * spacing_mm[0]
+    medial_mm = (np.arange(bone.shape[2])[None, None, :] - center_idx[2]) * spacing_mm[2]
+    acetabulum_side = ((np.abs(dz_mm) <= radius_mm) & (medial_mm > _MEDIAL_SHARE * radius_mm)
+                       & (distance > radius_mm))
+    pelvis_marker = cut & ~femur_marker & ((dz_mm > radius_mm + _ROOF_MARGIN_MM) | acetabulum_side)
 
     pieces, n = ndimage.label(cut, structure=_SIX_CONNECTED)
     index = np.arange(1, n + 1)
