@@ -48,7 +48,10 @@ def _side_result(volume: Volume, frame: SideFrame, fit: SideFit) -> SideResult:
     return SideResult(
         side=frame.side, status="segmented", initial_slice=fit.initial_slice, circles=circles,
         sphere_center_ras_mm=tuple(np.round(sphere_center, 2).tolist()),
-        head_diameter_mm=round(2.0 * fit.sphere.radius_mm, 2))
+        head_diameter_mm=round(2.0 * fit.sphere.radius_mm, 2),
+        surface_drop_hu=round(fit.surface.drop_hu, 1),
+        surface_edge_offset_mm=round(fit.surface.edge_offset_mm, 2),
+        warnings=fit.surface.warnings())
 
 
 def resolution_warnings(spacing_mm: np.ndarray) -> list[str]:

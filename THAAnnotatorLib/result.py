@@ -36,6 +36,10 @@ class SideResult:
     circles: list[SliceCircle] = field(default_factory=list)
     sphere_center_ras_mm: tuple[float, float, float] | None = None
     head_diameter_mm: float | None = None
+    # the head surface at the fitted sphere (afs.surface_check): cortex-to-joint-space drop
+    # (HU) and where the mean radial profile falls fastest (mm from the sphere, + outside)
+    surface_drop_hu: float | None = None
+    surface_edge_offset_mm: float | None = None
     warnings: list[str] = field(default_factory=list)
 
 

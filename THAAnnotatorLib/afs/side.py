@@ -1,5 +1,5 @@
 """AFS for one hip, in its side frame: initial slice -> rough circle -> refined Hough circle
--> propagation -> sphere -> femur / pelvis split -> labels."""
+-> propagation -> sphere -> femur / pelvis split -> labels, and a check of the sphere."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,6 +14,7 @@ from .propagate import MIN_RADIUS_PX, propagate
 from .slice_fit import SliceFit, fit_slice, sections_mm
 from .rough_circle import RoughCircle, rough_circle
 from .sphere import Sphere, fit_sphere, section_radius_mm
+from .surface_check import SurfaceCheck, check_surface
 
 # The split and the labels only need bone this close to the head (multiples of its radius).
 _BOX_BELOW, _BOX_ABOVE, _BOX_IN_PLANE = 2.5, 1.5, 3.0
@@ -32,6 +33,7 @@ class SideFit:
     fits: list[SliceFit]  # sorted by slice index
     sphere: Sphere  # side-frame mm
     labels: np.ndarray  # uint8 (z, y, x): 1 acetabulum, 2 femoral head
+    surface: SurfaceCheck  # whether the sphere sits on a visible head surface
 
 
 def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, params: Params,
@@ -79,7 +81,7 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     labels = np.zeros(bone.shape, dtype=np.uint8)
     labels[box] = joint_labels(femur, pelvis, center_idx - offset, sphere.radius_mm, spacing_mm,
                                params)
-    return SideFit(initial.index, rough, fits, sphere, labels)
+    return SideFit(initial.index, rough, fits, sphere, labels, check_surface(hu, sphere, spacing_mm))
 
 
 def _refit_with_sphere(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray,

@@ -119,7 +119,10 @@ def _side_record(result) -> dict:
             "head_diameter_mm": result.head_diameter_mm,
             "head_center_ras_mm": (list(result.sphere_center_ras_mm)
                                    if result.sphere_center_ras_mm is not None else None),
-            "initial_slice": result.initial_slice, "warnings": list(result.warnings)}
+            "initial_slice": result.initial_slice,
+            "surface_drop_hu": result.surface_drop_hu,
+            "surface_edge_offset_mm": result.surface_edge_offset_mm,
+            "warnings": list(result.warnings)}
 
 
 def _move_into_place(staging: Path, final: Path) -> None:

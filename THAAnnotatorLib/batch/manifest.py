@@ -23,7 +23,8 @@ CASES_DIR = "cases"
 MANIFEST_JSON = "manifest.json"
 MANIFEST_CSV = "manifest.csv"
 CSV_COLUMNS = ("case", "source", "checksum", "status", "reasons", "sides_found",
-               *(f"{side}_head_diameter_mm" for side in SIDES), "run_time_s", "finished",
+               *(f"{side}_head_diameter_mm" for side in SIDES),
+               *(f"{side}_surface_drop_hu" for side in SIDES), "run_time_s", "finished",
                "version", "parameters")
 
 
@@ -82,8 +83,9 @@ def _csv_row(record: dict) -> dict:
     row["reasons"] = " | ".join(record.get("reasons", []))
     row["sides_found"] = " ".join(record.get("sides_found", []))
     for side in SIDES:
-        diameter = results.get(side, {}).get("head_diameter_mm")
-        row[f"{side}_head_diameter_mm"] = "" if diameter is None else diameter
+        for key in ("head_diameter_mm", "surface_drop_hu"):
+            value = results.get(side, {}).get(key)
+            row[f"{side}_{key}"] = "" if value is None else value
     row["parameters"] = json.dumps({"params": record.get("params"), "sides": record.get("sides")},
                                    sort_keys=True, separators=(",", ":"))
     return row
