@@ -51,7 +51,7 @@ def _side_result(volume: Volume, frame: SideFrame, fit: SideFit) -> SideResult:
         head_diameter_mm=round(2.0 * fit.sphere.radius_mm, 2),
         surface_drop_hu=round(fit.surface.drop_hu, 1),
         surface_edge_offset_mm=round(fit.surface.edge_offset_mm, 2),
-        warnings=fit.surface.warnings())
+        warnings=list(fit.warnings))
 
 
 def resolution_warnings(spacing_mm: np.ndarray) -> list[str]:

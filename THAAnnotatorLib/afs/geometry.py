@@ -1,4 +1,4 @@
-"""Small 2-D geometry helpers shared by the AFS steps; points are (y, x) in mm."""
+"""Small geometry helpers shared by the AFS steps; points are (y, x) or (z, y, x)."""
 from __future__ import annotations
 
 import numpy as np
@@ -17,15 +17,16 @@ def circle_through(p1: np.ndarray, p2: np.ndarray, p3: np.ndarray) -> tuple[np.n
     return center, float(np.linalg.norm(center - np.asarray(p1, dtype=float)))
 
 
-def fit_circle_least_squares(points: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """Algebraic (Kasa) circle fit to (n, 2) points; None for fewer than 3 points."""
-    if len(points) < 3:
+def fit_sphere_least_squares(points: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Algebraic (Kasa) fit of a circle to (n, 2) points or a sphere to (n, 3) points:
+    (center, radius), or None for too few points or no real fit."""
+    points = np.asarray(points, dtype=float)
+    if len(points) < points.shape[1] + 1:
         return None
-    y, x = points[:, 0], points[:, 1]
-    a = np.column_stack([y, x, np.ones_like(y)])
-    sol, *_ = np.linalg.lstsq(a, y * y + x * x, rcond=None)
-    center = sol[:2] / 2.0
-    r2 = sol[2] + center @ center
+    a = np.column_stack([points, np.ones(len(points))])
+    sol, *_ = np.linalg.lstsq(a, (points * points).sum(axis=1), rcond=None)
+    center = sol[:-1] / 2.0
+    r2 = sol[-1] + center @ center
     if r2 <= 0:
         return None
     return center, float(np.sqrt(r2))

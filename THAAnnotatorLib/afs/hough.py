@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 from skimage.transform import hough_circle, hough_circle_peaks
 
-from .geometry import fit_circle_least_squares
+from .geometry import fit_sphere_least_squares
 
 # Candidates farther than this (pixels, at least) from the circle are dropped before the
 # least-squares refinement, so a concentric acetabular edge a joint space away cannot pull it.
@@ -73,7 +73,7 @@ def hough_fit(points_px: np.ndarray, shape: tuple[int, int], radius_range_px: tu
     inliers = points_px[distance <= _INLIER_PX]
     if len(inliers) < _MIN_INLIERS:
         return None
-    refined = fit_circle_least_squares(inliers)
+    refined = fit_sphere_least_squares(inliers)
     if refined is not None and r_lo <= refined[1] <= r_hi:
         center, radius = refined
     return Circle(center, radius, inliers, float(votes[best]))

@@ -9,12 +9,14 @@ import numpy as np
 
 from ..labels import joint_labels, split_femur_pelvis
 from ..params import Params
+from .hough import Circle
 from .initial_slice import find_initial_slice
 from .propagate import MIN_RADIUS_PX, propagate
 from .slice_fit import SliceFit, fit_slice, sections_mm
 from .rough_circle import RoughCircle, rough_circle
 from .sphere import Sphere, fit_sphere, section_radius_mm
 from .surface_check import SurfaceCheck, check_surface
+from .surface_refit import RECOVERY_MIN_DROP_HU, refit_to_surface
 
 # The split and the labels only need bone this close to the head (multiples of its radius).
 _BOX_BELOW, _BOX_ABOVE, _BOX_IN_PLANE = 2.5, 1.5, 3.0
@@ -34,6 +36,7 @@ class SideFit:
     sphere: Sphere  # side-frame mm
     labels: np.ndarray  # uint8 (z, y, x): 1 acetabulum, 2 femoral head
     surface: SurfaceCheck  # whether the sphere sits on a visible head surface
+    warnings: list[str]  # for the user: the surface check's, or the refit's
 
 
 def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, params: Params,
@@ -68,6 +71,15 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     refits = _refit_with_sphere(hu, sphere, spacing_mm, params)
     if len(refits) >= 3:
         fits, sphere = refits, fit_sphere(*sections_mm(refits, spacing_mm), slab_mm=spacing_mm[0])
+    surface = check_surface(hu, sphere, spacing_mm)
+    warnings = surface.warnings()
+    if not surface.passed:
+        recovered = _recover_on_surface(hu, sphere, spacing_mm, params)
+        if recovered is not None:
+            warnings = [f"the per-slice circles missed the head's surface (cortex to joint space "
+                        f"{surface.drop_hu:.0f} HU at their sphere, {2 * sphere.radius_mm:.1f} mm "
+                        f"across); the sphere was refitted to the surface in 3-D: check this hip"]
+            sphere, fits, surface = recovered
     if not params.min_head_radius_mm <= sphere.radius_mm <= params.max_head_radius_mm:
         raise HeadNotFound(
             f"the fitted femoral head radius, {sphere.radius_mm:.1f} mm, is outside the "
@@ -81,7 +93,34 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     labels = np.zeros(bone.shape, dtype=np.uint8)
     labels[box] = joint_labels(femur, pelvis, center_idx - offset, sphere.radius_mm, spacing_mm,
                                params)
-    return SideFit(initial.index, rough, fits, sphere, labels, check_surface(hu, sphere, spacing_mm))
+    return SideFit(initial.index, rough, fits, sphere, labels, surface, warnings)
+
+
+def _recover_on_surface(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray,
+                        params: Params) -> tuple[Sphere, list[SliceFit], SurfaceCheck] | None:
+    """For a sphere that failed the surface check: the sphere refitted to the head's surface in
+    3-D (:mod:`.surface_refit`), its sections as the slices' circles (each with the surface
+    points of its slice), and its check; None unless the refit is anatomical and passes the
+    check with ``RECOVERY_MIN_DROP_HU``."""
+    refit = refit_to_surface(hu, sphere, spacing_mm)
+    if refit is None:
+        return None
+    new, points_mm = refit
+    check = check_surface(hu, new, spacing_mm)
+    if not (params.min_head_radius_mm <= new.radius_mm <= params.max_head_radius_mm
+            and check.passed and check.drop_hu >= RECOVERY_MIN_DROP_HU):
+        return None
+    pixel_mm = float(np.mean(spacing_mm[1:]))
+    slice_of_point = np.round(points_mm[:, 0] / spacing_mm[0]).astype(int)
+    fits = []
+    for k in range(hu.shape[0]):
+        r_mm = section_radius_mm(new, k * spacing_mm[0])
+        if r_mm / pixel_mm < MIN_RADIUS_PX:
+            continue
+        points_px = points_mm[slice_of_point == k][:, 1:] / spacing_mm[1:]
+        fits.append(SliceFit(k, Circle(new.center_mm[1:] / spacing_mm[1:], r_mm / pixel_mm,
+                                       points_px, 0.0)))
+    return new, fits, check
 
 
 def _refit_with_sphere(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray,

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..params import Params
 from .boundary import boundary_candidates, sample_normals
-from .geometry import fit_circle_least_squares
+from .geometry import fit_sphere_least_squares
 from .hough import Circle, hough_fit
 
 # Where to look for the head's surface: within _SURFACE_SEARCH_MM (and _MIN_SEARCH_PX) of the
@@ -126,11 +126,11 @@ def snap_to_surface(circle: Circle, hu2d: np.ndarray, pixel_mm: float, n_rays: i
     if ok.sum() < _MIN_EDGE_SHARE * n_rays:
         return circle
     edges = _steepest_fall(profiles[ok], positions[ok], peak_at[ok], valley_at[ok])
-    fitted = fit_circle_least_squares(edges)
+    fitted = fit_sphere_least_squares(edges)
     if fitted is None:
         return circle
     distance = np.abs(np.linalg.norm(edges - fitted[0], axis=1) - fitted[1])
-    fitted = fit_circle_least_squares(edges[distance <= _SURFACE_INLIER_MM / pixel_mm])
+    fitted = fit_sphere_least_squares(edges[distance <= _SURFACE_INLIER_MM / pixel_mm])
     if fitted is None or abs(fitted[1] - circle.radius_px) > reach_px:
         return circle
     return Circle(fitted[0], fitted[1], circle.points_px, circle.votes)

@@ -8,14 +8,15 @@ and it falls fastest at the surface itself. Averaging thousands of voxels at eve
 offset makes the profile finer than the voxels and steady under noise.
 
 A sphere that followed something else (the acetabulum, or head and acetabulum merged in a scan
-too coarse to show the joint space) shows neither. Measured on phantoms (83 hips at 0.8-3 mm
-in-plane and 1.25-5 mm slices, benchmarks/surface_check.py): the 68 whose sphere was right
-(diameter within 1 mm) had drops of 419-814 HU and their fastest fall within 0.5 mm of the
-sphere; the 15 whose sphere was grossly wrong (diameter 4.5-17 mm off, center 7-24 mm) had drops
-of 72-219 HU, and those above 150 HU their fastest fall 1.4-3.2 mm off. A narrowed joint space
-(osteoarthritis) lowers the drop on real scans; no such scan with a reference was at hand to
-measure by how much. The real 3 mm CT in ``../shared`` shows 130 HU: its joint space is not
-resolved.
+too coarse to show the joint space) shows neither. Measured on phantoms (99 hips at 0.8-3 mm
+in-plane and 1.25-5 mm slices, HU rounded; benchmarks/surface_check.py), before the refit a
+failed check triggers (afs/surface_refit.py): the spheres that were right (diameter within 1 mm)
+had drops of 419-814 HU and their fastest fall within 0.5 mm of the sphere; all 19 that were
+grossly wrong (diameter 3.5-17 mm off) were flagged (drops 36-219 HU; those above 150 HU had
+their fastest fall more than 1 mm off). Not flagged: one sphere 3.4 mm too large and 2.7 mm
+low (2 mm voxels; drop 359 HU, fall at the sphere). A narrowed joint space (osteoarthritis)
+lowers the drop on real scans; no such scan with a reference was at hand to measure by how
+much. The real 3 mm CT in ``../shared`` shows 130 HU: its joint space is not resolved.
 """
 from __future__ import annotations
 
