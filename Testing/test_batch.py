@@ -116,6 +116,9 @@ def test_manifest_json_and_csv_list_every_case(build, scans_dir):
     row = next(r for r in rows if r["case"] == "ct1")
     assert float(row["right_head_diameter_mm"]) == by_case["ct1"]["results"]["right"][
         "head_diameter_mm"]
+    for side in ("right", "left"):  # the surface check's drop, to sort a large build by
+        drop = by_case["ct1"]["results"][side]["surface_drop_hu"]
+        assert drop > 150 and float(row[f"{side}_surface_drop_hu"]) == drop
     assert json.loads(row["parameters"])["sides"] == ["right", "left"]
 
 
@@ -245,6 +248,9 @@ def test_report_lists_every_case_with_thumbnails_and_failures(build):
         if record["status"] == "done":
             right, left = (record["results"][s]["head_diameter_mm"] for s in ("right", "left"))
             assert f'data-sort="{abs(right - left):.2f}">{right - left:+.1f}</td>' in page
+            for side in ("right", "left"):
+                drop = record["results"][side]["surface_drop_hu"]
+                assert f'<td class="num">{drop:.1f}</td>' in page
 
 
 def test_split_is_reproducible_by_seed():

@@ -23,7 +23,8 @@ def right_hip():
     truth = phantom.heads["right"]
     center = volume.ras_mm_to_index(np.asarray(truth.center_ras_mm))
     center[2] = frame.to_frame_x(center[2])
-    return frame.view(volume.hu), volume.spacing_mm, Sphere(center * volume.spacing_mm, truth.radius_mm)
+    sphere = Sphere(center * volume.spacing_mm, truth.radius_mm)
+    return frame.view(volume.hu), volume.spacing_mm, sphere
 
 
 def _flagged(check) -> bool:

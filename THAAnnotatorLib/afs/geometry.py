@@ -32,6 +32,16 @@ def fit_sphere_least_squares(points: np.ndarray) -> tuple[np.ndarray, float] | N
     return center, float(np.sqrt(r2))
 
 
+def parabola_vertex_offset(before: np.ndarray, at: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Where the parabola through three equally spaced samples peaks or dips, relative to the
+    middle one, in sample steps: within [-0.5, 0.5], 0 where the samples lie on a line."""
+    before, at, after = (np.asarray(v) for v in (before, at, after))
+    curvature = before - 2.0 * at + after
+    curved = np.abs(curvature) > 1e-6
+    offset = np.where(curved, 0.5 * (before - after) / np.where(curved, curvature, 1.0), 0.0)
+    return np.clip(offset, -0.5, 0.5)
+
+
 def ray_polygon_hit(origin: np.ndarray, direction: np.ndarray, polygon: np.ndarray) -> np.ndarray | None:
     """Farthest intersection of a ray with a closed polygon's edges ((n, 2) vertices)."""
     a = polygon

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..params import Params
 from .boundary import boundary_candidates, sample_normals
-from .geometry import fit_sphere_least_squares
+from .geometry import fit_sphere_least_squares, parabola_vertex_offset
 from .hough import Circle, hough_fit
 
 # Where to look for the head's surface: within _SURFACE_SEARCH_MM (and _MIN_SEARCH_PX) of the
@@ -151,10 +151,8 @@ def _steepest_fall(profiles: np.ndarray, positions: np.ndarray, peak_at: np.ndar
     rows = np.arange(len(profiles))
     before, after = np.maximum(steepest - 1, 0), np.minimum(steepest + 1, slopes.shape[1] - 1)
     s0, s1, s2 = slopes[rows, before], slopes[rows, steepest], slopes[rows, after]
-    curvature = s0 - 2.0 * s1 + s2
-    interior = (before < steepest) & (after > steepest) & (np.abs(curvature) > 1e-6)
-    shift = np.where(interior, 0.5 * (s0 - s2) / np.where(interior, curvature, 1.0), 0.0)
-    where = steepest + 0.5 + np.clip(shift, -0.5, 0.5)
+    interior = (before < steepest) & (after > steepest)
+    where = steepest + 0.5 + np.where(interior, parabola_vertex_offset(s0, s1, s2), 0.0)
     lower = np.minimum(np.floor(where).astype(int), positions.shape[1] - 2)
     fraction = (where - lower)[:, None]
     return positions[rows, lower] + fraction * (positions[rows, lower + 1] - positions[rows, lower])

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .geometry import parabola_vertex_offset
 from .sphere import Sphere
 
 # Profile: distances from the sphere's surface (mm, + outside) in bins of _BIN_MM.
@@ -66,7 +67,8 @@ class SurfaceCheck:
         return []
 
 
-def radial_profile(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def radial_profile(hu: np.ndarray, sphere: Sphere,
+                   spacing_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean HU of the voxels above the sphere's center, by distance from its surface.
 
     ``hu`` is (z, y, x) with z running upward and ``sphere`` in its mm coordinates (index x
@@ -89,7 +91,8 @@ def radial_profile(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray) -> tu
     near = np.abs(distance) < _REACH_MM
     which = np.digitize(distance[near], edges) - 1
     counts = np.bincount(which, minlength=centers.size)[:centers.size]
-    sums = np.bincount(which, weights=block[near].astype(float), minlength=centers.size)[:centers.size]
+    sums = np.bincount(which, weights=block[near].astype(float),
+                       minlength=centers.size)[:centers.size]
     with np.errstate(invalid="ignore", divide="ignore"):
         return centers, np.where(counts > 0, sums / counts, np.nan)
 
@@ -99,17 +102,16 @@ def check_surface(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray) -> Sur
     offsets, profile = radial_profile(hu, sphere, spacing_mm)
     cortex = (offsets >= -_CORTEX_MM) & (offsets <= _BIN_MM)
     joint = (offsets >= 0.0) & (offsets <= _JOINT_MM)
-    if np.isnan(profile[cortex | joint]).all():
-        return SurfaceCheck(0.0, float("nan"))
+    if np.isnan(profile[cortex]).all() or np.isnan(profile[joint]).all():
+        return SurfaceCheck(0.0, float("nan"))  # the head's upper half is not in the scan
     drop = float(np.nanmax(profile[cortex]) - np.nanmin(profile[joint]))
     slopes = np.diff(profile)
+    if np.isnan(slopes).all():
+        return SurfaceCheck(drop, float("nan"))
     between = (offsets[1:] + offsets[:-1]) / 2
     steepest = int(np.nanargmin(slopes))
     # a parabola through the slopes around the steepest one places the fall between bins
     shift = 0.0
     if 0 < steepest < slopes.size - 1 and np.isfinite(slopes[steepest - 1:steepest + 2]).all():
-        s0, s1, s2 = slopes[steepest - 1:steepest + 2]
-        curvature = s0 - 2.0 * s1 + s2
-        if abs(curvature) > 1e-9:
-            shift = float(np.clip(0.5 * (s0 - s2) / curvature, -0.5, 0.5))
+        shift = float(parabola_vertex_offset(*slopes[steepest - 1:steepest + 2]))
     return SurfaceCheck(drop, float(between[steepest] + shift * _BIN_MM))

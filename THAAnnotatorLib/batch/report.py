@@ -1,8 +1,9 @@
 """The build's quality report: one static HTML page (no server, no network), ``report.html``.
 
 Counts, the failures with their reasons, and a table of cases, sortable by clicking a column
-header (head diameter, warnings, run time ...), with each case's overview picture (an axial
-slice through each head with the masks, Hough circle and boundary points drawn) as thumbnail.
+header (head diameter, the surface check's drop, warnings, run time ...), with each case's
+overview picture (an axial slice through each head with the masks, Hough circle and boundary
+points drawn) as thumbnail.
 """
 from __future__ import annotations
 
@@ -88,7 +89,9 @@ def render_report(records: list[dict]) -> str:
         parts.append("</ul>")
     header = "".join(f"<th>{name}</th>" for name in (
         "Case", "Status", *(f"{side.capitalize()} head &#8960; (mm)" for side in SIDES),
-        "Right &minus; left (mm)", "Warnings", "Run time (s)", "Overview"))
+        "Right &minus; left (mm)",
+        *(f"{side.capitalize()} surface drop (HU)" for side in SIDES),
+        "Warnings", "Run time (s)", "Overview"))
     parts.append(f'<h2>Cases</h2><table class="cases"><thead><tr>{header}</tr></thead><tbody>')
     parts += [_case_row(record) for record in records]
     parts += ["</tbody></table>", f"<script>{_SORT_SCRIPT}</script>", "</body></html>"]
@@ -108,6 +111,9 @@ def _case_row(record: dict) -> str:
     # large difference points at a hip worth checking
     cells.append(_number_cell(None if None in diameters else diameters[0] - diameters[1],
                               signed=True))
+    # the surface check's cortex-to-joint-space drop: sorted up, the least certain hips first
+    for side in SIDES:
+        cells.append(_number_cell(results.get(side, {}).get("surface_drop_hu")))
     cells.append(f'<td class="warn" data-sort="{len(notes)}">'
                  f"{'<br>'.join(html.escape(n) for n in notes)}</td>")
     cells.append(_number_cell(record.get("run_time_s")))
