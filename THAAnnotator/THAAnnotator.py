@@ -165,6 +165,9 @@ MEASUREMENT_COLUMNS = (
     ("Initial slice", "string", "",
      "Axial slice where the femoral head separates from the greater trochanter; index counted "
      "from the most inferior slice (0), as in annotation.json and the review queue."),
+    ("Surface drop", "double", "HU",
+     "Surface check: mean HU fall from the head's cortex into the joint space at the fitted "
+     "sphere; under 150 HU the hip is flagged (the joint space may not show in this scan)."),
     ("Message", "string", "", "Why a hip was not segmented."),
     ("Warnings", "string", "", "Warnings of the pipeline for this hip."),
 )
@@ -1187,6 +1190,7 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
             rows.append([side, result.status, *center,
                          result.head_diameter_mm if result.head_diameter_mm is not None else np.nan,
                          "" if result.initial_slice is None else str(result.initial_slice),
+                         np.nan if result.surface_drop_hu is None else result.surface_drop_hu,
                          result.message, "; ".join(result.warnings)])
         self._fillTable(measurements, MEASUREMENT_COLUMNS, rows)
         output.measurementsTableNode = measurements
