@@ -70,6 +70,10 @@ def add_batch_commands(commands: argparse._SubParsersAction,
                         help="Share of cases held out for validation (default: 0.2).")
     export.add_argument("--seed", type=int, default=0,
                         help="Seed of the train / validation split (default: 0).")
+    export.add_argument("--include-flagged", action="store_true",
+                        help="Also export the cases with a hip flagged by the surface check (its "
+                             "sphere does not sit on a clear head surface; left out by default, "
+                             "so a network does not learn doubtful labels).")
     export.add_argument("--quiet", action="store_true", help="No progress bar.")
     export.set_defaults(run=_run_export)
 
@@ -136,7 +140,8 @@ def _run_build(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .batch.export import export_build
+    from .batch.export import export_build, flagged_cases
+    from .batch.manifest import done_records
 
     bars: list[tqdm] = []  # made at the first case, so that a refused export draws no bar
 
@@ -148,10 +153,15 @@ def _run_export(args: argparse.Namespace) -> int:
 
     try:
         split = export_build(args.build_dir, args.dest, args.fmt, args.validation_fraction,
-                             args.seed, progress=progress)
+                             args.seed, progress=progress, include_flagged=args.include_flagged)
     finally:
         for bar in bars:
             bar.close()
+    if not args.include_flagged:
+        flagged = flagged_cases(done_records(args.build_dir))
+        if flagged:
+            print(f"left out {len(flagged)} case(s) with a hip flagged by the surface check: "
+                  f"{', '.join(flagged)} (--include-flagged exports them)")
     print(f"exported {len(split.train) + len(split.validation)} cases to {args.dest} "
           f"({args.fmt}): {len(split.train)} for training, {len(split.validation)} for "
           f"validation (seed {args.seed})")

@@ -63,6 +63,10 @@ def _add_slice_dataset(commands) -> None:
     parser.add_argument("--phantoms", type=int, default=0, metavar="N",
                         help="Add N generated phantoms (seeds --seed .. --seed+N-1).")
     parser.add_argument("--seed", type=int, default=0, help="First phantom seed (default: 0).")
+    parser.add_argument("--include-flagged", action="store_true",
+                        help="Also add hips of --scan/--build sources whose sphere failed the "
+                             "surface check (left out by default: their labels rest on a head "
+                             "surface the scan does not clearly show).")
     parser.add_argument("--keep-scans", action="store_true",
                         help="Also keep each phantom's CT (scans/), truth label map (truth/) and "
                              "pipeline outputs (pipeline/) in the dataset folder.")
@@ -94,12 +98,16 @@ def _run_slice_dataset(args: argparse.Namespace) -> int:
     if roi.size_mm <= 0 or roi.pixels < 16 or roi.half_height_mm <= 0:
         raise InputError("The ROI needs a positive size and height and at least 16 pixels.")
     dataset = SliceDataset.create(args.dataset, roi)
-    for scan, annotation in zip(args.scan, args.annotation):
-        sides = add_annotated_scan(dataset, scan, annotation)
-        print(f"{scan.name}: {', '.join(sides) or 'no'} hip(s) added")
-    for scan, annotation in built:
-        sides = add_annotated_scan(dataset, scan, annotation, scan=annotation.name)
-        print(f"{annotation.name}: {', '.join(sides) or 'no'} hip(s) added")
+    pairs = [(scan, annotation, None) for scan, annotation in zip(args.scan, args.annotation)]
+    pairs += [(scan, annotation, annotation.name) for scan, annotation in built]
+    for scan, annotation, name in pairs:
+        sides, flagged = add_annotated_scan(dataset, scan, annotation, scan=name,
+                                            include_flagged=args.include_flagged)
+        line = f"{name or scan.name}: {', '.join(sides) or 'no'} hip(s) added"
+        if flagged:
+            line += (f"; {', '.join(flagged)} left out, flagged by the surface check "
+                     "(--include-flagged adds it)")
+        print(line)
     if args.phantoms > 0:
         with tqdm(total=args.phantoms, desc="phantoms", file=sys.stderr, leave=False) as bar:
             def progress(message: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .afs.surface_check import SurfaceCheck
+from .afs.surface_check import failed_in
 from .result import ACETABULUM, FEMORAL_HEAD, SIDES, Annotation, SideResult, segment_code
 from .volume import Volume
 
@@ -74,8 +74,7 @@ def render_overview_png(volume: Volume, annotation: Annotation) -> bytes:
         if result.status == "segmented":
             panel = _segmented_panel(volume, annotation, result)
             title = f"{result.side} hip: head diameter {result.head_diameter_mm:.1f} mm"
-            if result.surface_drop_hu is not None and not SurfaceCheck(
-                    result.surface_drop_hu, result.surface_edge_offset_mm).passed:
+            if failed_in(vars(result)):
                 title += " - check"  # the surface check's warning says why
         else:
             panel = _message_panel(result)

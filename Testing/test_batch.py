@@ -322,3 +322,38 @@ def test_export_refuses_a_scan_changed_since_the_build(build, scans_dir, tmp_pat
         export_build(out, tmp_path / "Dataset503_Stale", "nnunet")
     assert not (tmp_path / "Dataset503_Stale").exists()
     assert not list(tmp_path.glob(".Dataset503*"))
+
+
+def test_flagged_hips_stay_out_of_exports_and_slice_datasets_unless_asked(scans_dir, tmp_path):
+    """A scan at 3 mm voxels, where the joint space hardly shows, beside a good one: the
+    pipeline flags both coarse hips (surface check), so an export and a slice dataset built from
+    the build leave that case out, say so, and take it with --include-flagged."""
+    from THAAnnotatorLib.model.build import add_annotated_scan, annotated_cases_of_build
+    from THAAnnotatorLib.model.dataset import SliceDataset
+    from THAAnnotatorLib.model.roi import RoiSpec
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    shutil.copy(scans_dir / "ct0.nii.gz", scans / "ct0.nii.gz")
+    coarse = phantom_to_sitk(generate_phantom(spacing_mm=(3.0, 3.0, 3.0), fov_mm=FOV_MM, seed=1000))
+    sitk.WriteImage(coarse, str(scans / "coarse.nii.gz"), useCompression=True)
+    out = tmp_path / "out"
+    assert main(["build-dataset", str(scans), str(out), "--workers", "1", "--quiet"]) == 0
+    records = {r["case"]: r for r in read_manifest(out)["cases"]}
+    assert all(r["status"] == "done" for r in records.values())
+    assert all(r["surface_drop_hu"] > 150 for r in records["ct0"]["results"].values())
+
+    dest = tmp_path / "Dataset510_Checked"
+    assert main(["export", str(out), "--format", "nnunet", str(dest), "--quiet"]) == 0
+    assert sorted(p.name for p in (dest / "labelsTr").iterdir()) == ["ct0.nii.gz"]
+    assert json.loads((dest / "export.json").read_text())["left_out_flagged"] == ["coarse"]
+    everything = export_build(out, tmp_path / "Dataset511_All", "nnunet", include_flagged=True)
+    assert sorted(everything.train + everything.validation) == ["coarse", "ct0"]
+
+    for include in (False, True):
+        dataset = SliceDataset.create(tmp_path / f"slices{include}", RoiSpec())
+        added = {folder.name: add_annotated_scan(dataset, scan, folder, scan=folder.name,
+                                                 include_flagged=include)
+                 for scan, folder in annotated_cases_of_build(out)}
+        assert added["ct0"] == (["right", "left"], [])
+        assert added["coarse"] == ((["right", "left"], []) if include else ([], ["right", "left"]))

@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .. import __version__
+from ..afs.surface_check import failed_in
 from ..errors import InputError
 from ..io import read_image
 from ..model.files import write_json_atomic
@@ -55,11 +56,21 @@ def split_cases(cases: list[str], validation_fraction: float, seed: int) -> Spli
     return Split([n for n in names if n not in validation], [n for n in names if n in validation])
 
 
+def flagged_cases(records: list[dict]) -> list[str]:
+    """The cases of manifest ``records`` with a hip whose sphere failed the surface check: their
+    labels rest on a head surface the scan does not clearly show."""
+    return [r["case"] for r in records
+            if any(failed_in(side) for side in r.get("results", {}).values())]
+
+
 def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
                  validation_fraction: float = 0.2, seed: int = 0,
-                 progress: Callable[[int, int], None] | None = None) -> Split:
+                 progress: Callable[[int, int], None] | None = None,
+                 include_flagged: bool = False) -> Split:
     """Export the done cases of a build folder to ``dest`` in format ``fmt`` (see
-    :data:`FORMATS`); returns the split.
+    :data:`FORMATS`); returns the split. Cases with a hip flagged by the surface check
+    (:func:`flagged_cases`) are left out, and listed in ``export.json``, unless
+    ``include_flagged``: a network would learn their doubtful labels.
 
     nnU-Net: ``dest`` must be named ``DatasetXXX_Name``; it gets ``imagesTr/<case>_0000.nii.gz``,
     ``labelsTr/<case>.nii.gz``, ``dataset.json`` and ``splits_final.json`` (one fold; copy it to
@@ -83,8 +94,12 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
         raise InputError(f"{dest} already exists; choose a new folder (an export never "
                          "overwrites one).")
     records = done_records(build_dir)
+    flagged = [] if include_flagged else flagged_cases(records)
+    records = [r for r in records if r["case"] not in flagged]
     if not records:
-        raise InputError(f"The build {build_dir} has no done case to export.")
+        raise InputError(f"The build {build_dir} has no done case to export"
+                         + (f" ({len(flagged)} left out because a hip was flagged by the surface "
+                            "check; --include-flagged exports them)." if flagged else "."))
     _check_sources_unchanged(records)
     split = split_cases([r["case"] for r in records], validation_fraction, seed)
 
@@ -108,7 +123,7 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
         write_json_atomic(staging / "export.json", {
             "format": fmt, "build": str(build_dir.resolve()), "software_version": __version__,
             "validation_fraction": validation_fraction, "seed": seed,
-            "train": split.train, "validation": split.validation})
+            "train": split.train, "validation": split.validation, "left_out_flagged": flagged})
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging.rename(dest)
     finally:

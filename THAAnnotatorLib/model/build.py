@@ -16,6 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..afs.frame import SideFrame
+from ..afs.surface_check import failed_in
 from ..batch.manifest import CASES_DIR, done_records
 from ..errors import InputError
 from ..io import read_scan, sitk_reference_from_volume
@@ -96,7 +97,8 @@ def _pipeline_labels_file(annotation_dir: Path) -> Path:
 
 
 def add_annotated_scan(dataset: SliceDataset, scan_path: str | Path, annotation_dir: str | Path,
-                       scan: str | None = None) -> list[str]:
+                       scan: str | None = None,
+                       include_flagged: bool = False) -> tuple[list[str], list[str]]:
     """Add the hips of one scan annotated by the pipeline; the index is not saved here.
 
     Parameters
@@ -106,10 +108,12 @@ def add_annotated_scan(dataset: SliceDataset, scan_path: str | Path, annotation_
     annotation_dir : the pipeline's output folder for it (``annotation.json`` and
         ``labels.seg.nrrd`` or ``labels.nii.gz``).
     scan : identifier in the dataset; default: the scan file's name without suffix.
+    include_flagged : also add hips whose sphere failed the surface check (left out by
+        default: their labels rest on a head surface the scan does not clearly show).
 
     Returns
     -------
-    The sides added (those the pipeline segmented).
+    The sides added (those the pipeline segmented), and those left out as flagged.
     """
     annotation_dir = Path(annotation_dir)
     report_path = annotation_dir / REPORT_FILE
@@ -130,10 +134,13 @@ def add_annotated_scan(dataset: SliceDataset, scan_path: str | Path, annotation_
     labels_file = _pipeline_labels_file(annotation_dir)
     label_map = read_label_file(labels_file, loaded.reference)
     scan = scan or scan_id_from_path(scan_path)
-    added = []
+    added, flagged = [], []
     for side in SIDES:
         info = sides.get(side) or {}
         if info.get("status") != "segmented" or info.get("sphere_center_ras_mm") is None:
+            continue
+        if failed_in(info) and not include_flagged:
+            flagged.append(side)
             continue
         frame = SideFrame.for_side(loaded.volume, side)
         labels = label_map.classes_for_side(side, (frame.x_start, frame.x_stop))
@@ -143,7 +150,7 @@ def add_annotated_scan(dataset: SliceDataset, scan_path: str | Path, annotation_
                                labels_path=str(labels_file.resolve()))
         dataset.write_case(meta, data)
         added.append(side)
-    return added
+    return added, flagged
 
 
 def annotated_cases_of_build(out_dir: str | Path) -> list[tuple[Path, Path]]:
