@@ -10,7 +10,7 @@ benchmarks/accuracy.py. The summary counts false alarms (right spheres flagged),
 spheres not flagged) and refits.
 
 Run: .venv/bin/python benchmarks/surface_check.py [--config SLICE_MM IN_PLANE_MM FIRST_SEED N ...]
-(default: the six voxel sizes below, 84 hips, about 3 min on 2 cores)
+(default: the six voxel sizes below, 100 hips, about 2.5 min on 2 cores)
 """
 from __future__ import annotations
 
