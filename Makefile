@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/batch.py
+	$(BIN)/python benchmarks/memory.py
 
 clean:
 	rm -rf demo-output build *.egg-info .pytest_cache
