@@ -662,6 +662,7 @@ def generate_phantom(
     noise_hu=15.0,
     metal_side=None,
     hips=True,
+    joint_gap_mm=None,
 ) -> Phantom:
     """Generate a synthetic hip CT with ground truth.
 
@@ -677,6 +678,8 @@ def generate_phantom(
     metal_side : "right" or "left" to replace that hip's femoral head and neck by a metal implant
         (ball, stem, acetabular cup) with streak artifacts; None for no implant.
     hips : False gives a scan with no hip in view (lumbar spine and soft tissue only).
+    joint_gap_mm : width of both joint spaces (head surface to acetabulum) in mm; None draws
+        2.5-3 mm per hip. A narrow gap imitates the joint space narrowing of osteoarthritis.
 
     Returns
     -------
@@ -708,6 +711,11 @@ def generate_phantom(
         np.random.default_rng(s) for s in streams
     )
     an = _draw_anatomy(rng_geo, radii)
+    if joint_gap_mm is not None:  # set after the draws, so the rest of the phantom is unchanged
+        if not joint_gap_mm > 0:
+            raise ValueError("joint_gap_mm must be positive.")
+        for s in an["sides"].values():
+            s["joint_gap"] = float(joint_gap_mm)
     O = an["pelvis_origin"]
     for side, s in an["sides"].items():
         s["center"] = O + _Frame(O, side).vec(an["hip_half_width"], 0, 0) + s["hip_jitter"]

@@ -213,3 +213,20 @@ def test_bad_arguments():
         generate_phantom(spacing_mm=(0.0, 1.0, 1.0))
     with pytest.raises(ValueError):
         phantom_to_sitk(generate_phantom(**COARSE), storage="XYZ")
+
+
+def test_narrow_joint_space_changes_only_the_gap():
+    """joint_gap_mm narrows both joint spaces (the femur-pelvis distance follows it) and leaves
+    the rest of the drawn anatomy as it was."""
+    normal = generate_phantom(seed=3, **COARSE)
+    narrow = generate_phantom(seed=3, joint_gap_mm=1.0, **COARSE)
+    assert narrow.heads == normal.heads
+    femur = (narrow.part_map == RIGHT_FEMUR) | (narrow.part_map == LEFT_FEMUR)
+    gap_mm = ndimage.distance_transform_edt(~femur, sampling=narrow.volume.spacing_mm)[
+        narrow.part_map == PELVIS].min()
+    assert 0.5 <= gap_mm < 2.0
+    for side in ("right", "left"):
+        assert narrow.anatomy["sides"][side]["joint_gap_mm"] == 1.0
+        assert normal.anatomy["sides"][side]["joint_gap_mm"] >= 2.5
+    with pytest.raises(ValueError, match="joint_gap_mm"):
+        generate_phantom(seed=3, joint_gap_mm=0.0, **COARSE)

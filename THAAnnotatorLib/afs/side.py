@@ -16,7 +16,7 @@ from .slice_fit import SliceFit, fit_slice, sections_mm
 from .rough_circle import RoughCircle, rough_circle
 from .sphere import Sphere, fit_sphere, section_radius_mm
 from .surface_check import SurfaceCheck, check_surface
-from .surface_refit import RECOVERY_MIN_DROP_HU, refit_to_surface
+from .surface_refit import MAX_SLICE_MM, RECOVERY_MIN_DROP_HU, refit_to_surface
 
 # The split and the labels only need bone this close to the head (multiples of its radius).
 _BOX_BELOW, _BOX_ABOVE, _BOX_IN_PLANE = 2.5, 1.5, 3.0
@@ -73,7 +73,7 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
         fits, sphere = refits, fit_sphere(*sections_mm(refits, spacing_mm), slab_mm=spacing_mm[0])
     surface = check_surface(hu, sphere, spacing_mm)
     warnings = surface.warnings()
-    if not surface.passed:
+    if not surface.passed and spacing_mm[0] <= MAX_SLICE_MM:
         recovered = _recover_on_surface(hu, sphere, spacing_mm, params)
         if recovered is not None:
             warnings = [f"the per-slice circles missed the head's surface (cortex to joint space "

@@ -17,7 +17,9 @@ the refits were about as wrong as the spheres they replaced, and one of them pas
 check; so a refit is taken only when it passes the check with twice the drop asked of a first
 fit (``RECOVERY_MIN_DROP_HU``), which no 3 mm refit did (those hips stay flagged). With 5 mm
 slices rays through the thick slabs put the surface high: started from right spheres (1 mm /
-5 mm, seeds 0-3), six of eight refits came out 3.5-7 mm too high, and the gate refused all six.
+5 mm, seeds 0-3), six of eight refits came out 3.5-7 mm too high; the gate refused those six,
+but on a 5 mm phantom with a 1 mm joint space it let through a refit 3.4 mm off. So there is
+no refit where slices are more than ``MAX_SLICE_MM`` apart (the method's design limit).
 """
 from __future__ import annotations
 
@@ -46,6 +48,9 @@ _INLIER_PASSES, _ROUNDS = 4, 4
 _MIN_POINTS = 30
 RECOVERY_MIN_DROP_HU = 2.0 * MIN_DROP_HU
 """A refitted sphere replaces the first one only when the surface check finds this drop."""
+MAX_SLICE_MM = 3.0
+"""No refit in scans with slices farther apart than this (mm): rays through thick slabs put the
+surface several mm high (see the module's notes)."""
 
 
 def _ray_directions() -> np.ndarray:
