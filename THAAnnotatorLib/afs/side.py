@@ -100,14 +100,16 @@ def _recover_on_surface(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray,
                         params: Params) -> tuple[Sphere, list[SliceFit], SurfaceCheck] | None:
     """For a sphere that failed the surface check: the sphere refitted to the head's surface in
     3-D (:mod:`.surface_refit`), its sections as the slices' circles (each with the surface
-    points of its slice), and its check; None unless the refit is anatomical and passes the
-    check with ``RECOVERY_MIN_DROP_HU``."""
+    points of its slice), and its check; None unless the refit is anatomical, centred inside the
+    first sphere (it describes the same head, not a structure beside it) and passes the check
+    with ``RECOVERY_MIN_DROP_HU``."""
     refit = refit_to_surface(hu, sphere, spacing_mm)
     if refit is None:
         return None
     new, points_mm = refit
     check = check_surface(hu, new, spacing_mm)
     if not (params.min_head_radius_mm <= new.radius_mm <= params.max_head_radius_mm
+            and np.linalg.norm(new.center_mm - sphere.center_mm) < sphere.radius_mm
             and check.passed and check.drop_hu >= RECOVERY_MIN_DROP_HU):
         return None
     pixel_mm = float(np.mean(spacing_mm[1:]))
