@@ -71,9 +71,9 @@ def add_batch_commands(commands: argparse._SubParsersAction,
     export.add_argument("--seed", type=int, default=0,
                         help="Seed of the train / validation split (default: 0).")
     export.add_argument("--include-flagged", action="store_true",
-                        help="Also export the cases with a hip flagged by the surface check (its "
-                             "sphere does not sit on a clear head surface; left out by default, "
-                             "so a network does not learn doubtful labels).")
+                        help="Also export the cases with a hip marked for review (its sphere "
+                             "does not sit on a clear head surface, or its size is unusual; left "
+                             "out by default, so a network does not learn doubtful labels).")
     export.add_argument("--quiet", action="store_true", help="No progress bar.")
     export.set_defaults(run=_run_export)
 
@@ -160,7 +160,7 @@ def _run_export(args: argparse.Namespace) -> int:
     if not args.include_flagged:
         flagged = flagged_cases(done_records(args.build_dir))
         if flagged:
-            print(f"left out {len(flagged)} case(s) with a hip flagged by the surface check: "
+            print(f"left out {len(flagged)} case(s) with a hip marked for review: "
                   f"{', '.join(flagged)} (--include-flagged exports them)")
     print(f"exported {len(split.train) + len(split.validation)} cases to {args.dest} "
           f"({args.fmt}): {len(split.train)} for training, {len(split.validation)} for "

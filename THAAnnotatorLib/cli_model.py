@@ -64,9 +64,9 @@ def _add_slice_dataset(commands) -> None:
                         help="Add N generated phantoms (seeds --seed .. --seed+N-1).")
     parser.add_argument("--seed", type=int, default=0, help="First phantom seed (default: 0).")
     parser.add_argument("--include-flagged", action="store_true",
-                        help="Also add hips of --scan/--build sources whose sphere failed the "
-                             "surface check (left out by default: their labels rest on a head "
-                             "surface the scan does not clearly show).")
+                        help="Also add hips of --scan/--build sources that the pipeline marked "
+                             "for review (left out by default: their sphere failed the surface "
+                             "check or is of unusual size, so their labels are doubtful).")
     parser.add_argument("--keep-scans", action="store_true",
                         help="Also keep each phantom's CT (scans/), truth label map (truth/) and "
                              "pipeline outputs (pipeline/) in the dataset folder.")
@@ -105,7 +105,7 @@ def _run_slice_dataset(args: argparse.Namespace) -> int:
                                             include_flagged=args.include_flagged)
         line = f"{name or scan.name}: {', '.join(sides) or 'no'} hip(s) added"
         if flagged:
-            line += (f"; {', '.join(flagged)} left out, flagged by the surface check "
+            line += (f"; {', '.join(flagged)} left out, marked for review "
                      "(--include-flagged adds it)")
         print(line)
     if args.phantoms > 0:

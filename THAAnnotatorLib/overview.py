@@ -11,7 +11,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .afs.surface_check import failed_in
 from .result import ACETABULUM, FEMORAL_HEAD, SIDES, Annotation, SideResult, segment_code
 from .volume import Volume
 
@@ -74,8 +73,8 @@ def render_overview_png(volume: Volume, annotation: Annotation) -> bytes:
         if result.status == "segmented":
             panel = _segmented_panel(volume, annotation, result)
             title = f"{result.side} hip: head diameter {result.head_diameter_mm:.1f} mm"
-            if failed_in(vars(result)):
-                title += " - check"  # the surface check's warning says why
+            if result.needs_review:
+                title += " - check"  # the hip's warnings say why
         else:
             panel = _message_panel(result)
             title = f"{result.side} hip"

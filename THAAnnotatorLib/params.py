@@ -41,6 +41,9 @@ class Params:
     """Smallest femoral head radius considered anatomical, in mm."""
     max_head_radius_mm: float = 35.0
     """Largest femoral head radius considered anatomical, in mm."""
+    usual_head_diameter_mm: tuple[float, float] = (38.0, 58.0)
+    """Adult femoral heads measure about 40-55 mm across; a diameter outside this range (mm)
+    is reported with a warning and the hip marked for review."""
     joint_region_factor: float = 2.0
     """Labels are kept within joint_region_factor x head radius (in-plane) of the head center."""
     metal_threshold_hu: float = 2500.0

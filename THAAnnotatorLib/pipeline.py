@@ -30,7 +30,7 @@ def metal_volume_ml(hu_side: np.ndarray, spacing_mm: np.ndarray, threshold_hu: f
     return float((hu_side > threshold_hu).sum() * np.prod(spacing_mm) / 1000.0)
 
 
-def _side_result(volume: Volume, frame: SideFrame, fit: SideFit) -> SideResult:
+def _side_result(volume: Volume, frame: SideFrame, fit: SideFit, params: Params) -> SideResult:
     spacing = volume.spacing_mm
 
     def to_ras(zyx_frame: np.ndarray) -> np.ndarray:
@@ -45,13 +45,21 @@ def _side_result(volume: Volume, frame: SideFrame, fit: SideFit) -> SideResult:
                                    round(f.circle.radius_px * float(np.mean(spacing[1:])), 2),
                                    [tuple(p) for p in np.round(pts, 2).tolist()]))
     sphere_center = to_ras(fit.sphere.center_mm / spacing)
+    diameter_mm = 2.0 * fit.sphere.radius_mm
+    low, high = params.usual_head_diameter_mm
+    warnings = list(fit.warnings)
+    usual = low <= diameter_mm <= high
+    if not usual:
+        warnings.append(f"a femoral head {diameter_mm:.1f} mm across is outside the usual adult "
+                        f"range of {low:g}-{high:g} mm: check this hip")
     return SideResult(
         side=frame.side, status="segmented", initial_slice=fit.initial_slice, circles=circles,
         sphere_center_ras_mm=tuple(np.round(sphere_center, 2).tolist()),
-        head_diameter_mm=round(2.0 * fit.sphere.radius_mm, 2),
+        head_diameter_mm=round(diameter_mm, 2),
         surface_drop_hu=round(fit.surface.drop_hu, 1),
         surface_edge_offset_mm=round(fit.surface.edge_offset_mm, 2),
-        warnings=list(fit.warnings))
+        needs_review=not (fit.surface.passed and usual),
+        warnings=warnings)
 
 
 def resolution_warnings(spacing_mm: np.ndarray) -> list[str]:
@@ -105,7 +113,7 @@ def annotate(volume: Volume, params: Params = Params(), sides: Iterable[str] = S
         except HeadNotFound as why:
             results[side] = SideResult(side, "not_found", f"femoral head not found: {why}")
             continue
-        results[side] = _side_result(volume, frame, fit)
+        results[side] = _side_result(volume, frame, fit, params)
         results[side].warnings.extend(resolution_warnings(volume.spacing_mm))
         for cls in (ACETABULUM, FEMORAL_HEAD):
             frame.paste(side_labels, segment_code(side, cls), fit.labels == cls)

@@ -119,6 +119,7 @@ def test_manifest_json_and_csv_list_every_case(build, scans_dir):
     for side in ("right", "left"):  # the surface check's drop, to sort a large build by
         drop = by_case["ct1"]["results"][side]["surface_drop_hu"]
         assert drop > 150 and float(row[f"{side}_surface_drop_hu"]) == drop
+        assert row[f"{side}_needs_review"] == "no"
     assert json.loads(row["parameters"])["sides"] == ["right", "left"]
 
 
@@ -326,8 +327,9 @@ def test_export_refuses_a_scan_changed_since_the_build(build, scans_dir, tmp_pat
 
 def test_flagged_hips_stay_out_of_exports_and_slice_datasets_unless_asked(scans_dir, tmp_path):
     """A scan at 3 mm voxels, where the joint space hardly shows, beside a good one: the
-    pipeline flags both coarse hips (surface check), so an export and a slice dataset built from
-    the build leave that case out, say so, and take it with --include-flagged."""
+    pipeline marks both coarse hips for review (surface check), so an export and a slice
+    dataset built from the build leave that case out, say so, and take it with
+    --include-flagged."""
     from THAAnnotatorLib.model.build import add_annotated_scan, annotated_cases_of_build
     from THAAnnotatorLib.model.dataset import SliceDataset
     from THAAnnotatorLib.model.roi import RoiSpec
@@ -342,6 +344,8 @@ def test_flagged_hips_stay_out_of_exports_and_slice_datasets_unless_asked(scans_
     records = {r["case"]: r for r in read_manifest(out)["cases"]}
     assert all(r["status"] == "done" for r in records.values())
     assert all(r["surface_drop_hu"] > 150 for r in records["ct0"]["results"].values())
+    assert not any(r["needs_review"] for r in records["ct0"]["results"].values())
+    assert all(r["needs_review"] for r in records["coarse"]["results"].values())
 
     dest = tmp_path / "Dataset510_Checked"
     assert main(["export", str(out), "--format", "nnunet", str(dest), "--quiet"]) == 0

@@ -10,6 +10,8 @@ from THAAnnotatorLib.afs.frame import SideFrame
 from THAAnnotatorLib.afs.sphere import Sphere
 from THAAnnotatorLib.afs.surface_check import MAX_EDGE_OFFSET_MM, MIN_DROP_HU, check_surface
 from THAAnnotatorLib.afs.surface_refit import refit_to_surface
+from THAAnnotatorLib.model.build import PHANTOM_FOV_MM
+from THAAnnotatorLib.params import Params
 from THAAnnotatorLib.phantom import generate_phantom
 from THAAnnotatorLib.pipeline import annotate
 
@@ -83,6 +85,7 @@ def test_the_pipeline_refits_the_sphere_its_slices_got_wrong_and_says_so():
         assert abs(result.surface_edge_offset_mm) <= MAX_EDGE_OFFSET_MM
         assert any("refitted" in w for w in result.warnings) == refitted, (side, result.warnings)
         assert not any("no clear" in w or "sharpest edge" in w for w in result.warnings)
+        assert not result.needs_review
 
 
 def test_the_pipeline_flags_a_wrong_sphere_it_cannot_mend():
@@ -96,3 +99,17 @@ def test_the_pipeline_flags_a_wrong_sphere_it_cannot_mend():
     assert any("no clear femoral head surface" in w or "sharpest edge" in w
                for w in result.warnings), result.warnings
     assert not any("refitted" in w for w in result.warnings)
+    assert result.needs_review
+
+
+def test_a_head_of_unusual_size_is_marked_for_review_though_its_surface_looks_clear():
+    """At 3 mm voxels seed 1002's right head (dataset field of view) comes out 63 mm across,
+    15 mm too large (measured), yet its sphere sits on a clear edge (drop 188 HU, fall 0.5 mm
+    off): the surface check passes it, the usual adult range (38-58 mm) does not."""
+    phantom = generate_phantom(spacing_mm=(3.0, 3.0, 3.0), fov_mm=PHANTOM_FOV_MM, seed=1002)
+    result = annotate(phantom.volume, sides=("right",)).sides["right"]
+    assert result.head_diameter_mm > Params().usual_head_diameter_mm[1]
+    assert result.surface_drop_hu >= MIN_DROP_HU
+    assert abs(result.surface_edge_offset_mm) <= MAX_EDGE_OFFSET_MM
+    assert result.needs_review
+    assert any("outside the usual adult range" in w for w in result.warnings), result.warnings

@@ -4,7 +4,8 @@ The only real CT here (`../shared/data/pelvis_ct_3mm.nii.gz`) has 3 mm voxels in
 direction, and the model's check on it compares the model's right femoral head with the
 pipeline's. This shows what that comparison measures: on held-out phantoms with the same voxel
 size, per hip, each one's acetabulum and femoral head Dice against the truth, the pipeline's
-head diameter error (mm), and the model-vs-pipeline femoral head Dice.
+head diameter error (mm) and whether it marked the hip for review, and the
+model-vs-pipeline femoral head Dice.
 
 Run: .venv/bin/python benchmarks/coarse_scans.py [--seeds 1000 1001 ...] [--voxel-mm 3]
      [--model DIR]
@@ -53,7 +54,9 @@ def main() -> None:
                   f"{segment_dice(predicted, truth, side, ACETABULUM):.3f} head {scores[0]:.3f} | "
                   f"pipeline acetabulum {segment_dice(pipeline, truth, side, ACETABULUM):.3f} "
                   f"head {scores[1]:.3f} "
-                  f"diameter error {error:+.1f} mm | model vs pipeline head {scores[2]:.3f}")
+                  f"diameter error {error:+.1f} mm"
+                  f"{' (marked for review)' if result.needs_review else ''} | "
+                  f"model vs pipeline head {scores[2]:.3f}")
     for name, values in head_scores.items():
         print(f"femoral head Dice, {name}: {np.min(values):.2f}-{np.max(values):.2f} "
               f"(mean {np.mean(values):.3f}) at {args.voxel_mm:g} mm voxels")

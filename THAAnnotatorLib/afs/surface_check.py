@@ -20,7 +20,6 @@ much. The real 3 mm CT in ``../shared`` shows 130 HU: its joint space is not res
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,17 +65,6 @@ class SurfaceCheck:
                     f"{where} the fitted sphere: the sphere may have followed the acetabulum; "
                     f"check this hip"]
         return []
-
-
-def failed_in(report: Mapping) -> bool:
-    """Whether a hip's stored result failed the surface check: ``report`` holds the fields of a
-    :class:`~THAAnnotatorLib.result.SideResult` (``annotation.json``, a build's case record).
-    False where no check was recorded (results made before it, hips not segmented)."""
-    drop = report.get("surface_drop_hu")
-    if drop is None:
-        return False
-    edge = report.get("surface_edge_offset_mm")
-    return not SurfaceCheck(float(drop), float("nan") if edge is None else float(edge)).passed
 
 
 def radial_profile(hu: np.ndarray, sphere: Sphere,

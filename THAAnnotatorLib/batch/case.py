@@ -122,6 +122,7 @@ def _side_record(result) -> dict:
             "initial_slice": result.initial_slice,
             "surface_drop_hu": result.surface_drop_hu,
             "surface_edge_offset_mm": result.surface_edge_offset_mm,
+            "needs_review": result.needs_review,
             "warnings": list(result.warnings)}
 
 

@@ -18,7 +18,6 @@ import numpy as np
 import SimpleITK as sitk
 
 from .. import __version__
-from ..afs.surface_check import failed_in
 from ..errors import InputError
 from ..io import read_image
 from ..model.files import write_json_atomic
@@ -57,10 +56,10 @@ def split_cases(cases: list[str], validation_fraction: float, seed: int) -> Spli
 
 
 def flagged_cases(records: list[dict]) -> list[str]:
-    """The cases of manifest ``records`` with a hip whose sphere failed the surface check: their
-    labels rest on a head surface the scan does not clearly show."""
+    """The cases of manifest ``records`` with a hip the pipeline marked for review (its sphere
+    failed the surface check, or its size is unusual): their labels are doubtful."""
     return [r["case"] for r in records
-            if any(failed_in(side) for side in r.get("results", {}).values())]
+            if any(side.get("needs_review") for side in r.get("results", {}).values())]
 
 
 def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
@@ -68,7 +67,7 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
                  progress: Callable[[int, int], None] | None = None,
                  include_flagged: bool = False) -> Split:
     """Export the done cases of a build folder to ``dest`` in format ``fmt`` (see
-    :data:`FORMATS`); returns the split. Cases with a hip flagged by the surface check
+    :data:`FORMATS`); returns the split. Cases with a hip marked for review
     (:func:`flagged_cases`) are left out, and listed in ``export.json``, unless
     ``include_flagged``: a network would learn their doubtful labels.
 
@@ -98,8 +97,8 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
     records = [r for r in records if r["case"] not in flagged]
     if not records:
         raise InputError(f"The build {build_dir} has no done case to export"
-                         + (f" ({len(flagged)} left out because a hip was flagged by the surface "
-                            "check; --include-flagged exports them)." if flagged else "."))
+                         + (f" ({len(flagged)} left out because a hip was marked for review; "
+                            "--include-flagged exports them)." if flagged else "."))
     _check_sources_unchanged(records)
     split = split_cases([r["case"] for r in records], validation_fraction, seed)
 

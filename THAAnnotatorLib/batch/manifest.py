@@ -24,7 +24,8 @@ MANIFEST_JSON = "manifest.json"
 MANIFEST_CSV = "manifest.csv"
 CSV_COLUMNS = ("case", "source", "checksum", "status", "reasons", "sides_found",
                *(f"{side}_head_diameter_mm" for side in SIDES),
-               *(f"{side}_surface_drop_hu" for side in SIDES), "run_time_s", "finished",
+               *(f"{side}_surface_drop_hu" for side in SIDES),
+               *(f"{side}_needs_review" for side in SIDES), "run_time_s", "finished",
                "version", "parameters")
 
 
@@ -86,6 +87,8 @@ def _csv_row(record: dict) -> dict:
         for key in ("head_diameter_mm", "surface_drop_hu"):
             value = results.get(side, {}).get(key)
             row[f"{side}_{key}"] = "" if value is None else value
+        review = results.get(side, {}).get("needs_review")
+        row[f"{side}_needs_review"] = "" if review is None else ("yes" if review else "no")
     row["parameters"] = json.dumps({"params": record.get("params"), "sides": record.get("sides")},
                                    sort_keys=True, separators=(",", ":"))
     return row

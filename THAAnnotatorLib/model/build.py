@@ -16,7 +16,6 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..afs.frame import SideFrame
-from ..afs.surface_check import failed_in
 from ..batch.manifest import CASES_DIR, done_records
 from ..errors import InputError
 from ..io import read_scan, sitk_reference_from_volume
@@ -108,8 +107,9 @@ def add_annotated_scan(dataset: SliceDataset, scan_path: str | Path, annotation_
     annotation_dir : the pipeline's output folder for it (``annotation.json`` and
         ``labels.seg.nrrd`` or ``labels.nii.gz``).
     scan : identifier in the dataset; default: the scan file's name without suffix.
-    include_flagged : also add hips whose sphere failed the surface check (left out by
-        default: their labels rest on a head surface the scan does not clearly show).
+    include_flagged : also add hips the pipeline marked for review (left out by default:
+        their sphere failed the surface check or is of unusual size, so their labels are
+        doubtful).
 
     Returns
     -------
@@ -139,7 +139,7 @@ def add_annotated_scan(dataset: SliceDataset, scan_path: str | Path, annotation_
         info = sides.get(side) or {}
         if info.get("status") != "segmented" or info.get("sphere_center_ras_mm") is None:
             continue
-        if failed_in(info) and not include_flagged:
+        if info.get("needs_review") and not include_flagged:
             flagged.append(side)
             continue
         frame = SideFrame.for_side(loaded.volume, side)
