@@ -168,6 +168,9 @@ MEASUREMENT_COLUMNS = (
     ("Surface drop", "double", "HU",
      "Surface check: mean HU fall from the head's cortex into the joint space at the fitted "
      "sphere; under 150 HU the hip is flagged (the joint space may not show in this scan)."),
+    ("Needs review", "string", "",
+     "yes when the sphere failed the surface check unmended or the head is of unusual size; "
+     "the warnings say why."),
     ("Message", "string", "", "Why a hip was not segmented."),
     ("Warnings", "string", "", "Warnings of the pipeline for this hip."),
 )
@@ -1191,6 +1194,7 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
                          result.head_diameter_mm if result.head_diameter_mm is not None else np.nan,
                          "" if result.initial_slice is None else str(result.initial_slice),
                          np.nan if result.surface_drop_hu is None else result.surface_drop_hu,
+                         "yes" if result.needs_review else "no",
                          result.message, "; ".join(result.warnings)])
         self._fillTable(measurements, MEASUREMENT_COLUMNS, rows)
         output.measurementsTableNode = measurements

@@ -291,6 +291,7 @@ def scenarioSegmentHips(scene) -> dict:
         assert abs(row["Diameter"] - result.head_diameter_mm) < 1e-6
         assert row["Status"] == "segmented" and row["Initial slice"] == str(result.initial_slice)
         assert abs(row["Surface drop"] - result.surface_drop_hu) < 1e-6 and row["Surface drop"] > 150
+        assert row["Needs review"] == "no"
         error = float(np.linalg.norm(center - np.array(ph.heads[side].center_ras_mm)))
         if error >= MAX_CENTER_ERROR_MM:
             short.append(f"{side} head center {error:.1f} mm from the truth")
