@@ -244,7 +244,7 @@ def test_report_lists_every_case_with_thumbnails_and_failures(build):
     assert len(parser.images) == len(DONE)
     assert all((build.out_dir / src).is_file() for src in parser.images)
     assert "<b>2</b> failed" in page and "not a readable image" in page
-    assert "<b>12</b> hips segmented" in page
+    assert "<b>12</b> hips segmented" in page and "<b>0</b> marked for review" in page
     for record in build.records:  # right minus left diameter: shown signed, sorted by size
         if record["status"] == "done":
             right, left = (record["results"][s]["head_diameter_mm"] for s in ("right", "left"))
@@ -346,6 +346,7 @@ def test_flagged_hips_stay_out_of_exports_and_slice_datasets_unless_asked(scans_
     assert all(r["surface_drop_hu"] > 150 for r in records["ct0"]["results"].values())
     assert not any(r["needs_review"] for r in records["ct0"]["results"].values())
     assert all(r["needs_review"] for r in records["coarse"]["results"].values())
+    assert "<b>2</b> marked for review" in (out / REPORT_FILE).read_text(encoding="utf-8")
 
     dest = tmp_path / "Dataset510_Checked"
     assert main(["export", str(out), "--format", "nnunet", str(dest), "--quiet"]) == 0

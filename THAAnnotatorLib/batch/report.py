@@ -77,6 +77,8 @@ def render_report(records: list[dict]) -> str:
         f'<span class="failed"><b>{count["failed"]}</b> failed</span>',
         f"<span><b>{count['pending']}</b> not run yet</span>",
         f"<span><b>{sum(h['status'] == 'segmented' for h in hips)}</b> hips segmented</span>",
+        f'<span class="warn"><b>{sum(bool(h.get("needs_review")) for h in hips)}</b> marked for '
+        "review</span>",
         f"<span><b>{sum(h['status'] == 'metal' for h in hips)}</b> with metal</span>",
         f"<span><b>{sum(h['status'] == 'not_found' for h in hips)}</b> not found</span>",
         "</div>",
