@@ -184,6 +184,7 @@ class PhantomRecipe:
     head_radius_mm : femoral head radius (right, left).
     noise_hu : image noise standard deviation, HU.
     spongy : strong trabecular texture in cancellous bone.
+    joint_gap_mm : width of both joint spaces; None for the phantom's own (2.5-3 mm).
     """
 
     seed: int
@@ -191,6 +192,7 @@ class PhantomRecipe:
     head_radius_mm: tuple[float, float]
     noise_hu: float
     spongy: bool
+    joint_gap_mm: float | None = None
 
     @property
     def name(self) -> str:
@@ -199,14 +201,17 @@ class PhantomRecipe:
     @classmethod
     def draw(cls, seed: int) -> "PhantomRecipe":
         """A recipe with voxel sizes, head sizes and noise of clinical hip CTs (paper, section 4:
-        0.7-1.0 mm in-plane, 1-5 mm slices; adult femoral heads 40-55 mm across)."""
+        0.7-1.0 mm in-plane, 1-5 mm slices; adult femoral heads 40-55 mm across) and joint
+        spaces of 0.5-3 mm (THA patients' are often narrowed by osteoarthritis). The joint
+        space is drawn last, so the other figures of a seed are those drawn before it existed."""
         rng = np.random.default_rng(seed)
         in_plane = round(float(rng.uniform(0.7, 1.0)), 3)
         return cls(seed=seed,
                    spacing_mm=(float(rng.choice([1.5, 2.0, 2.5, 3.0])), in_plane, in_plane),
                    head_radius_mm=tuple(round(float(r), 2) for r in rng.uniform(20.0, 27.0, 2)),
                    noise_hu=round(float(rng.uniform(8.0, 25.0)), 1),
-                   spongy=bool(rng.random() < 0.7))
+                   spongy=bool(rng.random() < 0.7),
+                   joint_gap_mm=round(float(rng.uniform(0.5, 3.0)), 2))
 
 
 PHANTOM_FOV_MM = (100.0, 280.0, 400.0)
@@ -241,7 +246,8 @@ def add_phantom_scans(dataset: SliceDataset, recipes, params: Params = Params(),
     for recipe in recipes:
         phantom = generate_phantom(spacing_mm=recipe.spacing_mm, fov_mm=PHANTOM_FOV_MM,
                                    seed=recipe.seed, head_radius_mm=recipe.head_radius_mm,
-                                   spongy=recipe.spongy, noise_hu=recipe.noise_hu)
+                                   spongy=recipe.spongy, noise_hu=recipe.noise_hu,
+                                   joint_gap_mm=recipe.joint_gap_mm)
         volume = phantom.volume
         reference = sitk_reference_from_volume(volume)
         try:
@@ -259,8 +265,8 @@ def add_phantom_scans(dataset: SliceDataset, recipes, params: Params = Params(),
         truth = LabelMap(truth_codes, sided=True)
         sides = []
         for side, result in annotation.sides.items():
-            if result.status != "segmented":
-                continue
+            if result.status != "segmented" or result.needs_review:
+                continue  # hips marked for review are left out, as from real scans
             meta, data = make_case(volume, reference, recipe.name, side,
                                    result.sphere_center_ras_mm,
                                    pseudo.classes_for_side(side, (0, 0)), dataset,
