@@ -73,7 +73,7 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
         fits, sphere = refits, fit_sphere(*sections_mm(refits, spacing_mm), slab_mm=spacing_mm[0])
     surface = check_surface(hu, sphere, spacing_mm)
     warnings = surface.warnings()
-    if not surface.passed and spacing_mm[0] <= MAX_SLICE_MM:
+    if not surface.passed:
         recovered = _recover_on_surface(hu, sphere, spacing_mm, params)
         if recovered is not None:
             warnings = [f"the per-slice circles missed the head's surface (cortex to joint space "
@@ -100,9 +100,11 @@ def _recover_on_surface(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray,
                         params: Params) -> tuple[Sphere, list[SliceFit], SurfaceCheck] | None:
     """For a sphere that failed the surface check: the sphere refitted to the head's surface in
     3-D (:mod:`.surface_refit`), its sections as the slices' circles (each with the surface
-    points of its slice), and its check; None unless the refit is anatomical, centred inside the
-    first sphere (it describes the same head, not a structure beside it) and passes the check
-    with ``RECOVERY_MIN_DROP_HU``."""
+    points of its slice), and its check; None where slices are more than ``MAX_SLICE_MM``
+    apart, and unless the refit is anatomical, centred inside the first sphere (it describes the
+    same head, not a structure beside it) and passes the check with ``RECOVERY_MIN_DROP_HU``."""
+    if spacing_mm[0] > MAX_SLICE_MM:
+        return None
     refit = refit_to_surface(hu, sphere, spacing_mm)
     if refit is None:
         return None

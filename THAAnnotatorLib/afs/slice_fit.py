@@ -18,7 +18,7 @@ _MIN_SEARCH_PX = 1.5
 _CORTEX_SEARCH_MM = 0.5
 # Drop from cortex to joint space (HU) that makes a surface point; surface points farther
 # than _SURFACE_INLIER_MM from the first fit are left out of the second.
-_MIN_SURFACE_CONTRAST_HU = 150.0
+MIN_SURFACE_CONTRAST_HU = 150.0
 _SURFACE_INLIER_MM = 1.5
 # How far (mm, plus a pixel) a section's center may lie from the head's center so far. That
 # center carries the error of the sections found so far: with 5 mm slices, those below the
@@ -121,7 +121,7 @@ def snap_to_surface(circle: Circle, hu2d: np.ndarray, pixel_mm: float, n_rays: i
     samples = np.arange(profiles.shape[1])[None, :]
     after = np.where(samples >= peak_at[:, None], profiles, np.inf)
     valley_at = np.argmin(after, axis=1)
-    ok = (profiles[rows, peak_at] - after[rows, valley_at] >= _MIN_SURFACE_CONTRAST_HU) & (
+    ok = (profiles[rows, peak_at] - after[rows, valley_at] >= MIN_SURFACE_CONTRAST_HU) & (
         valley_at > peak_at)
     if ok.sum() < _MIN_EDGE_SHARE * n_rays:
         return circle

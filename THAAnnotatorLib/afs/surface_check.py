@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .geometry import parabola_vertex_offset
+from .slice_fit import MIN_SURFACE_CONTRAST_HU
 from .sphere import Sphere
 
 # Profile: distances from the sphere's surface (mm, + outside) in bins of _BIN_MM.
@@ -33,7 +34,7 @@ _REACH_MM, _BIN_MM = 8.0, 0.5
 # _JOINT_MM outside it.
 _CORTEX_MM, _JOINT_MM = 3.0, 4.0
 # The same cortex-to-joint-space drop snap_to_surface asks of each normal, here of the mean.
-MIN_DROP_HU = 150.0
+MIN_DROP_HU = MIN_SURFACE_CONTRAST_HU
 # Farthest (mm) the fastest fall may lie from the sphere's surface.
 MAX_EDGE_OFFSET_MM = 1.0
 
