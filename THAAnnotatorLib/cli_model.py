@@ -133,7 +133,7 @@ def _add_train(commands) -> None:
         description="Train a 2-D U-Net (MONAI) with Dice + cross-entropy loss on a slice dataset. "
                     "After every epoch a checkpoint and the current model (model.json + "
                     "model.safetensors, SHA-256 recorded) are written to --out; --resume "
-                    "continues an interrupted run.")
+                    "continues an interrupted run; --init-from fine-tunes an existing model.")
     parser.add_argument("dataset", type=Path, help="Slice dataset folder (slice-dataset).")
     parser.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR",
                         help="Model folder to write.")
@@ -149,14 +149,22 @@ def _add_train(commands) -> None:
                         help="auto = the GPU when there is one (default).")
     parser.add_argument("--labels", choices=("label", "truth"), default=defaults.labels,
                         help="Learn the dataset's labels (default) or its truth (experiments).")
-    parser.add_argument("--channels", type=int, nargs="+", default=list(defaults.channels),
+    parser.add_argument("--channels", type=int, nargs="+", default=None,
                         metavar="C", help="U-Net channels per level (default: "
-                                          f"{' '.join(map(str, defaults.channels))}).")
-    parser.add_argument("--strides", type=int, nargs="+", default=list(defaults.strides),
+                                          f"{' '.join(map(str, defaults.channels))}, or those of "
+                                          "--init-from).")
+    parser.add_argument("--strides", type=int, nargs="+", default=None,
                         metavar="S", help="Down-sampling between levels (default: "
-                                          f"{' '.join(map(str, defaults.strides))}).")
-    parser.add_argument("--res-units", type=int, default=defaults.num_res_units, metavar="N",
-                        help=f"Residual units per block (default: {defaults.num_res_units}).")
+                                          f"{' '.join(map(str, defaults.strides))}, or those of "
+                                          "--init-from).")
+    parser.add_argument("--res-units", type=int, default=None, metavar="N",
+                        help=f"Residual units per block (default: {defaults.num_res_units}, or "
+                             "that of --init-from).")
+    parser.add_argument("--init-from", type=Path, default=None, metavar="MODEL_DIR",
+                        help="Start from this model's weights instead of random ones (fine-tuning, "
+                             "e.g. after apply-corrections: a few epochs at a lower --lr take "
+                             "minutes where training anew takes the full run). Its architecture "
+                             "and ROI are kept; the dataset must have been built with that ROI.")
     parser.add_argument("--max-shift-mm", type=float, default=defaults.max_shift_mm, metavar="MM",
                         help=f"Largest random ROI shift (default: {defaults.max_shift_mm:g}).")
     parser.add_argument("--no-augment", dest="augment", action="store_false",
@@ -174,17 +182,24 @@ def _run_train(args: argparse.Namespace) -> int:
     import torch
 
     from .model.config import TrainOptions
+    from .model.network import load_model
     from .model.training import train
 
     if args.threads is not None:
         if args.threads < 1:
             raise InputError("--threads must be at least 1.")
         torch.set_num_threads(args.threads)
+    architecture = TrainOptions()
+    if args.init_from is not None:
+        architecture = load_model(args.init_from, "cpu").config
     options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                            seed=args.seed, device=args.device, labels=args.labels,
                            max_shift_mm=args.max_shift_mm, augment=args.augment,
-                           channels=tuple(args.channels), strides=tuple(args.strides),
-                           num_res_units=args.res_units)
+                           channels=tuple(args.channels or architecture.channels),
+                           strides=tuple(args.strides or architecture.strides),
+                           num_res_units=(architecture.num_res_units if args.res_units is None
+                                          else args.res_units),
+                           init_from=None if args.init_from is None else str(args.init_from))
     result = train(args.dataset, args.out, options, resume=args.resume,
                    show_progress=not args.quiet)
     for entry in result.history:

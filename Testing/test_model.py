@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from scipy import ndimage
 
-from test_model_fixtures import TEST_RECIPES, TEST_ROI, workspace  # noqa: F401
+from test_model_fixtures import TEST_RECIPES, TEST_ROI, copy_dataset, workspace  # noqa: F401
 
 from THAAnnotatorLib import cli, io
 from THAAnnotatorLib.bone import extract_bone
@@ -232,6 +232,34 @@ def test_resumed_training_continues_exactly_where_it_stopped(workspace, tmp_path
         torch.testing.assert_close(straight[name], resumed[name], rtol=0, atol=1e-6)
     history = json.loads((tmp_path / "resumed" / MODEL_FILE).read_text())["training"]["history"]
     assert [h["epoch"] for h in history] == [1, 2]
+
+
+def test_fine_tuning_starts_from_the_given_model_and_keeps_its_architecture(workspace, tmp_path, capsys):
+    """--init-from: the run starts from the saved weights (its first epoch's loss is that of a
+    trained network, not of random weights), takes the architecture from the model, records
+    where it started, and refuses another architecture or ROI."""
+    started = json.loads((workspace.model / MODEL_FILE).read_text())
+    common = ("--epochs", "1", "--lr", "1e-4", "--no-augment", "--device", "cpu", "--quiet")
+    assert model_cli("train", workspace.noisy, "--out", tmp_path / "tuned",
+                     "--init-from", workspace.model, *common) == 0
+    tuned = json.loads((tmp_path / "tuned" / MODEL_FILE).read_text())
+    assert tuned["architecture"] == started["architecture"]
+    assert tuned["training"]["initial_weights_sha256"] == started["sha256"]
+    assert tuned["training"]["options"]["init_from"] == str(workspace.model)
+    scratch_first, trained_last = (started["training"]["history"][i]["loss"] for i in (0, -1))
+    assert tuned["training"]["history"][0]["loss"] < min(0.5 * scratch_first, 2 * trained_last)
+
+    assert model_cli("train", workspace.noisy, "--out", tmp_path / "other", "--init-from",
+                     workspace.model, "--channels", "4", "8", "--strides", "2", *common) == 2
+    assert "keeps its architecture" in capsys.readouterr().err
+    wider = copy_dataset(workspace.noisy, tmp_path / "wider")
+    index = json.loads((wider / "dataset.json").read_text())
+    index["roi"]["size_mm"] = 200.0
+    (wider / "dataset.json").write_text(json.dumps(index))
+    assert model_cli("train", wider, "--out", tmp_path / "roi", "--init-from", workspace.model,
+                     *common) == 2
+    assert "ROI" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists() and not (tmp_path / "roi").exists()
 
 
 # ------------------------------------------------------------------------------ saved weights

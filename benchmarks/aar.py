@@ -30,6 +30,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from THAAnnotatorLib import io, outputs
 from THAAnnotatorLib.model.aar import pooled_dice, replace_labels, score_slices, select_top
@@ -123,7 +124,7 @@ def evaluate_variant(model_dir: Path, heldout: Path, out: Path, device: str) -> 
             "mean": mean_scores(scores)}
 
 
-def main() -> None:
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=Path, required=True, help="Training dataset (with truth).")
     parser.add_argument("--heldout", type=Path, required=True,
@@ -139,16 +140,63 @@ def main() -> None:
                         help="One random re-annotation run per seed.")
     parser.add_argument("--with-truth", action="store_true",
                         help="Also train on the truth everywhere (the upper bound).")
+    parser.add_argument("--baseline-model", type=Path, default=None,
+                        help="A model already trained on --train's pseudo labels: the baseline "
+                             "(not trained again); fine-tuning mode only.")
+    parser.add_argument("--finetune-epochs", type=int, default=0,
+                        help="Fine-tuning mode: each variant starts from the baseline and trains "
+                             "this many epochs at --lr, once per --seeds entry (the random picks "
+                             "drawn with that seed); a variant fine-tuned on the unchanged pseudo "
+                             "labels is the control.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="Fine-tuning mode: training seeds (paired across variants).")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads.")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                           seed=args.seed, device=args.device, channels=tuple(args.channels),
-                           strides=(2,) * (len(args.channels) - 1))
+    return parser.parse_args()
 
+
+def main() -> None:
+    args = parse_arguments()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
     source = SliceDataset.open(args.train)
     if not all(case.get("has_truth") for case in source.cases):
         raise SystemExit(f"{args.train} lacks truth labels; build it from phantoms.")
+    if args.finetune_epochs > 0:
+        finetune_experiment(args, source)
+    else:
+        scratch_experiment(args, source)
+
+
+def queue_and_random_picks(dataset: SliceDataset, model_dir: Path, k: int, draws: list[int],
+                           device: str) -> dict[str, list[tuple[int, int]]]:
+    """The AAR picks (top K of the review queue under ``model_dir``) and one random draw of K
+    joint slices per seed in ``draws``, as {variant: [(case, row)]}."""
+    model = load_model(model_dir, device)
+    queue = select_top(score_slices(dataset, model), top_k=k)
+    variants = {"aar": [(item["case"], item["row"]) for item in queue]}
+    pool = joint_slices(dataset)
+    for seed in draws:
+        rng = np.random.default_rng(seed)
+        variants[f"random{seed}"] = [pool[i] for i in rng.choice(len(pool), k, replace=False)]
+    return variants
+
+
+def reannotated_copy(args: argparse.Namespace, name: str, picks: list[tuple[int, int]]) -> SliceDataset:
+    """The training set with ``picks`` re-annotated (made once, reused when run again)."""
+    dataset = copy_dataset(args.train, args.out / "data" / name)
+    if not (dataset.root / ".reannotated").exists():
+        reannotate(dataset, picks)
+        (dataset.root / ".reannotated").touch()
+    return dataset
+
+
+def scratch_experiment(args: argparse.Namespace, source: SliceDataset) -> None:
+    """Every variant trained from random weights with the same seed."""
+    options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                           seed=args.seed, device=args.device, channels=tuple(args.channels),
+                           strides=(2,) * (len(args.channels) - 1))
     total = len(source.samples)
     k = int(np.ceil(total * args.top_percent / 100.0))
     report = {"training_slices": total, "k": k, "options": options.to_dict(), "variants": {}}
@@ -157,23 +205,12 @@ def main() -> None:
     seconds = train_variant(baseline, args.out / "models" / "baseline", options)
     report["variants"]["baseline"] = {"train_seconds": round(seconds),
                                       "training_label_dice_vs_truth": round(label_quality(baseline), 4)}
-
-    model = load_model(args.out / "models" / "baseline", args.device)
-    queue = select_top(score_slices(baseline, model), top_k=k)
-    aar_picks = [(item["case"], item["row"]) for item in queue]
-    pool = joint_slices(baseline)
-    variants = {"aar": aar_picks}
-    for seed in args.random_seeds:
-        rng = np.random.default_rng(seed)
-        variants[f"random{seed}"] = [pool[i] for i in rng.choice(len(pool), k, replace=False)]
-
+    variants = queue_and_random_picks(baseline, args.out / "models" / "baseline", k,
+                                      args.random_seeds, args.device)
     for name, picks in variants.items():
         # scored on the untouched pseudo labels: a reused copy is already re-annotated
         agreement = truth_agreement(baseline, picks)
-        dataset = copy_dataset(args.train, args.out / "data" / name)
-        if not (dataset.root / ".reannotated").exists():
-            reannotate(dataset, picks)
-            (dataset.root / ".reannotated").touch()
+        dataset = reannotated_copy(args, name, picks)
         seconds = train_variant(dataset, args.out / "models" / name, options)
         report["variants"][name] = {"train_seconds": round(seconds),
                                     "picked_label_dice_vs_truth": round(agreement, 4),
@@ -194,13 +231,77 @@ def main() -> None:
           "acetabulum Dice | femoral head Dice | mean Dice | mean HD95 (mm) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, values in report["variants"].items():
-        mean = values["mean"]
         picked = values.get("picked_label_dice_vs_truth", "-")
         quality = values.get("training_label_dice_vs_truth", "1.0")
-        hd = mean["mean"]["hd95_mm"]
-        print(f"| {name} | {picked} | {quality} | {mean['acetabulum']['dice']:.4f} | "
-              f"{mean['femoral head']['dice']:.4f} | {mean['mean']['dice']:.4f} | "
-              f"{'n/a' if hd is None else f'{hd:.2f}'} |")
+        print(f"| {name} | {picked} | {quality} | {score_cells(values['mean'])} |")
+
+
+def score_cells(mean: dict) -> str:
+    """Acetabulum, femoral head and mean Dice and mean HD95 as table cells."""
+    hd = mean["mean"]["hd95_mm"]
+    return (f"{mean['acetabulum']['dice']:.4f} | {mean['femoral head']['dice']:.4f} | "
+            f"{mean['mean']['dice']:.4f} | {'n/a' if hd is None else f'{hd:.2f}'}")
+
+
+def finetune_experiment(args: argparse.Namespace, source: SliceDataset) -> None:
+    """Every variant fine-tuned from one baseline network, paired by training seed.
+
+    Starting all variants from the same weights, with the same sample order and augmentation
+    per seed, leaves the labels as the only difference within a seed; the control (unchanged
+    pseudo labels, same fine-tuning) separates the effect of the corrections from that of the
+    extra epochs.
+    """
+    total = len(source.samples)
+    k = int(np.ceil(total * args.top_percent / 100.0))
+    baseline = copy_dataset(args.train, args.out / "data" / "baseline")
+    baseline_model = args.baseline_model or args.out / "models" / "baseline"
+    if args.baseline_model is None:
+        options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size,
+                               learning_rate=args.lr, seed=args.seed, device=args.device,
+                               channels=tuple(args.channels),
+                               strides=(2,) * (len(args.channels) - 1))
+        train_variant(baseline, baseline_model, options)
+    architecture = load_model(baseline_model, "cpu").config
+    picks = queue_and_random_picks(baseline, baseline_model, k, args.seeds, args.device)
+    report = {"training_slices": total, "k": k, "baseline_model": str(baseline_model),
+              "baseline": evaluate_variant(baseline_model, args.heldout,
+                                           args.out / "predictions" / "baseline", args.device),
+              "picks": {}, "runs": {}}
+    for name, chosen in picks.items():
+        report["picks"][name] = {"picked_label_dice_vs_truth": round(truth_agreement(baseline, chosen), 4),
+                                 "training_label_dice_vs_truth": None}
+    for seed in args.seeds:
+        options = TrainOptions(epochs=args.finetune_epochs, batch_size=args.batch_size,
+                               learning_rate=args.lr, seed=seed, device=args.device,
+                               channels=architecture.channels, strides=architecture.strides,
+                               num_res_units=architecture.num_res_units,
+                               init_from=str(baseline_model))
+        for name in ("pseudo", "aar", f"random{seed}"):
+            dataset = baseline if name == "pseudo" else reannotated_copy(args, name, picks[name])
+            if name != "pseudo":
+                report["picks"][name]["training_label_dice_vs_truth"] = round(label_quality(dataset), 4)
+            run = f"{name.rstrip('0123456789') or name}-s{seed}"
+            seconds = train_variant(dataset, args.out / "models" / run, options)
+            report["runs"][run] = {"train_seconds": round(seconds), **evaluate_variant(
+                args.out / "models" / run, args.heldout, args.out / "predictions" / run, args.device)}
+            (args.out / "aar_results.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    print(f"training slices {total}, K = {k} ({args.top_percent:g} %); baseline "
+          f"{score_cells(report['baseline']['mean'])}")
+    for name, values in report["picks"].items():
+        print(f"{name}: picked slices' label Dice vs truth {values['picked_label_dice_vs_truth']}, "
+              f"training labels after re-annotation {values['training_label_dice_vs_truth']}")
+    print("| run | acetabulum Dice | femoral head Dice | mean Dice | mean HD95 (mm) |")
+    print("| --- | --- | --- | --- | --- |")
+    for run, values in report["runs"].items():
+        print(f"| {run} | {score_cells(values['mean'])} |")
+    mean_dice = {run: values["mean"]["mean"]["dice"] for run, values in report["runs"].items()}
+    for first, second in (("aar", "random"), ("aar", "pseudo"), ("random", "pseudo")):
+        differences = [mean_dice[f"{first}-s{s}"] - mean_dice[f"{second}-s{s}"] for s in args.seeds]
+        spread = np.std(differences, ddof=1) if len(differences) > 1 else float("nan")
+        print(f"{first} - {second}, mean Dice per seed: "
+              f"{' '.join(f'{d:+.4f}' for d in differences)}; mean {np.mean(differences):+.4f} "
+              f"(sd {spread:.4f}, n = {len(differences)})")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ class TrainOptions:
     max_shift_mm : largest random in-plane ROI shift, in mm.
     augment : apply augmentation at all.
     channels, strides, num_res_units : U-Net architecture (:class:`~.network.ModelConfig`).
+    init_from : a saved model folder to start from instead of random weights (fine-tuning,
+        e.g. after review-queue corrections); its architecture and ROI must be the run's.
     """
 
     epochs: int = 20
@@ -76,6 +78,7 @@ class TrainOptions:
     channels: tuple[int, ...] = ModelConfig.channels
     strides: tuple[int, ...] = ModelConfig.strides
     num_res_units: int = ModelConfig.num_res_units
+    init_from: str | None = None
 
     def to_dict(self) -> dict:
         values = asdict(self)

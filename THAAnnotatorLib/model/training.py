@@ -39,7 +39,7 @@ from ..errors import Cancelled, InputError
 from .config import ModelConfig, TrainOptions
 from .dataset import SliceDataset
 from .files import atomic_path
-from .network import build_network, resolve_device, save_model
+from .network import build_network, load_model, resolve_device, save_model
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
 CASES_IN_MEMORY = 8
@@ -164,6 +164,24 @@ def _load_checkpoint(out_dir: Path, config: ModelConfig) -> dict:
     return checkpoint
 
 
+def _starting_weights(model_dir: str, config: ModelConfig) -> tuple[dict, str]:
+    """The weights of the saved model a fine-tuning run starts from (SHA-256 checked), and
+    that SHA-256."""
+    start = load_model(model_dir, "cpu")
+    if start.config.architecture() != config.architecture():
+        stored = start.config.architecture()
+        raise InputError(
+            f"The model in {model_dir} is a U-Net with channels {stored['channels']}, strides "
+            f"{stored['strides']} and {stored['num_res_units']} residual unit(s); fine-tuning "
+            "keeps its architecture, so give the same or leave those options out.")
+    if start.config.roi != config.roi:
+        raise InputError(
+            f"The model in {model_dir} reads a {start.config.roi.size_mm:g} mm ROI of "
+            f"{start.config.roi.pixels} pixels, the dataset holds {config.roi.size_mm:g} mm of "
+            f"{config.roi.pixels}; fine-tune it on a dataset built with its ROI.")
+    return start.network.state_dict(), start.info["sha256"]
+
+
 @dataclass
 class TrainResult:
     """What a training run did: loss per epoch, and where the model was written."""
@@ -182,7 +200,8 @@ def train(dataset_dir: str | Path, out_dir: str | Path, options: TrainOptions = 
     dataset_dir : a folder built by :mod:`.build`.
     out_dir : the model folder to write.
     options : training settings.
-    resume : continue the run whose checkpoint is in ``out_dir``, up to ``options.epochs``.
+    resume : continue the run whose checkpoint is in ``out_dir``, up to ``options.epochs``
+        (a resumed fine-tuning run continues from its checkpoint, not from ``init_from``).
     show_progress : a tqdm bar per epoch with the running loss, on stderr.
     cancel : polled after each step; when it returns True, :class:`Cancelled` is raised (the
         last finished epoch stays saved).
@@ -207,17 +226,22 @@ def train(dataset_dir: str | Path, out_dir: str | Path, options: TrainOptions = 
     network = build_network(config).to(device)
     optimiser = torch.optim.Adam(network.parameters(), lr=options.learning_rate)
     result = TrainResult(model_dir=out_dir)
-    start = 0
+    start, notes = 0, {}
     if resume:
         checkpoint = _load_checkpoint(out_dir, config)
         network.load_state_dict(checkpoint["network"])
         optimiser.load_state_dict(checkpoint["optimiser"])
         start = int(checkpoint["epoch"])
         result.history = list(checkpoint["history"])
+        notes = dict(checkpoint.get("notes", {}))
     elif (out_dir / CHECKPOINT).exists():
         raise InputError(
             f"{out_dir} already holds a training run; pass --resume to continue it or choose "
             "another folder.")
+    elif options.init_from is not None:
+        weights, digest = _starting_weights(options.init_from, config)
+        network.load_state_dict(weights)
+        notes["initial_weights_sha256"] = digest
 
     samples = SliceSamples(dataset, options.labels)
     case_of_sample = [number for number, _ in samples.index]
@@ -251,23 +275,24 @@ def train(dataset_dir: str | Path, out_dir: str | Path, options: TrainOptions = 
         result.history.append({"epoch": epoch + 1, "loss": round(total / steps, 5),
                                "learning_rate": learning_rate,
                                "seconds": round(time.perf_counter() - began, 1)})
-        _save_epoch(out_dir, network, optimiser, config, options, dataset, result.history)
+        _save_epoch(out_dir, network, optimiser, config, options, dataset, result.history, notes)
     return result
 
 
 def _save_epoch(out_dir: Path, network: torch.nn.Module, optimiser: torch.optim.Optimizer,
                 config: ModelConfig, options: TrainOptions, dataset: SliceDataset,
-                history: list[dict]) -> None:
+                history: list[dict], notes: dict) -> None:
     with atomic_path(out_dir / CHECKPOINT) as temporary:
         torch.save({"epoch": history[-1]["epoch"], "network": network.state_dict(),
                     "optimiser": optimiser.state_dict(), "architecture": config.architecture(),
-                    "history": history}, temporary)
+                    "history": history, "notes": notes}, temporary)
     save_model(out_dir, network, config, training={
         "dataset": str(dataset.root.resolve()),
         "cases": len(dataset.cases),
         "slices": sum(len(c["slices"]) for c in dataset.cases),
         "options": options.to_dict(),
         "history": history,
+        **notes,
         "software": {"torch": torch.__version__, "monai": monai.__version__,
                      "python": platform.python_version()},
     })
