@@ -192,11 +192,16 @@ def reannotated_copy(args: argparse.Namespace, name: str, picks: list[tuple[int,
     return dataset
 
 
+def scratch_options(args: argparse.Namespace) -> TrainOptions:
+    """Settings of a network trained from random weights (--epochs, --channels, --seed ...)."""
+    return TrainOptions(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                        seed=args.seed, device=args.device, channels=tuple(args.channels),
+                        strides=(2,) * (len(args.channels) - 1))
+
+
 def scratch_experiment(args: argparse.Namespace, source: SliceDataset) -> None:
     """Every variant trained from random weights with the same seed."""
-    options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                           seed=args.seed, device=args.device, channels=tuple(args.channels),
-                           strides=(2,) * (len(args.channels) - 1))
+    options = scratch_options(args)
     total = len(source.samples)
     k = int(np.ceil(total * args.top_percent / 100.0))
     report = {"training_slices": total, "k": k, "options": options.to_dict(), "variants": {}}
@@ -256,11 +261,7 @@ def finetune_experiment(args: argparse.Namespace, source: SliceDataset) -> None:
     baseline = copy_dataset(args.train, args.out / "data" / "baseline")
     baseline_model = args.baseline_model or args.out / "models" / "baseline"
     if args.baseline_model is None:
-        options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size,
-                               learning_rate=args.lr, seed=args.seed, device=args.device,
-                               channels=tuple(args.channels),
-                               strides=(2,) * (len(args.channels) - 1))
-        train_variant(baseline, baseline_model, options)
+        train_variant(baseline, baseline_model, scratch_options(args))
     architecture = load_model(baseline_model, "cpu").config
     picks = queue_and_random_picks(baseline, baseline_model, k, args.seeds, args.device)
     report = {"training_slices": total, "k": k, "baseline_model": str(baseline_model),
@@ -276,11 +277,11 @@ def finetune_experiment(args: argparse.Namespace, source: SliceDataset) -> None:
                                channels=architecture.channels, strides=architecture.strides,
                                num_res_units=architecture.num_res_units,
                                init_from=str(baseline_model))
-        for name in ("pseudo", "aar", f"random{seed}"):
-            dataset = baseline if name == "pseudo" else reannotated_copy(args, name, picks[name])
-            if name != "pseudo":
-                report["picks"][name]["training_label_dice_vs_truth"] = round(label_quality(dataset), 4)
-            run = f"{name.rstrip('0123456789') or name}-s{seed}"
+        for variant, key in (("pseudo", None), ("aar", "aar"), ("random", f"random{seed}")):
+            dataset = baseline if key is None else reannotated_copy(args, key, picks[key])
+            if key is not None and report["picks"][key]["training_label_dice_vs_truth"] is None:
+                report["picks"][key]["training_label_dice_vs_truth"] = round(label_quality(dataset), 4)
+            run = f"{variant}-s{seed}"
             seconds = train_variant(dataset, args.out / "models" / run, options)
             report["runs"][run] = {"train_seconds": round(seconds), **evaluate_variant(
                 args.out / "models" / run, args.heldout, args.out / "predictions" / run, args.device)}
