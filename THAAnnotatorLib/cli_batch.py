@@ -140,8 +140,7 @@ def _run_build(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .batch.export import export_build, flagged_cases
-    from .batch.manifest import done_records
+    from .batch.export import export_build
 
     bars: list[tqdm] = []  # made at the first case, so that a refused export draws no bar
 
@@ -157,11 +156,9 @@ def _run_export(args: argparse.Namespace) -> int:
     finally:
         for bar in bars:
             bar.close()
-    if not args.include_flagged:
-        flagged = flagged_cases(done_records(args.build_dir))
-        if flagged:
-            print(f"left out {len(flagged)} case(s) with a hip marked for review: "
-                  f"{', '.join(flagged)} (--include-flagged exports them)")
+    if split.left_out_flagged:
+        print(f"left out {len(split.left_out_flagged)} case(s) with a hip marked for review: "
+              f"{', '.join(split.left_out_flagged)} (--include-flagged exports them)")
     print(f"exported {len(split.train) + len(split.validation)} cases to {args.dest} "
           f"({args.fmt}): {len(split.train)} for training, {len(split.validation)} for "
           f"validation (seed {args.seed})")

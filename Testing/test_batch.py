@@ -325,7 +325,8 @@ def test_export_refuses_a_scan_changed_since_the_build(build, scans_dir, tmp_pat
     assert not list(tmp_path.glob(".Dataset503*"))
 
 
-def test_flagged_hips_stay_out_of_exports_and_slice_datasets_unless_asked(scans_dir, tmp_path):
+def test_flagged_hips_stay_out_of_exports_and_slice_datasets_unless_asked(scans_dir, tmp_path,
+                                                                           capsys):
     """A scan at 3 mm voxels, where the joint space hardly shows, beside a good one: the
     pipeline marks both coarse hips for review (surface check), so an export and a slice
     dataset built from the build leave that case out, say so, and take it with
@@ -349,11 +350,14 @@ def test_flagged_hips_stay_out_of_exports_and_slice_datasets_unless_asked(scans_
     assert "<b>2</b> marked for review" in (out / REPORT_FILE).read_text(encoding="utf-8")
 
     dest = tmp_path / "Dataset510_Checked"
+    capsys.readouterr()
     assert main(["export", str(out), "--format", "nnunet", str(dest), "--quiet"]) == 0
+    assert "left out 1 case(s) with a hip marked for review: coarse" in capsys.readouterr().out
     assert sorted(p.name for p in (dest / "labelsTr").iterdir()) == ["ct0.nii.gz"]
     assert json.loads((dest / "export.json").read_text())["left_out_flagged"] == ["coarse"]
     everything = export_build(out, tmp_path / "Dataset511_All", "nnunet", include_flagged=True)
     assert sorted(everything.train + everything.validation) == ["coarse", "ct0"]
+    assert everything.left_out_flagged == []
 
     for include in (False, True):
         dataset = SliceDataset.create(tmp_path / f"slices{include}", RoiSpec())

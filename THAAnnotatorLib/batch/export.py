@@ -11,7 +11,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +34,12 @@ FILE_ENDING = ".nii.gz"
 
 @dataclass
 class Split:
-    """Case names for training and for validation."""
+    """Case names for training and for validation, and those an export left out because a hip
+    was marked for review."""
 
     train: list[str]
     validation: list[str]
+    left_out_flagged: list[str] = field(default_factory=list)
 
 
 def split_cases(cases: list[str], validation_fraction: float, seed: int) -> Split:
@@ -67,7 +69,7 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
                  progress: Callable[[int, int], None] | None = None,
                  include_flagged: bool = False) -> Split:
     """Export the done cases of a build folder to ``dest`` in format ``fmt`` (see
-    :data:`FORMATS`); returns the split. Cases with a hip marked for review
+    :data:`FORMATS`); returns the split, with the cases left out. Cases with a hip marked for review
     (:func:`flagged_cases`) are left out, and listed in ``export.json``, unless
     ``include_flagged``: a network would learn their doubtful labels.
 
@@ -101,6 +103,7 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
                             "--include-flagged exports them)." if flagged else "."))
     _check_sources_unchanged(records)
     split = split_cases([r["case"] for r in records], validation_fraction, seed)
+    split.left_out_flagged = flagged
 
     staging = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:12]}"
     try:
@@ -122,7 +125,8 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
         write_json_atomic(staging / "export.json", {
             "format": fmt, "build": str(build_dir.resolve()), "software_version": __version__,
             "validation_fraction": validation_fraction, "seed": seed,
-            "train": split.train, "validation": split.validation, "left_out_flagged": flagged})
+            "train": split.train, "validation": split.validation,
+            "left_out_flagged": split.left_out_flagged})
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging.rename(dest)
     finally:
