@@ -70,6 +70,13 @@ def _add_slice_dataset(commands) -> None:
     parser.add_argument("--keep-scans", action="store_true",
                         help="Also keep each phantom's CT (scans/), truth label map (truth/) and "
                              "pipeline outputs (pipeline/) in the dataset folder.")
+    parser.add_argument("--coarse-copies", type=float, nargs="+", default=[], metavar="MM",
+                        help="With --phantoms: also add, per size, a coarse copy of each phantom "
+                             "(scan <name>_<MM>mm): its CT averaged over MM-mm cubic voxels, like a "
+                             "scan with thick slices and large pixels, with the labels the "
+                             "pipeline made on the fine scan carried over (and the truth). Teaches "
+                             "the network coarse scans, where the pipeline itself is unreliable. "
+                             "E.g. 3.")
     defaults = RoiSpec()
     parser.add_argument("--roi-size-mm", type=float, default=defaults.size_mm, metavar="MM",
                         help=f"Side of the square ROI, mm (default: {defaults.size_mm:g}).")
@@ -93,6 +100,9 @@ def _run_slice_dataset(args: argparse.Namespace) -> int:
     if not args.scan and not args.build and args.phantoms <= 0:
         raise InputError("Nothing to add: give --scan/--annotation pairs, --build OUT_DIR or "
                          "--phantoms N.")
+    if args.coarse_copies and (args.phantoms <= 0 or min(args.coarse_copies) < 1.0):
+        raise InputError("--coarse-copies makes copies of generated phantoms: give --phantoms N "
+                         "and voxel sizes of at least 1 mm.")
     built = [case for out_dir in args.build for case in annotated_cases_of_build(out_dir)]
     roi = RoiSpec(args.roi_size_mm, args.roi_pixels, args.roi_half_height_mm)
     if roi.size_mm <= 0 or roi.pixels < 16 or roi.half_height_mm <= 0:
@@ -115,8 +125,8 @@ def _run_slice_dataset(args: argparse.Namespace) -> int:
                 tqdm.write(message, file=sys.stdout)
 
             recipes = [PhantomRecipe.draw(s) for s in range(args.seed, args.seed + args.phantoms)]
-            add_phantom_scans(dataset, recipes,
-                              keep_scans=args.keep_scans, progress=progress)
+            add_phantom_scans(dataset, recipes, keep_scans=args.keep_scans,
+                              coarse_voxels_mm=tuple(args.coarse_copies), progress=progress)
     dataset.save_index()
     slices = sum(len(c["slices"]) for c in dataset.cases)
     print(f"dataset {args.dataset}: {len(dataset.cases)} hips, {slices} slices")

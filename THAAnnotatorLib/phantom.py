@@ -873,6 +873,11 @@ def generate_phantom(
     )
 
 
+def stored_hu(hu: np.ndarray) -> np.ndarray:
+    """HU as a generated scan is written to a file: rounded int16 in the scanner range."""
+    return np.clip(np.rint(hu), HU_MIN, HU_MAX).astype(np.int16)
+
+
 def phantom_to_sitk(phantom: Phantom, storage: str = "LPS"):
     """The phantom as a SimpleITK image (int16 HU) with the same world geometry.
 
@@ -884,7 +889,7 @@ def phantom_to_sitk(phantom: Phantom, storage: str = "LPS"):
     if storage not in ("LPS", "RAS"):
         raise ValueError('storage must be "LPS" or "RAS".')
     vol = phantom.volume
-    arr = np.clip(np.rint(vol.hu), HU_MIN, HU_MAX).astype(np.int16)
+    arr = stored_hu(vol.hu)
     m = np.asarray(vol.index_to_lps, float)
     nz, ny, nx = arr.shape
     if storage == "LPS":

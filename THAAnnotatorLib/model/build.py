@@ -22,12 +22,13 @@ from ..io import read_scan, sitk_reference_from_volume
 from ..labels import truth_side_labels
 from ..outputs import LABELS_FILE, REPORT_FILE, SEGMENTATION_FILE, write_outputs
 from ..params import Params
-from ..phantom import generate_phantom, phantom_to_sitk
+from ..phantom import generate_phantom, stored_hu
 from ..pipeline import annotate
-from ..result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
+from ..result import SIDES
 from ..volume import Volume
 from .dataset import CaseData, SliceDataset, reference_to_dict
 from .files import atomic_path
+from .coarse import CoarseGrid
 from .labelfiles import LabelMap, read_label_file
 from .roi import place_roi, sample_image, sample_labels
 
@@ -220,7 +221,7 @@ centers (the pipeline looks there for the greater trochanter) and 55 mm above.""
 
 
 def add_phantom_scans(dataset: SliceDataset, recipes, params: Params = Params(),
-                      keep_scans: bool = False,
+                      keep_scans: bool = False, coarse_voxels_mm: tuple[float, ...] = (),
                       progress: Callable[[str], None] | None = None) -> list[str]:
     """Generate phantoms, annotate them with the pipeline and add their hips as cases.
 
@@ -235,12 +236,16 @@ def add_phantom_scans(dataset: SliceDataset, recipes, params: Params = Params(),
     params : pipeline parameters.
     keep_scans : also write each CT (``scans/<scan>.nii.gz``), its truth label map
         (``truth/<scan>.nii.gz``) and the pipeline's outputs (``pipeline/<scan>/``) into the
-        dataset folder, so predictions can be scored on whole scans.
+        dataset folder, so predictions can be scored on whole scans (coarse copies: CT and
+        truth only).
+    coarse_voxels_mm : for each size (mm), also add a coarse copy of every phantom
+        (``<scan>_<size>mm``, :mod:`.coarse`): its CT averaged over cubic voxels of that size,
+        with the pseudo labels and truth of the fine scan carried over, and the same hips.
     progress : called with a message after each scan.
 
     Returns
     -------
-    Names of the scans of which at least one hip was added.
+    Names of the scans of which at least one hip was added (coarse copies not counted).
     """
     added = []
     for recipe in recipes:
@@ -261,40 +266,64 @@ def add_phantom_scans(dataset: SliceDataset, recipes, params: Params = Params(),
         if keep_scans:
             scan_path, labels_path = _keep_phantom_files(dataset.root, recipe.name, phantom,
                                                          reference, annotation, truth_codes, params)
-        pseudo = LabelMap(annotation.side_labels, sided=True)
-        truth = LabelMap(truth_codes, sided=True)
-        sides = []
-        for side, result in annotation.sides.items():
-            if result.status != "segmented" or result.needs_review:
-                continue  # hips marked for review are left out, as from real scans
-            meta, data = make_case(volume, reference, recipe.name, side,
-                                   result.sphere_center_ras_mm,
-                                   pseudo.classes_for_side(side, (0, 0)), dataset,
-                                   truth=truth.classes_for_side(side, (0, 0)),
-                                   scan_path=scan_path, labels_path=labels_path)
-            dataset.write_case(meta, data)
-            sides.append(side)
-        if sides:
+        # hips marked for review are left out, as from real scans
+        centers = {side: result.sphere_center_ras_mm for side, result in annotation.sides.items()
+                   if result.status == "segmented" and not result.needs_review}
+        _add_hips(dataset, volume, reference, recipe.name, centers, annotation.side_labels,
+                  truth_codes, scan_path, labels_path)
+        for voxel_mm in coarse_voxels_mm:
+            grid = CoarseGrid.over(volume, voxel_mm)
+            coarse = grid.volume(volume, recipe.noise_hu,
+                                 np.random.default_rng([recipe.seed, round(voxel_mm * 1000)]))
+            name = f"{recipe.name}_{voxel_mm:g}mm"
+            coarse_truth = grid.labels(truth_codes)
+            coarse_reference = sitk_reference_from_volume(coarse)
+            coarse_path = (_keep_scan_and_truth(dataset.root, name, coarse, coarse_reference,
+                                                coarse_truth) if keep_scans else None)
+            _add_hips(dataset, coarse, coarse_reference, name, centers,
+                      grid.labels(annotation.side_labels), coarse_truth, coarse_path, None)
+        if centers:
             added.append(recipe.name)
         if progress:
-            progress(f"{recipe.name}: {', '.join(sides) or 'no'} hip(s) added")
+            progress(f"{recipe.name}: {', '.join(centers) or 'no'} hip(s) added"
+                     + (f", also at {', '.join(f'{v:g}' for v in coarse_voxels_mm)} mm"
+                        if centers and coarse_voxels_mm else ""))
     return added
+
+
+def _add_hips(dataset: SliceDataset, volume: Volume, reference: sitk.Image, scan: str,
+              centers: dict, side_labels: np.ndarray, truth_codes: np.ndarray,
+              scan_path: str | None, labels_path: str | None) -> None:
+    """Write one case per hip of ``centers`` (side -> head center, RAS mm) of a generated scan
+    whose pseudo labels and truth are segment codes (as :attr:`Annotation.side_labels`)."""
+    pseudo = LabelMap(side_labels, sided=True)
+    truth = LabelMap(truth_codes, sided=True)
+    for side, center in centers.items():
+        meta, data = make_case(volume, reference, scan, side, center,
+                               pseudo.classes_for_side(side, (0, 0)), dataset,
+                               truth=truth.classes_for_side(side, (0, 0)),
+                               scan_path=scan_path, labels_path=labels_path)
+        dataset.write_case(meta, data)
 
 
 def _keep_phantom_files(root: Path, name: str, phantom, reference: sitk.Image, annotation,
                         truth_codes: np.ndarray, params: Params) -> tuple[str, str]:
     """Write a phantom's CT, truth labels and pipeline outputs; return CT and labels paths."""
-    scan_path = root / SCANS_FOLDER / f"{name}.nii.gz"
-    with atomic_path(scan_path) as temporary:
-        sitk.WriteImage(phantom_to_sitk(phantom), str(temporary), useCompression=True)
-    classes = np.zeros_like(truth_codes)
-    for side in SIDES:
-        for cls in (ACETABULUM, FEMORAL_HEAD):
-            classes[truth_codes == segment_code(side, cls)] = cls
-    truth_image = sitk.GetImageFromArray(phantom.volume.to_source_layout(classes))
-    truth_image.CopyInformation(reference)
-    with atomic_path(root / TRUTH_FOLDER / f"{name}.nii.gz") as temporary:
-        sitk.WriteImage(truth_image, str(temporary), useCompression=True)
+    scan_path = _keep_scan_and_truth(root, name, phantom.volume, reference, truth_codes)
     written = write_outputs(root / PIPELINE_FOLDER / name, reference, phantom.volume, annotation,
-                            params, input_path=scan_path)
-    return str(scan_path.resolve()), str(written[SEGMENTATION_FILE].resolve())
+                            params, input_path=Path(scan_path))
+    return scan_path, str(written[SEGMENTATION_FILE].resolve())
+
+
+def _keep_scan_and_truth(root: Path, name: str, volume: Volume, reference: sitk.Image,
+                         truth_codes: np.ndarray) -> str:
+    """Write a generated CT and its truth class map (0/1/2); return the CT's path."""
+    scan_path = root / SCANS_FOLDER / f"{name}.nii.gz"
+    truth = LabelMap(truth_codes, sided=True)
+    classes = np.maximum.reduce([truth.classes_for_side(side, (0, 0)) for side in SIDES])
+    for folder, array in ((SCANS_FOLDER, stored_hu(volume.hu)), (TRUTH_FOLDER, classes)):
+        image = sitk.GetImageFromArray(volume.to_source_layout(array))
+        image.CopyInformation(reference)
+        with atomic_path(root / folder / f"{name}.nii.gz") as temporary:
+            sitk.WriteImage(image, str(temporary), useCompression=True)
+    return str(scan_path.resolve())
