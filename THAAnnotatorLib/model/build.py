@@ -26,9 +26,9 @@ from ..phantom import generate_phantom, stored_hu
 from ..pipeline import annotate
 from ..result import SIDES
 from ..volume import Volume
+from .coarse import CoarseGrid
 from .dataset import CaseData, SliceDataset, reference_to_dict
 from .files import atomic_path
-from .coarse import CoarseGrid
 from .labelfiles import LabelMap, read_label_file
 from .roi import place_roi, sample_image, sample_labels
 
