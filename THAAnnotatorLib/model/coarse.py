@@ -9,6 +9,7 @@ and the labels the pipeline made on the fine scan are carried over to them by ma
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import ndimage
@@ -51,9 +52,12 @@ class CoarseGrid:
         coarse_to_fine[:3, 3] = (ratio - 1.0) / 2.0
         return cls(ratio=ratio, shape=shape, index_to_lps=volume.index_to_lps @ coarse_to_fine)
 
+    @cached_property
     def _fine_positions(self) -> list[np.ndarray]:
-        """Fine fractional index of every coarse voxel center, per axis."""
-        return [np.arange(n) * r + (r - 1.0) / 2.0 for n, r in zip(self.shape, self.ratio)]
+        """Fine fractional (z, y, x) index of every coarse voxel center: three arrays of
+        ``shape``, made once for the image and every label code."""
+        axes = [np.arange(n) * r + (r - 1.0) / 2.0 for n, r in zip(self.shape, self.ratio)]
+        return np.meshgrid(*axes, indexing="ij")
 
     def average(self, fine: np.ndarray) -> np.ndarray:
         """``fine`` (canonical, float) as the coarse voxels see it: float32 of ``shape``.
@@ -63,8 +67,8 @@ class CoarseGrid:
         """
         sigma = _FWHM_TO_SIGMA * np.sqrt(np.maximum(self.ratio ** 2 - 1.0, 0.0))
         smooth = ndimage.gaussian_filter(np.asarray(fine, dtype=np.float32), sigma)
-        grid = np.meshgrid(*self._fine_positions(), indexing="ij")
-        return ndimage.map_coordinates(smooth, grid, order=1, mode="nearest").astype(np.float32)
+        return ndimage.map_coordinates(smooth, self._fine_positions, order=1,
+                                       mode="nearest").astype(np.float32)
 
     def volume(self, fine: Volume, noise_hu: float = 0.0,
                rng: np.random.Generator | None = None) -> Volume:
