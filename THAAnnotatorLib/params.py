@@ -46,6 +46,9 @@ class Params:
     is reported with a warning and the hip marked for review."""
     joint_region_factor: float = 2.0
     """Labels are kept within joint_region_factor x head radius (in-plane) of the head center."""
+    use_half_maximum_edges: bool = True
+    """Drop label edge voxels darker than halfway between the soft tissue beside them and the
+    bone's peak near them (less than half bone: partial volume the graph cut keeps)."""
     metal_threshold_hu: float = 2500.0
     """Voxels brighter than this are metal (cortical bone stays below ~2000 HU)."""
     metal_min_volume_ml: float = 0.5

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..labels import joint_labels, split_femur_pelvis
 from ..params import Params
+from .half_maximum import trim_to_half_maximum
 from .hough import Circle
 from .initial_slice import find_initial_slice
 from .propagate import MIN_RADIUS_PX, propagate
@@ -93,6 +94,8 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     labels = np.zeros(bone.shape, dtype=np.uint8)
     labels[box] = joint_labels(femur, pelvis, center_idx - offset, sphere.radius_mm, spacing_mm,
                                params)
+    if params.use_half_maximum_edges:
+        labels[box] = trim_to_half_maximum(labels[box], hu[box], bone[box], spacing_mm)
     return SideFit(initial.index, rough, fits, sphere, labels, surface, warnings)
 
 
