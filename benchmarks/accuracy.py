@@ -5,6 +5,7 @@ error, and whether the hip meets the targets (Dice >= 0.88 / 0.92, diameter with
 The phantom's HU are rounded to whole numbers first, as when it is saved as a 16-bit scan
 (`make demo`, and every real CT, come that way); --float keeps them as generated.
 Run: .venv/bin/python benchmarks/accuracy.py [--seeds N] [--spacing-mm Z Y X] [--float]
+     [--joint-gap-mm MM]
 """
 from __future__ import annotations
 
@@ -27,10 +28,14 @@ def main() -> None:
                         metavar=("Z", "Y", "X"), help="voxel size in mm (slice, row, column)")
     parser.add_argument("--float", action="store_true",
                         help="keep the generated HU as floats instead of whole numbers")
+    parser.add_argument("--joint-gap-mm", type=float, default=None,
+                        help="joint space between head and acetabulum in mm, as narrowed in "
+                             "osteoarthritis (default: the phantoms' own, 2.5-3 mm)")
     args = parser.parse_args()
     passed = total = 0
     for seed in range(args.seeds):
-        phantom = generate_phantom(spacing_mm=tuple(args.spacing_mm), seed=seed)
+        phantom = generate_phantom(spacing_mm=tuple(args.spacing_mm), seed=seed,
+                                   joint_gap_mm=args.joint_gap_mm)
         volume = phantom.volume
         if not args.float:
             volume = dataclasses.replace(volume, hu=np.round(volume.hu).astype(np.float32))
@@ -49,7 +54,7 @@ def main() -> None:
             passed += ok
             print(f"seed {seed} {side:5s}: acetabulum Dice {scores[ACETABULUM]:.3f}, femoral head "
                   f"Dice {scores[FEMORAL_HEAD]:.3f}, diameter error {error:+.1f} mm"
-                  f"{'' if ok else '  (below target)'}")
+                  f"{'' if ok else '  (below target)'}{'  (flagged for review)' if result.needs_review else ''}")
     print(f"{passed} of {total} hips meet the targets at {tuple(args.spacing_mm)} mm")
 
 
