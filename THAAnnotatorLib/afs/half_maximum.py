@@ -2,7 +2,7 @@
 
 A voxel that straddles a bone surface takes the bone's intensity in proportion to how much of
 it is bone (partial volume). Bone extraction's cut follows a threshold near cancellous bone's
-level, so a voxel only a fifth filled with cortex, far brighter than that, is kept: without
+level, so a voxel only a third filled with cortex, far brighter than that, is kept: without
 this step the acetabulum and the femoral head come out about one voxel too wide all around,
 and with 5 mm slices, where oblique surfaces smear over a whole slab, by more. The remedy used
 in CT bone measurement is a local threshold halfway between the soft tissue beside the surface
