@@ -116,6 +116,7 @@ PARAMETER_DEFAULTS = {
     "UseFSG": "true",
     "UseLNMS": "true",
     "UseAHS": "true",
+    "UseHalfMaximumEdges": "true",
     "GraphCutLambda": repr(Params.graph_cut_lambda),
     "BlurSigmaMm": repr(Params.blur_sigma_mm),
     "NumberOfRays": str(Params.n_rays),
@@ -126,7 +127,8 @@ PARAMETER_DEFAULTS = {
 }
 """Parameter node values (strings) and their defaults. Node references: InputVolume,
 OutputSegmentation."""
-_BOOL_PARAMETERS = {"UseFSG": "use_fsg", "UseLNMS": "use_lnms", "UseAHS": "use_ahs"}
+_BOOL_PARAMETERS = {"UseFSG": "use_fsg", "UseLNMS": "use_lnms", "UseAHS": "use_ahs",
+                    "UseHalfMaximumEdges": "use_half_maximum_edges"}
 _FLOAT_PARAMETERS = {"GraphCutLambda": "graph_cut_lambda", "BlurSigmaMm": "blur_sigma_mm",
                      "EnhancePercentile": "enhance_percentile"}
 _INT_PARAMETERS = {"NumberOfRays": "n_rays"}
@@ -436,7 +438,8 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             selector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateParameterNodeFromGUI)
         self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onOutputSegmentationChanged)
         self.ui.sideComboBox.connect("currentIndexChanged(int)", self.updateParameterNodeFromGUI)
-        for checkBox in (self.ui.fsgCheckBox, self.ui.lnmsCheckBox, self.ui.ahsCheckBox, self.ui.showOverlaysCheckBox):
+        for checkBox in (self.ui.fsgCheckBox, self.ui.lnmsCheckBox, self.ui.ahsCheckBox, self.ui.halfMaximumCheckBox,
+                         self.ui.showOverlaysCheckBox):
             checkBox.connect("toggled(bool)", self.updateParameterNodeFromGUI)
         for spinBox in (self.ui.graphCutLambdaSpinBox, self.ui.blurSigmaSpinBox, self.ui.percentileSpinBox,
                         self.ui.raysSpinBox):
@@ -507,6 +510,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.fsgCheckBox.checked = params.use_fsg
             self.ui.lnmsCheckBox.checked = params.use_lnms
             self.ui.ahsCheckBox.checked = params.use_ahs
+            self.ui.halfMaximumCheckBox.checked = params.use_half_maximum_edges
             self.ui.graphCutLambdaSpinBox.value = params.graph_cut_lambda
             self.ui.blurSigmaSpinBox.value = params.blur_sigma_mm
             self.ui.raysSpinBox.value = params.n_rays
@@ -530,6 +534,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.paramsFromParameterNode(node),
             use_fsg=bool(self.ui.fsgCheckBox.checked), use_lnms=bool(self.ui.lnmsCheckBox.checked),
             use_ahs=bool(self.ui.ahsCheckBox.checked),
+            use_half_maximum_edges=bool(self.ui.halfMaximumCheckBox.checked),
             graph_cut_lambda=float(self.ui.graphCutLambdaSpinBox.value),
             blur_sigma_mm=float(self.ui.blurSigmaSpinBox.value), n_rays=int(self.ui.raysSpinBox.value),
             enhance_percentile=float(self.ui.percentileSpinBox.value)))

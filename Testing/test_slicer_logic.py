@@ -122,6 +122,11 @@ def test_sides_and_parameters():
     scene = slicer.vtkMRMLScene()
     logic = THAAnnotatorLogic(scene)
     node = logic.getParameterNode()
+    assert logic.paramsFromParameterNode(node) == Params()
+    ablation = Params(use_fsg=False, use_half_maximum_edges=False, graph_cut_lambda=3.5)
+    logic.setParametersFromParams(node, ablation)
+    assert node.GetParameter("UseHalfMaximumEdges") == "false"
+    assert logic.paramsFromParameterNode(node) == ablation
     node.SetParameter("GraphCutLambda", "a lot")
     with pytest.raises(InputError, match="GraphCutLambda"):
         logic.paramsFromParameterNode(node)
