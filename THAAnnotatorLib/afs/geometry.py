@@ -4,6 +4,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def disk_footprint(radius_mm: float, spacing_yx_mm: np.ndarray) -> np.ndarray:
+    """In-slice disk of ``radius_mm`` as a boolean footprint (an ellipse in pixels that are not
+    square), at least one pixel out from its center each way."""
+    ry, rx = (max(int(radius_mm / s), 1) for s in spacing_yx_mm)
+    yy, xx = np.ogrid[-ry:ry + 1, -rx:rx + 1]
+    return (yy / ry) ** 2 + (xx / rx) ** 2 <= 1.0
+
+
 def circle_through(p1: np.ndarray, p2: np.ndarray, p3: np.ndarray) -> tuple[np.ndarray, float] | None:
     """Circumcircle (center, radius) of three points, or None when they are (nearly) collinear."""
     (ay, ax), (by, bx), (cy, cx) = p1, p2, p3

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .geometry import disk_footprint
+
 # Radius (mm) in which an edge voxel's bone peak is sought: the cortex it belongs to.
 _PEAK_RADIUS_MM = 3.0
 # Radius (mm) over which the soft tissue beside an edge voxel is averaged.
@@ -20,13 +22,6 @@ _TISSUE_RADIUS_MM = 5.0
 # Darker than this (HU) is gas, not the tissue a bone surface borders.
 _GAS_HU = -200.0
 _FOUR_IN_SLICE = ndimage.generate_binary_structure(2, 1)[None]
-
-
-def _disk(radius_mm: float, spacing_yx_mm: np.ndarray) -> np.ndarray:
-    """In-slice disk footprint, shape (1, rows, cols)."""
-    half = np.ceil(radius_mm / spacing_yx_mm).astype(int)
-    y, x = np.ogrid[-half[0]:half[0] + 1, -half[1]:half[1] + 1]
-    return (((y * spacing_yx_mm[0]) ** 2 + (x * spacing_yx_mm[1]) ** 2) <= radius_mm**2)[None]
 
 
 def trim_to_half_maximum(labels: np.ndarray, hu: np.ndarray, bone: np.ndarray,
@@ -51,11 +46,11 @@ def trim_to_half_maximum(labels: np.ndarray, hu: np.ndarray, bone: np.ndarray,
 
     tissue = ~bone_box & ~labelled & (hu_box > _GAS_HU)
     edge = labelled & ndimage.binary_dilation(tissue, _FOUR_IN_SLICE)
-    disk = _disk(_TISSUE_RADIUS_MM, spacing_mm[1:]).astype(np.float32)
+    disk = disk_footprint(_TISSUE_RADIUS_MM, spacing_mm[1:])[None].astype(np.float32)
     tissue_sum = ndimage.convolve(np.where(tissue, hu_box, 0.0), disk, mode="constant")
     tissue_count = ndimage.convolve(tissue.astype(np.float32), disk, mode="constant")
     peak = ndimage.maximum_filter(np.where(bone_box, hu_box, -np.inf),
-                                  footprint=_disk(_PEAK_RADIUS_MM, spacing_mm[1:]))
+                                  footprint=disk_footprint(_PEAK_RADIUS_MM, spacing_mm[1:])[None])
     # an edge voxel always has tissue beside it, so tissue_count > 0 wherever it is used
     half_maximum = (tissue_sum / np.maximum(tissue_count, 1.0) + peak) / 2.0
     out[box][edge & (hu_box < half_maximum)] = 0

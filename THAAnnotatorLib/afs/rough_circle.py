@@ -7,7 +7,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull
 
-from .geometry import circle_through, ray_polygon_hit
+from .geometry import circle_through, disk_footprint, ray_polygon_hit
 
 # side frame: rows point posterior, columns point medial
 _ANTERIOR = np.array([-1.0, 0.0])
@@ -37,7 +37,7 @@ def _head_core(head: np.ndarray, spacing_yx_mm: np.ndarray) -> tuple[np.ndarray,
     ``_CORE_FACTOR`` x the inscribed disk's radius of its center. Returns (core mask, disk
     center (y, x) mm, disk radius mm).
     """
-    disk = _disk(_BRIDGE_MM, spacing_yx_mm)
+    disk = disk_footprint(_BRIDGE_MM, spacing_yx_mm)
     opened = ndimage.binary_opening(head, structure=disk)
     # closed and hole-filled, so spongy gaps at the surface do not shrink the inscribed disk
     solid = ndimage.binary_fill_holes(ndimage.binary_closing(opened, structure=disk))
@@ -50,12 +50,6 @@ def _head_core(head: np.ndarray, spacing_yx_mm: np.ndarray) -> tuple[np.ndarray,
     dist2 = ((yy - center[0]) * spacing_yx_mm[0]) ** 2 + ((xx - center[1]) * spacing_yx_mm[1]) ** 2
     core = (pieces == pieces[center]) & (dist2 <= (_CORE_FACTOR * depth.max()) ** 2)
     return core, np.array(center, dtype=float) * spacing_yx_mm, float(depth.max())
-
-
-def _disk(radius_mm: float, spacing_yx_mm: np.ndarray) -> np.ndarray:
-    ry, rx = (max(int(radius_mm / s), 1) for s in spacing_yx_mm)
-    yy, xx = np.ogrid[-ry:ry + 1, -rx:rx + 1]
-    return (yy / ry) ** 2 + (xx / rx) ** 2 <= 1.0
 
 
 def _agrees(circle: tuple[np.ndarray, float], disk_center: np.ndarray, disk_radius: float) -> bool:
