@@ -18,6 +18,10 @@ from .errors import InputError
 _CANONICAL_WORLD_AXES = (2, 1, 0)
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
+IN_SLICE_FOUR_NEIGHBOURS = np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], dtype=bool)
+"""Structuring element of the canonical (z, y, x) layout joining a voxel to its four neighbours
+in its own axial slice only: per-slice work (hole filling, dilation) over a whole volume."""
+
 
 @dataclass
 class Volume:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..volume import IN_SLICE_FOUR_NEIGHBOURS
 from .geometry import disk_footprint
 
 # Radius (mm) in which an edge voxel's bone peak is sought: the cortex it belongs to.
@@ -21,7 +22,6 @@ _PEAK_RADIUS_MM = 3.0
 _TISSUE_RADIUS_MM = 5.0
 # Darker than this (HU) is gas, not the tissue a bone surface borders.
 _GAS_HU = -200.0
-_FOUR_IN_SLICE = ndimage.generate_binary_structure(2, 1)[None]
 
 
 def trim_to_half_maximum(labels: np.ndarray, hu: np.ndarray, bone: np.ndarray,
@@ -45,7 +45,7 @@ def trim_to_half_maximum(labels: np.ndarray, hu: np.ndarray, bone: np.ndarray,
     hu_box, bone_box, labelled = hu[box].astype(np.float32), bone[box].astype(bool), labels[box] > 0
 
     tissue = ~bone_box & ~labelled & (hu_box > _GAS_HU)
-    edge = labelled & ndimage.binary_dilation(tissue, _FOUR_IN_SLICE)
+    edge = labelled & ndimage.binary_dilation(tissue, IN_SLICE_FOUR_NEIGHBOURS)
     disk = disk_footprint(_TISSUE_RADIUS_MM, spacing_mm[1:])[None].astype(np.float32)
     tissue_sum = ndimage.convolve(np.where(tissue, hu_box, 0.0), disk, mode="constant")
     tissue_count = ndimage.convolve(tissue.astype(np.float32), disk, mode="constant")

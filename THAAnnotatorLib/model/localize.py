@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..afs.frame import SideFrame
-from ..volume import Volume
+from ..volume import IN_SLICE_FOUR_NEIGHBOURS, Volume
 
 MIDLINE_MARGIN_MM = 40.0
 """Bone closer than this to the body's midline (mm, left-right) is not searched."""
@@ -44,9 +44,7 @@ def locate_head(volume: Volume, bone: np.ndarray, side: str) -> np.ndarray | Non
     step = np.maximum(1, np.round(GRID_MM / spacing).astype(int))
     mask = frame.view(bone).astype(bool)
     coarse = _block_any(mask, step)
-    in_plane = np.zeros((3, 3, 3), dtype=bool)
-    in_plane[1] = ndimage.generate_binary_structure(2, 1)
-    filled = ndimage.binary_fill_holes(coarse, structure=in_plane)
+    filled = ndimage.binary_fill_holes(coarse, structure=IN_SLICE_FOUR_NEIGHBOURS)
     coarse_spacing = spacing * step
     depth = ndimage.distance_transform_edt(filled, sampling=coarse_spacing)
     # side-frame x runs lateral -> medial; the midline is at the frame's last column

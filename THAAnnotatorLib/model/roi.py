@@ -18,6 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..result import ACETABULUM, FEMORAL_HEAD, SIDES
+from ..volume import IN_SLICE_FOUR_NEIGHBOURS
 
 HU_WINDOW = (-125.0, 275.0)
 """CT values are clipped to this window, in HU, and scaled to [0, 1] (paper, section 5.1)."""
@@ -170,9 +171,7 @@ def fill_label_holes(labels: np.ndarray) -> np.ndarray:
     class are never overwritten.
     """
     out = np.array(labels, dtype=np.uint8, copy=True)
-    in_plane = np.zeros((3, 3, 3), dtype=bool)
-    in_plane[1] = ndimage.generate_binary_structure(2, 1)
     for cls in (FEMORAL_HEAD, ACETABULUM):
-        filled = ndimage.binary_fill_holes(out == cls, structure=in_plane)
+        filled = ndimage.binary_fill_holes(out == cls, structure=IN_SLICE_FOUR_NEIGHBOURS)
         out[filled & (out == 0)] = cls
     return out
