@@ -44,6 +44,10 @@ class Params:
     usual_head_diameter_mm: tuple[float, float] = (38.0, 58.0)
     """Adult femoral heads measure about 40-55 mm across; a diameter outside this range (mm)
     is reported with a warning and the hip marked for review."""
+    use_slab_height: bool = True
+    """In slices thicker than their pixels, refit the head's center height to the voxels' partial
+    volume (the circles of thick slices set it a few tenths of a mm off; that decides whether the
+    slab at the head's top is a head slice)."""
     joint_region_factor: float = 2.0
     """Labels are kept within joint_region_factor x head radius (in-plane) of the head center."""
     use_half_maximum_edges: bool = True

@@ -4,7 +4,7 @@ For each seed and hip: acetabulum and femoral head Dice (head slices) and the he
 error, and whether the hip meets the targets (Dice >= 0.88 / 0.92, diameter within 1.5 mm).
 The phantom's HU are rounded to whole numbers first, as when it is saved as a 16-bit scan
 (`make demo`, and every real CT, come that way); --float keeps them as generated.
-Run: .venv/bin/python benchmarks/accuracy.py [--seeds N] [--spacing-mm Z Y X] [--float]
+Run: .venv/bin/python benchmarks/accuracy.py [--seeds N] [--first-seed S] [--spacing-mm Z Y X] [--float]
      [--joint-gap-mm MM]
 """
 from __future__ import annotations
@@ -23,7 +23,8 @@ from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SIDES
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=8, help="phantoms 0 .. N-1")
+    parser.add_argument("--seeds", type=int, default=8, help="phantoms FIRST .. FIRST+N-1")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first phantom's seed")
     parser.add_argument("--spacing-mm", type=float, nargs=3, default=(2.0, 0.8, 0.8),
                         metavar=("Z", "Y", "X"), help="voxel size in mm (slice, row, column)")
     parser.add_argument("--float", action="store_true",
@@ -33,7 +34,7 @@ def main() -> None:
                              "osteoarthritis (default: the phantoms' own, 2.5-3 mm)")
     args = parser.parse_args()
     passed = total = 0
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         phantom = generate_phantom(spacing_mm=tuple(args.spacing_mm), seed=seed,
                                    joint_gap_mm=args.joint_gap_mm)
         volume = phantom.volume

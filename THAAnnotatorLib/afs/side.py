@@ -13,6 +13,7 @@ from .half_maximum import trim_to_half_maximum
 from .hough import Circle
 from .initial_slice import find_initial_slice
 from .propagate import MIN_RADIUS_PX, propagate
+from .slab_height import refine_height_on_slabs
 from .slice_fit import SliceFit, fit_slice, sections_mm
 from .rough_circle import RoughCircle, rough_circle
 from .sphere import Sphere, fit_sphere, section_radius_mm
@@ -72,6 +73,8 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     refits = _refit_with_sphere(hu, sphere, spacing_mm, params)
     if len(refits) >= 3:
         fits, sphere = refits, fit_sphere(*sections_mm(refits, spacing_mm), slab_mm=spacing_mm[0])
+    if params.use_slab_height:
+        sphere, _ = refine_height_on_slabs(hu, sphere, spacing_mm)
     surface = check_surface(hu, sphere, spacing_mm)
     warnings = surface.warnings()
     if not surface.passed:
