@@ -117,6 +117,7 @@ PARAMETER_DEFAULTS = {
     "UseLNMS": "true",
     "UseAHS": "true",
     "UseHalfMaximumEdges": "true",
+    "UseSlabHeight": "true",
     "GraphCutLambda": repr(Params.graph_cut_lambda),
     "BlurSigmaMm": repr(Params.blur_sigma_mm),
     "NumberOfRays": str(Params.n_rays),
@@ -128,7 +129,7 @@ PARAMETER_DEFAULTS = {
 """Parameter node values (strings) and their defaults. Node references: InputVolume,
 OutputSegmentation."""
 _BOOL_PARAMETERS = {"UseFSG": "use_fsg", "UseLNMS": "use_lnms", "UseAHS": "use_ahs",
-                    "UseHalfMaximumEdges": "use_half_maximum_edges"}
+                    "UseHalfMaximumEdges": "use_half_maximum_edges", "UseSlabHeight": "use_slab_height"}
 _FLOAT_PARAMETERS = {"GraphCutLambda": "graph_cut_lambda", "BlurSigmaMm": "blur_sigma_mm",
                      "EnhancePercentile": "enhance_percentile"}
 _INT_PARAMETERS = {"NumberOfRays": "n_rays"}
@@ -439,7 +440,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onOutputSegmentationChanged)
         self.ui.sideComboBox.connect("currentIndexChanged(int)", self.updateParameterNodeFromGUI)
         for checkBox in (self.ui.fsgCheckBox, self.ui.lnmsCheckBox, self.ui.ahsCheckBox, self.ui.halfMaximumCheckBox,
-                         self.ui.showOverlaysCheckBox):
+                         self.ui.slabHeightCheckBox, self.ui.showOverlaysCheckBox):
             checkBox.connect("toggled(bool)", self.updateParameterNodeFromGUI)
         for spinBox in (self.ui.graphCutLambdaSpinBox, self.ui.blurSigmaSpinBox, self.ui.percentileSpinBox,
                         self.ui.raysSpinBox):
@@ -511,6 +512,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.lnmsCheckBox.checked = params.use_lnms
             self.ui.ahsCheckBox.checked = params.use_ahs
             self.ui.halfMaximumCheckBox.checked = params.use_half_maximum_edges
+            self.ui.slabHeightCheckBox.checked = params.use_slab_height
             self.ui.graphCutLambdaSpinBox.value = params.graph_cut_lambda
             self.ui.blurSigmaSpinBox.value = params.blur_sigma_mm
             self.ui.raysSpinBox.value = params.n_rays
@@ -535,6 +537,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             use_fsg=bool(self.ui.fsgCheckBox.checked), use_lnms=bool(self.ui.lnmsCheckBox.checked),
             use_ahs=bool(self.ui.ahsCheckBox.checked),
             use_half_maximum_edges=bool(self.ui.halfMaximumCheckBox.checked),
+            use_slab_height=bool(self.ui.slabHeightCheckBox.checked),
             graph_cut_lambda=float(self.ui.graphCutLambdaSpinBox.value),
             blur_sigma_mm=float(self.ui.blurSigmaSpinBox.value), n_rays=int(self.ui.raysSpinBox.value),
             enhance_percentile=float(self.ui.percentileSpinBox.value)))

@@ -123,9 +123,10 @@ def test_sides_and_parameters():
     logic = THAAnnotatorLogic(scene)
     node = logic.getParameterNode()
     assert logic.paramsFromParameterNode(node) == Params()
-    ablation = Params(use_fsg=False, use_half_maximum_edges=False, graph_cut_lambda=3.5)
+    ablation = Params(use_fsg=False, use_half_maximum_edges=False, use_slab_height=False,
+                      graph_cut_lambda=3.5)
     logic.setParametersFromParams(node, ablation)
-    assert node.GetParameter("UseHalfMaximumEdges") == "false"
+    assert node.GetParameter("UseHalfMaximumEdges") == node.GetParameter("UseSlabHeight") == "false"
     assert logic.paramsFromParameterNode(node) == ablation
     node.SetParameter("GraphCutLambda", "a lot")
     with pytest.raises(InputError, match="GraphCutLambda"):

@@ -103,7 +103,8 @@ def test_ui_file_is_a_designer_form_slicer_can_load():
     assert [text.split()[0].lower() for text in items] == list(choices), items
     advanced = next(w for w in root.iter("widget") if w.get("name") == "advancedCollapsibleButton")
     inside = {w.get("name") for w in advanced.iter("widget")}
-    assert {"fsgCheckBox", "lnmsCheckBox", "ahsCheckBox", "halfMaximumCheckBox", "graphCutLambdaSpinBox",
+    assert {"fsgCheckBox", "lnmsCheckBox", "ahsCheckBox", "halfMaximumCheckBox", "slabHeightCheckBox",
+            "graphCutLambdaSpinBox",
             "blurSigmaSpinBox", "raysSpinBox", "percentileSpinBox"} <= inside
 
 
