@@ -185,6 +185,26 @@ def test_head_height_from_thick_slabs(thick_slices):
         assert circles_only.sides[side].head_diameter_mm == annotation.sides[side].head_diameter_mm
 
 
+def test_a_head_top_at_a_slice_middle_is_reported(thick_slices):
+    """At 5 mm slices the right head's top comes out 0.02 mm below a slice's middle (the left's
+    1.7 mm below another's): whether that slice is a head slice is left to chance, and the hip
+    says which slice to check, by its height in patient coordinates."""
+    phantom, annotation, _ = thick_slices
+    volume = phantom.volume
+    slice_s_mm = np.array([volume.index_to_ras_mm(np.array([k, 0.0, 0.0]))[2]
+                           for k in range(volume.shape[0])])
+    for side in SIDES:
+        result = annotation.sides[side]
+        top_s_mm = result.sphere_center_ras_mm[2] + result.head_diameter_mm / 2
+        nearest = slice_s_mm[np.argmin(np.abs(slice_s_mm - top_s_mm))]
+        reported = [w for w in result.warnings if w.startswith("the head's top lies")]
+        if side == "right":
+            assert abs(top_s_mm - nearest) <= 0.1
+            assert len(reported) == 1 and f"slice at S = {nearest:.1f} mm" in reported[0], reported
+        else:
+            assert abs(top_s_mm - nearest) > 1.0 and not reported, reported
+
+
 def _cortex_precision(phantom, use_fsg: bool, use_lnms: bool) -> float:
     """Share of the candidate boundary points that lie on the head's cortex (from 2.5 mm inside
     the surface to 0.5 mm outside), over four slices near each head's equator, searching along
