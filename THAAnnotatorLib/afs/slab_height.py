@@ -74,16 +74,16 @@ class _VoxelsNearTop:
     center height."""
 
     def __init__(self, hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray):
-        self.center = sphere.center_mm
         self.slab_mm = spacing_mm[0]
-        radius = sphere.radius_mm
+        center, radius = sphere.center_mm, sphere.radius_mm
         cos_cone = np.cos(np.radians(_CONE_DEG))
-        lo_mm = self.center - (radius + _OUTER_MM)
-        hi_mm = self.center + (radius + _OUTER_MM)
-        lo_mm[0] = self.center[0] + (radius - _INNER_MM) * cos_cone
+        lo_mm = center - (radius + _OUTER_MM)
+        hi_mm = center + (radius + _OUTER_MM)
+        lo_mm[0] = center[0] + (radius - _INNER_MM) * cos_cone
         box = tuple(slice(max(int(np.floor(a / s)), 0), min(int(np.ceil(b / s)) + 1, n))
                     for a, b, s, n in zip(lo_mm, hi_mm, spacing_mm, hu.shape))
-        z, y, x = (np.arange(b.start, b.stop) * s - c for b, s, c in zip(box, spacing_mm, self.center))
+        # voxel centers relative to the sphere's center, mm
+        z, y, x = (np.arange(b.start, b.stop) * s - c for b, s, c in zip(box, spacing_mm, center))
         height = z[:, None, None]
         in_plane2 = y[None, :, None] ** 2 + x[None, None, :] ** 2
         distance = np.sqrt(height**2 + in_plane2)
