@@ -45,7 +45,7 @@ class Params:
     """Adult femoral heads measure about 40-55 mm across; a diameter outside this range (mm)
     is reported with a warning and the hip marked for review."""
     use_slab_height: bool = True
-    """In slices thicker than their pixels, refit the head's center height to the voxels' partial
+    """In slices at least 1.5 pixels thick, refit the head's center height to the voxels' partial
     volume (the circles of thick slices set it a few tenths of a mm off; that decides whether the
     slab at the head's top is a head slice)."""
     joint_region_factor: float = 2.0

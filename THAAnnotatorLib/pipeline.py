@@ -60,7 +60,8 @@ def _side_result(volume: Volume, frame: SideFrame, fit: SideFit, params: Params)
         slice_s_mm = to_ras(np.array([top_slice, *fit.sphere.center_mm[1:] / spacing[1:]]))[2]
         warnings.append(f"the head's top lies {abs(offset_mm):.2f} mm {'above' if offset_mm >= 0 else 'below'} "
                         f"the middle of the axial slice at S = {slice_s_mm:.1f} mm, so whether that "
-                        f"slice is a head slice, its acetabular roof labelled, is uncertain: check it")
+                        f"slice counts as a head slice (its acetabular roof labelled) is uncertain: "
+                        f"check it")
     usual = low <= diameter_mm <= high
     if not usual:
         warnings.append(f"a femoral head {diameter_mm:.1f} mm across is outside the usual adult "

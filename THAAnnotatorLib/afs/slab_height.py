@@ -12,7 +12,8 @@ distance to the head's center alone, and a voxel holds the mean of f over its sl
 For a candidate center height, f is the smooth radial profile (linear in its knot values) that
 explains the voxels best; the height whose profile leaves the least residual is kept. Voxels at
 every angle from the pole down to near the equator share one profile, which is what fixes the
-height. At 5 mm slices this brings the center within 0.2 mm on the phantoms (0.05 +/- 0.1).
+height. At 1 mm / 5 mm slices this brings the phantoms' centers to -0.04 +/- 0.09 mm of the
+truth (at most 0.17 mm off).
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from scipy import sparse
 
 from .sphere import Sphere
 
-# The head's upper part used: directions up to this angle from the pole (deg). Below it the
-# neck leaves the head and the acetabular notch breaks the layers.
+# The head's upper part used: directions up to this angle from the pole (deg). Nearer the
+# equator and below it, the neck and the acetabulum's rim break the layers.
 _CONE_DEG = 80.0
 # The layers used, mm from the head surface: cortex and the bone under it, and the joint space.
 _INNER_MM, _OUTER_MM = 6.0, 2.0
