@@ -12,6 +12,14 @@ def disk_footprint(radius_mm: float, spacing_yx_mm: np.ndarray) -> np.ndarray:
     return (yy / ry) ** 2 + (xx / rx) ** 2 <= 1.0
 
 
+def voxels_within(lo_mm: np.ndarray, hi_mm: np.ndarray, spacing_mm: np.ndarray,
+                  shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """Index box of the voxels whose centers (index x spacing, mm) lie within ``lo_mm`` to
+    ``hi_mm`` on every axis, clipped to ``shape`` (a slice may come out empty)."""
+    return tuple(slice(max(int(np.ceil(a / s)), 0), min(int(np.floor(b / s)) + 1, n))
+                 for a, b, s, n in zip(lo_mm, hi_mm, spacing_mm, shape))
+
+
 def circle_through(p1: np.ndarray, p2: np.ndarray, p3: np.ndarray) -> tuple[np.ndarray, float] | None:
     """Circumcircle (center, radius) of three points, or None when they are (nearly) collinear."""
     (ay, ax), (by, bx), (cy, cx) = p1, p2, p3

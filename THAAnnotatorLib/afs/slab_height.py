@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
+from .geometry import parabola_vertex_offset, voxels_within
 from .sphere import Sphere
 
 # The head's upper part used: directions up to this angle from the pole (deg). Nearer the
@@ -50,7 +51,7 @@ def refine_height_on_slabs(hu: np.ndarray, sphere: Sphere,
     if spacing_mm[0] < MIN_SLICE_OVER_PIXEL * float(np.max(spacing_mm[1:])):
         return sphere, None
     voxels = _VoxelsNearTop(hu, sphere, spacing_mm)
-    if voxels.count < 10 * voxels.knots.size:
+    if voxels.count < 10 * voxels.knots.size:  # too few voxels to pin the profile down
         return sphere, None
     coarse = np.arange(-_SEARCH_MM, _SEARCH_MM + _COARSE_MM / 2, _COARSE_MM)
     costs = np.array([voxels.residual(dz) for dz in coarse])
@@ -62,9 +63,7 @@ def refine_height_on_slabs(hu: np.ndarray, sphere: Sphere,
     best = int(np.argmin(costs))
     if best in (0, fine.size - 1):
         return sphere, None
-    low, mid, high = costs[best - 1:best + 2]
-    # the vertex of the parabola through the three lowest (a minimum: mid is the lowest)
-    shift = fine[best] + 0.5 * _FINE_MM * (low - high) / max(low - 2.0 * mid + high, 1e-12)
+    shift = fine[best] + _FINE_MM * float(parabola_vertex_offset(*costs[best - 1:best + 2]))
     center = sphere.center_mm.copy()
     center[0] += shift
     return Sphere(center, sphere.radius_mm), float(shift)
@@ -81,8 +80,7 @@ class _VoxelsNearTop:
         lo_mm = center - (radius + _OUTER_MM)
         hi_mm = center + (radius + _OUTER_MM)
         lo_mm[0] = center[0] + (radius - _INNER_MM) * cos_cone
-        box = tuple(slice(max(int(np.floor(a / s)), 0), min(int(np.ceil(b / s)) + 1, n))
-                    for a, b, s, n in zip(lo_mm, hi_mm, spacing_mm, hu.shape))
+        box = voxels_within(lo_mm, hi_mm, spacing_mm, hu.shape)
         # voxel centers relative to the sphere's center, mm
         z, y, x = (np.arange(b.start, b.stop) * s - c for b, s, c in zip(box, spacing_mm, center))
         height = z[:, None, None]

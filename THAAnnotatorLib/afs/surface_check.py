@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import parabola_vertex_offset
+from .geometry import parabola_vertex_offset, voxels_within
 from .slice_fit import MIN_SURFACE_CONTRAST_HU
 from .sphere import Sphere
 
@@ -76,19 +76,18 @@ def radial_profile(hu: np.ndarray, sphere: Sphere,
     spacing). Returns (bin centers in mm, + outside; mean HU, NaN in empty bins).
     """
     spacing_mm = np.asarray(spacing_mm, float)
-    center_idx = sphere.center_mm / spacing_mm
-    half_idx = (sphere.radius_mm + _REACH_MM + _BIN_MM) / spacing_mm
-    lo = np.maximum(np.floor(center_idx - half_idx).astype(int), 0)
-    lo[0] = max(int(np.ceil(center_idx[0])), 0)  # the upper half only
-    hi = np.minimum(np.ceil(center_idx + half_idx).astype(int) + 1, hu.shape)
+    center = sphere.center_mm
+    lo_mm = center - (sphere.radius_mm + _REACH_MM)
+    lo_mm[0] = center[0]  # the upper half only
+    box = voxels_within(lo_mm, center + sphere.radius_mm + _REACH_MM, spacing_mm, hu.shape)
     edges = np.arange(-_REACH_MM, _REACH_MM + _BIN_MM / 2, _BIN_MM)
     centers = (edges[:-1] + edges[1:]) / 2
-    if np.any(hi <= lo):
+    if any(b.stop <= b.start for b in box):
         return centers, np.full(centers.size, np.nan)
-    axes = [(np.arange(a, b) - c) * s for a, b, c, s in zip(lo, hi, center_idx, spacing_mm)]
+    axes = [np.arange(b.start, b.stop) * s - c for b, s, c in zip(box, spacing_mm, center)]
     distance = np.sqrt(axes[0][:, None, None] ** 2 + axes[1][None, :, None] ** 2
                        + axes[2][None, None, :] ** 2) - sphere.radius_mm
-    block = hu[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    block = hu[box]
     near = np.abs(distance) < _REACH_MM
     which = np.digitize(distance[near], edges) - 1
     counts = np.bincount(which, minlength=centers.size)[:centers.size]
