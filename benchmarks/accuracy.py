@@ -10,23 +10,18 @@ Run: .venv/bin/python benchmarks/accuracy.py [--seeds N] [--first-seed S] [--spa
 from __future__ import annotations
 
 import argparse
-import dataclasses
-
-import numpy as np
 
 from THAAnnotatorLib.labels import truth_side_labels
 from THAAnnotatorLib.metrics import segment_dice
 from THAAnnotatorLib.phantom import generate_phantom
 from THAAnnotatorLib.pipeline import annotate
 from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SIDES
+from phantom_sweep import add_sweep_arguments, as_saved, swept_seeds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=8, help="phantoms FIRST .. FIRST+N-1")
-    parser.add_argument("--first-seed", type=int, default=0, help="the first phantom's seed")
-    parser.add_argument("--spacing-mm", type=float, nargs=3, default=(2.0, 0.8, 0.8),
-                        metavar=("Z", "Y", "X"), help="voxel size in mm (slice, row, column)")
+    add_sweep_arguments(parser, seeds=8, spacing_mm=(2.0, 0.8, 0.8))
     parser.add_argument("--float", action="store_true",
                         help="keep the generated HU as floats instead of whole numbers")
     parser.add_argument("--joint-gap-mm", type=float, default=None,
@@ -34,12 +29,10 @@ def main() -> None:
                              "osteoarthritis (default: the phantoms' own, 2.5-3 mm)")
     args = parser.parse_args()
     passed = total = 0
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
+    for seed in swept_seeds(args):
         phantom = generate_phantom(spacing_mm=tuple(args.spacing_mm), seed=seed,
                                    joint_gap_mm=args.joint_gap_mm)
-        volume = phantom.volume
-        if not args.float:
-            volume = dataclasses.replace(volume, hu=np.round(volume.hu).astype(np.float32))
+        volume = phantom.volume if args.float else as_saved(phantom.volume)
         annotation = annotate(volume)
         truth = truth_side_labels(phantom)
         for side in SIDES:

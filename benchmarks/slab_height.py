@@ -9,7 +9,6 @@ Run: .venv/bin/python benchmarks/slab_height.py [--seeds N] [--first-seed S] [--
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 import numpy as np
 
@@ -17,19 +16,17 @@ from THAAnnotatorLib.params import Params
 from THAAnnotatorLib.phantom import generate_phantom
 from THAAnnotatorLib.pipeline import annotate
 from THAAnnotatorLib.result import SIDES
+from phantom_sweep import add_sweep_arguments, as_saved, swept_seeds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=12, help="phantoms FIRST .. FIRST+N-1")
-    parser.add_argument("--first-seed", type=int, default=0, help="the first phantom's seed")
-    parser.add_argument("--spacing-mm", type=float, nargs=3, default=(5.0, 1.0, 1.0),
-                        metavar=("Z", "Y", "X"), help="voxel size in mm (slice, row, column)")
+    add_sweep_arguments(parser, seeds=12, spacing_mm=(5.0, 1.0, 1.0))
     args = parser.parse_args()
     errors = {False: [], True: []}
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
+    for seed in swept_seeds(args):
         phantom = generate_phantom(spacing_mm=tuple(args.spacing_mm), seed=seed)
-        volume = dataclasses.replace(phantom.volume, hu=np.round(phantom.volume.hu).astype(np.float32))
+        volume = as_saved(phantom.volume)
         annotations = {use: annotate(volume, Params(use_slab_height=use)) for use in errors}
         for side in SIDES:
             results = {use: a.sides[side] for use, a in annotations.items()}

@@ -15,13 +15,13 @@ Run: .venv/bin/python benchmarks/surface_check.py [--config SLICE_MM IN_PLANE_MM
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 import numpy as np
 
 from THAAnnotatorLib.phantom import generate_phantom
 from THAAnnotatorLib.pipeline import annotate
 from THAAnnotatorLib.result import SIDES
+from phantom_sweep import as_saved
 
 # (slice mm, in-plane mm, first seed, phantoms): the design resolutions and coarser ones, where
 # the pipeline fails on some hips (2 mm) or all of them (3 mm).
@@ -41,9 +41,7 @@ def main() -> None:
     for slice_mm, in_plane_mm, first, count in configs:
         for seed in range(int(first), int(first) + int(count)):
             phantom = generate_phantom(spacing_mm=(slice_mm, in_plane_mm, in_plane_mm), seed=seed)
-            volume = dataclasses.replace(phantom.volume,
-                                         hu=np.round(phantom.volume.hu).astype(np.float32))
-            annotation = annotate(volume)
+            annotation = annotate(as_saved(phantom.volume))
             for side in SIDES:
                 result, truth = annotation.sides[side], phantom.heads[side]
                 if result.status != "segmented":
