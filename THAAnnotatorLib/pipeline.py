@@ -53,15 +53,9 @@ def _side_result(volume: Volume, frame: SideFrame, fit: SideFit, params: Params)
     diameter_mm = 2.0 * fit.sphere.radius_mm
     low, high = params.usual_head_diameter_mm
     warnings = list(fit.warnings)
-    top_mm = fit.sphere.center_mm[0] + fit.sphere.radius_mm  # side-frame z, mm
-    top_slice = int(round(top_mm / spacing[0]))
-    offset_mm = top_mm - top_slice * spacing[0]
-    if spacing[0] > DESIGN_SLICE_MM + 1e-6 and abs(offset_mm) <= TOP_SLICE_MARGIN_MM:
-        slice_s_mm = to_ras(np.array([top_slice, *fit.sphere.center_mm[1:] / spacing[1:]]))[2]
-        warnings.append(f"the head's top lies {abs(offset_mm):.2f} mm {'above' if offset_mm >= 0 else 'below'} "
-                        f"the middle of the axial slice at S = {slice_s_mm:.1f} mm, so whether that "
-                        f"slice counts as a head slice (its acetabular roof labelled) is uncertain: "
-                        f"check it")
+    top_slice = _top_slice_warning(fit, spacing, to_ras)
+    if top_slice is not None:
+        warnings.append(top_slice)
     usual = low <= diameter_mm <= high
     if not usual:
         warnings.append(f"a femoral head {diameter_mm:.1f} mm across is outside the usual adult "
@@ -74,6 +68,22 @@ def _side_result(volume: Volume, frame: SideFrame, fit: SideFit, params: Params)
         surface_edge_offset_mm=round(fit.surface.edge_offset_mm, 2),
         needs_review=not (fit.surface.passed and usual),
         warnings=warnings)
+
+
+def _top_slice_warning(fit: SideFit, spacing_mm: np.ndarray,
+                       to_ras: Callable[[np.ndarray], np.ndarray]) -> str | None:
+    """The warning for a head whose top lies within ``TOP_SLICE_MARGIN_MM`` of a slice's middle,
+    in slices farther apart than ``DESIGN_SLICE_MM``, naming that slice by its height S (mm);
+    None otherwise. ``to_ras`` maps side-frame indices to RAS mm."""
+    top_mm = fit.sphere.center_mm[0] + fit.sphere.radius_mm  # side-frame z, mm
+    top_slice = int(round(top_mm / spacing_mm[0]))
+    offset_mm = top_mm - top_slice * spacing_mm[0]
+    if spacing_mm[0] <= DESIGN_SLICE_MM + 1e-6 or abs(offset_mm) > TOP_SLICE_MARGIN_MM:
+        return None
+    slice_s_mm = to_ras(np.array([top_slice, *fit.sphere.center_mm[1:] / spacing_mm[1:]]))[2]
+    return (f"the head's top lies {abs(offset_mm):.2f} mm {'above' if offset_mm >= 0 else 'below'} "
+            f"the middle of the axial slice at S = {slice_s_mm:.1f} mm, so whether that slice "
+            f"counts as a head slice (its acetabular roof labelled) is uncertain: check it")
 
 
 def resolution_warnings(spacing_mm: np.ndarray) -> list[str]:
