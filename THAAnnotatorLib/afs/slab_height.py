@@ -100,6 +100,8 @@ class _VoxelsNearTop:
         self.smoothness = _SMOOTHNESS * second.T @ second
         n = int(np.ceil(self.slab_mm / _SUBSAMPLE_MM))
         self.offsets = ((np.arange(n) + 0.5) / n - 0.5) * self.slab_mm
+        # the design matrix's row of each point (the voxel it samples), the same at every height
+        self.rows = np.repeat(np.arange(self.count), n)
 
     def residual(self, shift_mm: float) -> float:
         """Sum of squared residuals (HU^2) of the best profile with the center ``shift_mm`` up."""
@@ -109,10 +111,10 @@ class _VoxelsNearTop:
         left = np.clip(np.floor(position).astype(int), 0, n_knots - 2)
         n = self.offsets.size
         right_share = np.clip(position - left, 0.0, 1.0) / n
-        rows = np.repeat(np.arange(self.count), n)
         design = sparse.csr_matrix(
             (np.concatenate([(1.0 / n - right_share).ravel(), right_share.ravel()]),
-             (np.concatenate([rows, rows]), np.concatenate([left.ravel(), left.ravel() + 1]))),
+             (np.concatenate([self.rows, self.rows]),
+              np.concatenate([left.ravel(), left.ravel() + 1]))),
             shape=(self.count, n_knots))
         profile = np.linalg.solve((design.T @ design).toarray() + self.smoothness,
                                   design.T @ self.values)
