@@ -3,20 +3,19 @@
 SimpleITK reads every supported format; its physical space is LPS, so the geometry of a file
 maps directly onto :func:`~.volume.canonicalize`. Each read keeps a ``reference`` image with the
 file's own geometry so that label maps can be written back in the layout the user loaded.
-The input is only ever read, never written.
+NIfTI files are also checked raw (:mod:`.nifti_raw`): ITK's reader hides a truncated data block
+and NaN or infinite voxels there. The input is only ever read, never written.
 """
 from __future__ import annotations
 
-import gzip
 import logging
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from . import nifti_raw
 from .errors import InputError
 from .volume import Volume, canonicalize
 
@@ -34,6 +33,7 @@ DENSE_TISSUE_MIN_HU = 100.0
 """A hip CT contains bone (above ~200 HU), so some voxels must lie above this value."""
 
 _SUPPORTED_FILES = "a .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd file"
+_REEXPORT_CT = "re-export the CT from the scanner or PACS without them"
 
 
 @dataclass
@@ -81,7 +81,8 @@ def read_image(path: str | Path) -> sitk.Image:
 
     Raises
     ------
-    InputError : the path is missing, not a supported image, or damaged.
+    InputError : the path is missing, not a supported image, or damaged, or it is a NIfTI file
+        with NaN or infinite voxels (which ITK would read as 0).
     """
     path = Path(path)
     if not path.exists():
@@ -165,11 +166,11 @@ def validate_ct(volume: Volume, name: str = "The volume") -> None:
             f"{name} is only {min(hu.shape)} voxel(s) thick along one axis, which makes it a 2-D "
             "slice or a thin slab; load the full 3-D CT series."
         )
-    if not np.isfinite(hu).all():
-        raise InputError(
-            f"{name} contains NaN or infinite values; re-export the CT from the scanner or "
-            "PACS without them."
-        )
+    finite = np.isfinite(hu)
+    if not finite.all():
+        nan_count = int(np.count_nonzero(np.isnan(hu)))
+        inf_count = hu.size - int(np.count_nonzero(finite)) - nan_count
+        raise InputError(_non_finite_message(name, nan_count, inf_count, _REEXPORT_CT))
     low, high = float(hu.min()), float(hu.max())
     if low == high:
         raise InputError(
@@ -187,6 +188,40 @@ def validate_ct(volume: Volume, name: str = "The volume") -> None:
             f"{name} has no values above {DENSE_TISSUE_MIN_HU:g} HU (highest {high:g}), so it "
             "shows no bone and is not a hip CT in Hounsfield units; load the original CT."
         )
+
+
+def check_nifti_voxels(path: Path, name: str, fix: str = _REEXPORT_CT) -> None:
+    """Check the raw voxel data of a .nii or .nii.gz file: complete, and no NaN or infinity.
+
+    ITK's NIfTI reader fills missing data with zeros and reads NaN and infinite voxels as 0,
+    so neither shows in the image it returns; :mod:`.nifti_raw` looks at the file itself.
+
+    Parameters
+    ----------
+    path : the NIfTI file.
+    name : how error messages refer to it, e.g. "The scan ct.nii.gz".
+    fix : what to do about NaN or infinite voxels, the end of that error's sentence.
+
+    Raises
+    ------
+    InputError : the file is truncated or damaged, or holds NaN or infinite voxels.
+    """
+    check = nifti_raw.check_voxels(path)
+    if check is None or not check.complete:
+        raise InputError(_damaged_message(name))
+    if check.nan_count or check.inf_count:
+        raise InputError(_non_finite_message(name, check.nan_count, check.inf_count, fix))
+
+
+def _non_finite_message(name: str, nan_count: int, inf_count: int, fix: str) -> str:
+    """The one-sentence error for an image with NaN or infinite voxels, counting both."""
+    return f"{name} contains {nan_count} NaN and {inf_count} infinite voxel(s); {fix}."
+
+
+def _damaged_message(name: str) -> str:
+    """The one-sentence error for a file whose voxel data is incomplete or unreadable."""
+    return (f"{name} is damaged or truncated (its voxel data is incomplete); re-export or copy "
+            "it again.")
 
 
 def _array_index_to_lps(image: sitk.Image) -> np.ndarray:
@@ -230,62 +265,12 @@ def _read_image_file(path: Path) -> sitk.Image:
             f"The scan {path.name} is not a readable image: its contents are not in the format "
             "its name says, or its header is damaged; re-export or copy it again."
         ) from error
-    truncated = (
-        f"The scan {path.name} is damaged or truncated (its voxel data is incomplete); "
-        "re-export or copy it again."
-    )
     if lower_name.endswith((".nii", ".nii.gz")):
-        _check_nifti_complete(path, truncated)
+        check_nifti_voxels(path, f"The scan {path.name}")
     try:
         return reader.Execute()
     except RuntimeError as error:
-        raise InputError(truncated) from error
-
-
-def _check_nifti_complete(path: Path, message: str) -> None:
-    """Raise InputError(message) if a NIfTI file holds fewer bytes than its header promises.
-
-    ITK's NIfTI reader fills missing data with zeros instead of failing, so a truncated file
-    would otherwise be read as a scan with a blank end.
-    """
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rb") as stream:
-            header = stream.read(540)
-            needed = _nifti_byte_count(header)
-            available = len(header)
-            while needed is not None and available < needed:
-                chunk = stream.read(1 << 22)
-                if not chunk:
-                    break
-                available += len(chunk)
-    except (OSError, EOFError, zlib.error) as error:
-        raise InputError(message) from error
-    if needed is None or available < needed:
-        raise InputError(message)
-
-
-def _nifti_byte_count(header: bytes) -> int | None:
-    """Bytes (header plus voxel data) a NIfTI-1 or NIfTI-2 file needs; None if not NIfTI."""
-    for endian in "<>":
-        header_size = struct.unpack(endian + "i", header[:4])[0] if len(header) >= 4 else 0
-        if header_size == 348 and len(header) >= 348:
-            dims = struct.unpack(endian + "8h", header[40:56])
-            bitpix = struct.unpack(endian + "h", header[72:74])[0]
-            offset = int(struct.unpack(endian + "f", header[108:112])[0])
-            break
-        if header_size == 540 and len(header) >= 540:
-            bitpix = struct.unpack(endian + "h", header[14:16])[0]
-            dims = struct.unpack(endian + "8q", header[16:80])
-            offset = struct.unpack(endian + "q", header[168:176])[0]
-            break
-    else:
-        return None
-    n_dims = int(dims[0])
-    if not 1 <= n_dims <= 7:
-        return None
-    voxels = int(np.prod([max(int(d), 1) for d in dims[1 : n_dims + 1]]))
-    return max(offset, header_size) + voxels * bitpix // 8
+        raise InputError(_damaged_message(f"The scan {path.name}")) from error
 
 
 def _read_dicom_folder(folder: Path) -> sitk.Image:

@@ -116,6 +116,22 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ca
     assert files_under(tmp_path) == before
 
 
+def test_annotate_nifti_with_nan_voxels_exits_2_naming_them_and_writes_nothing(tmp_path, capsys):
+    hu = np.full((12, 12, 12), -1000, np.float32)
+    hu[3:9, 3:9, 3:9] = 700
+    hu[5, 5, 4:6] = np.nan  # SimpleITK's NIfTI reader would return these as 0 HU
+    scan = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(hu), str(scan))
+    before = files_under(tmp_path)
+    assert cli.main(["annotate", str(scan), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert "ct.nii.gz contains 2 NaN and 0 infinite voxel(s)" in lines[0]
+    assert files_under(tmp_path) == before
+
+
 def test_demo_writes_every_output_and_scores_both_hips(tmp_path, capsys):
     out = tmp_path / "demo"
     assert cli.main(["demo", "--out", str(out), "--quiet"]) == 0

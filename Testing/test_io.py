@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from THAAnnotatorLib import nifti_raw
 from THAAnnotatorLib.errors import InputError
 from THAAnnotatorLib.io import read_scan, sitk_reference_from_volume, validate_ct, volume_from_sitk
 from THAAnnotatorLib.volume import Volume, canonicalize
@@ -27,6 +28,14 @@ def ct_like_array(shape=(9, 10, 11), seed=0) -> np.ndarray:
     array = rng.integers(-50, 80, size=shape).astype(np.int16)
     array[0] = -1000  # air
     array[-1, :, :3] = 900  # bone
+    return array
+
+
+def non_finite_ct(nan_voxels: int, inf_voxels: int) -> np.ndarray:
+    """float32 :func:`ct_like_array` with NaN and then alternately +inf / -inf soft-tissue voxels."""
+    array = ct_like_array().astype(np.float32)
+    array[4, 0, :nan_voxels] = np.nan
+    array[4, 1, :inf_voxels] = np.resize([np.inf, -np.inf], inf_voxels)
     return array
 
 
@@ -183,7 +192,7 @@ def _volume(array) -> Volume:
     [
         (np.zeros((0, 5, 5)), "empty"),
         (ct_like_array(shape=(2, 10, 10)), "2 voxel(s) thick"),
-        (np.where(ct_like_array() > 0, np.nan, ct_like_array()), "NaN or infinite"),
+        (np.where(ct_like_array() > 0, np.nan, ct_like_array()), "NaN and 0 infinite"),
         (np.full((5, 5, 5), 40.0), "same value"),
         (np.linspace(0, 1200, 125).reshape(5, 5, 5), "no values below -200 HU"),
         (np.linspace(-1000, 60, 125).reshape(5, 5, 5), "no values above 100 HU"),
@@ -201,8 +210,8 @@ def _write(path: Path, content: bytes) -> Path:
     return path
 
 
-def _truncated_copy(tmp_path: Path, suffix: str) -> Path:
-    noise = np.random.default_rng(3).integers(-1000, 2000, size=(20, 20, 20)).astype(np.int16)
+def _truncated_copy(tmp_path: Path, suffix: str, dtype=np.int16) -> Path:
+    noise = np.random.default_rng(3).integers(-1000, 2000, size=(20, 20, 20)).astype(dtype)
     full = tmp_path / f"full{suffix}"
     sitk.WriteImage(make_image(noise), str(full), useCompression=True)
     data = full.read_bytes()
@@ -224,6 +233,10 @@ BAD_INPUTS = {
                            "not a readable image"),
     "truncated-nii-gz": (lambda tmp: _truncated_copy(tmp, ".nii.gz"), "damaged or truncated"),
     "truncated-nii": (lambda tmp: _truncated_copy(tmp, ".nii"), "damaged or truncated"),
+    "truncated-float-nii-gz": (lambda tmp: _truncated_copy(tmp, ".nii.gz", np.float32),
+                               "damaged or truncated"),
+    "truncated-float-nii": (lambda tmp: _truncated_copy(tmp, ".nii", np.float32),
+                            "damaged or truncated"),
     "truncated-nrrd": (lambda tmp: _truncated_copy(tmp, ".nrrd"), "damaged or truncated"),
     "empty-file": (lambda tmp: _write(tmp / "empty.nrrd", b""), "empty file"),
     "single-dicom-file": (lambda tmp: _write(tmp / "slice.dcm", b"DICM"), "single DICOM file"),
@@ -251,3 +264,63 @@ def test_bad_inputs_raise_one_clear_sentence(tmp_path, case):
     assert phrase in message
     assert path.name in message
     assert message.endswith(".") and message.count(". ") == 0, "one sentence"
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz", ".nrrd", ".mha"])
+@pytest.mark.parametrize(("nan_voxels", "inf_voxels"), [(3, 0), (0, 2), (2, 1)])
+def test_nan_and_infinite_voxels_are_counted_alike_in_every_format(tmp_path, suffix, nan_voxels,
+                                                                    inf_voxels):
+    # ITK's NIfTI reader returns these voxels as 0: the NIfTI files are checked raw
+    path = tmp_path / f"scan{suffix}"
+    sitk.WriteImage(make_image(non_finite_ct(nan_voxels, inf_voxels)), str(path))
+    with pytest.raises(InputError) as info:
+        read_scan(path)
+    assert str(info.value) == (
+        f"The scan {path.name} contains {nan_voxels} NaN and {inf_voxels} infinite voxel(s); "
+        "re-export the CT from the scanner or PACS without them.")
+
+
+def test_finite_float_nifti_is_read(tmp_path):
+    path = tmp_path / "scan.nii.gz"
+    sitk.WriteImage(make_image(non_finite_ct(0, 0)), str(path))
+    np.testing.assert_array_equal(read_scan(path).volume.hu,
+                                  volume_from_sitk(make_image(non_finite_ct(0, 0))).hu)
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+@pytest.mark.parametrize("dtype", ["f4", "f8", "c8", "i2"])
+@pytest.mark.parametrize("byte_order", ["<", ">"])
+@pytest.mark.parametrize("version", [1, 2])
+def test_raw_nifti_check_reads_both_versions_and_byte_orders(tmp_path, monkeypatch, suffix, dtype,
+                                                             byte_order, version):
+    """Files written by nibabel (SimpleITK writes neither NIfTI-2 nor big-endian files)."""
+    nibabel = pytest.importorskip("nibabel")
+    monkeypatch.setattr(nifti_raw, "CHUNK_BYTES", 64)  # many chunks, so voxels cross their joins
+    array = np.zeros((5, 6, 7), dtype)
+    floating = np.dtype(dtype).kind in "fc"
+    if floating:
+        array.flat[[3, 100, 209]] = np.nan
+        array.flat[150] = -np.inf
+    header_type = nibabel.Nifti1Header if version == 1 else nibabel.Nifti2Header
+    header = header_type(endianness=byte_order)
+    header.set_data_dtype(dtype)
+    # an extension moves the voxel data past the end of the header (vox_offset)
+    header.extensions.append(nibabel.nifti1.Nifti1Extension("comment", b"x" * 30))
+    image_type = nibabel.Nifti1Image if version == 1 else nibabel.Nifti2Image
+    path = tmp_path / f"raw{suffix}"
+    nibabel.save(image_type(array, np.eye(4), header=header), path)
+
+    assert nifti_raw.check_voxels(path) == nifti_raw.VoxelCheck(
+        complete=True, nan_count=3 if floating else 0, inf_count=1 if floating else 0)
+
+    data = path.read_bytes() if suffix == ".nii" else gzip.decompress(path.read_bytes())
+    block = nifti_raw.parse_header(data)
+    header_bytes = 348 if version == 1 else 540
+    assert block.offset_bytes > header_bytes + 4  # 4 bytes of extension flags, then the text
+    assert block.offset_bytes + block.size_bytes == len(data)
+    assert (block.floating_dtype is not None) == floating
+    short = tmp_path / f"short{suffix}"
+    short.write_bytes(data[:-1] if suffix == ".nii" else gzip.compress(data[:-1]))
+    # the cut-off last voxel was a NaN; the rest are still counted
+    assert nifti_raw.check_voxels(short) == nifti_raw.VoxelCheck(
+        complete=False, nan_count=2 if floating else 0, inf_count=1 if floating else 0)

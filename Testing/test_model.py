@@ -384,6 +384,17 @@ def test_evaluate_prints_dice_and_hd95_per_scan_class_and_mean(workspace, tmp_pa
     assert model_cli("evaluate", tmp_path, truth_dir) == 2
 
 
+def test_label_nifti_with_nan_voxels_is_refused(tmp_path):
+    labels = np.zeros((6, 6, 6), np.float32)
+    labels[2:4, 2:4, 2:4] = FEMORAL_HEAD
+    labels[0, 0, 0] = np.nan  # SimpleITK's NIfTI reader would return it as 0, background
+    path = tmp_path / "labels.nii.gz"
+    image = sitk.GetImageFromArray(labels)
+    sitk.WriteImage(image, str(path))
+    with pytest.raises(InputError, match=r"labels\.nii\.gz contains 1 NaN and 0 infinite voxel"):
+        read_label_file(path, image)
+
+
 # ----------------------------------------------------------------------------- bundled model
 def test_bundled_model_loads_with_its_recorded_hash():
     model = load_model(device="cpu")

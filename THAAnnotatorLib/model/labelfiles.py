@@ -22,7 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..io import volume_from_sitk
+from ..io import check_nifti_voxels, volume_from_sitk
 from ..result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
 from ..terminology import SEGMENTS
 
@@ -107,8 +107,8 @@ def read_label_file(path: str | Path, reference: sitk.Image) -> LabelMap:
 
     Raises
     ------
-    InputError : the file is missing, unreadable, multi-layer, holds unknown values, or has no
-        labels inside the scan.
+    InputError : the file is missing, unreadable, truncated, multi-layer, holds unknown values
+        (NaN included), or has no labels inside the scan.
     """
     path = Path(path)
     name = f"The label file {path.name}"
@@ -118,6 +118,8 @@ def read_label_file(path: str | Path, reference: sitk.Image) -> LabelMap:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
         raise InputError(f"{name} is not a readable image; save it again as NIfTI or .seg.nrrd.") from error
+    if path.name.lower().endswith((".nii", ".nii.gz")):  # ITK reads NaN there as 0, background
+        check_nifti_voxels(path, name, fix="save it again with only the values 0..4")
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(
             f"{name} is not a single-layer 3-D label map (overlapping segments are stored as "
