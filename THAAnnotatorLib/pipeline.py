@@ -9,11 +9,12 @@ from .afs.frame import SideFrame
 from .afs.side import HeadNotFound, SideFit, segment_side
 from .bone import extract_bone
 from .errors import InputError
+from .metal import METAL_MESSAGE  # noqa: F401 (part of this module's interface: results' message)
+from .metal import Metal, head_not_found_result, implant_at_hip, metal_elsewhere_warnings
 from .params import Params
 from .result import ACETABULUM, FEMORAL_HEAD, SIDES, Annotation, SideResult, SliceCircle, segment_code
 from .volume import Volume
 
-METAL_MESSAGE = "metal implant, not segmented"
 # Voxel sizes AFS was made and checked for (the paper's scans: 0.7-1.0 mm in-plane, 1-5 mm
 # slices). On phantoms, hips go wrong more often from 1.25 mm in-plane and nearly always at 3 mm
 # in-plane; with 5 mm slices the head is found but the acetabulum misses its target in 4 of 48
@@ -28,11 +29,6 @@ DESIGN_SLICE_MM = 3.0
 TOP_SLICE_MARGIN_MM = 0.25
 # Share of the progress bar taken by bone extraction; the hips share the rest.
 _BE_SHARE = 0.7
-
-
-def metal_volume_ml(hu_side: np.ndarray, spacing_mm: np.ndarray, threshold_hu: float) -> float:
-    """Volume, in millilitres, of voxels brighter than ``threshold_hu``."""
-    return float((hu_side > threshold_hu).sum() * np.prod(spacing_mm) / 1000.0)
 
 
 def _side_result(volume: Volume, frame: SideFrame, fit: SideFit, params: Params) -> SideResult:
@@ -106,9 +102,12 @@ def annotate(volume: Volume, params: Params = Params(), sides: Iterable[str] = S
              cancel: Callable[[], bool] | None = None) -> Annotation:
     """Bone mask and acetabulum / femoral head labels of both hips of a CT volume.
 
-    A side with a metal implant is reported as such and left out; a side without a credible
-    femoral head is reported as not found. Raises :class:`InputError` when no hip at all can
-    be segmented, and :class:`Cancelled` when ``cancel()`` turns true.
+    A hip with more than ``params.metal_min_volume_ml`` of metal in its own region (around the
+    head AFS found; :mod:`.metal`), or with no head found on a side holding that much metal, is
+    reported as a metal implant and left out; a hip segmented despite metal elsewhere on its
+    side says where that metal lies. A side without a credible femoral head is reported as not
+    found. Raises :class:`InputError` when no hip at all can be segmented, and
+    :class:`Cancelled` when ``cancel()`` turns true.
     """
     sides = tuple(sides)
     unknown = set(sides) - set(SIDES)
@@ -126,18 +125,20 @@ def annotate(volume: Volume, params: Params = Params(), sides: Iterable[str] = S
         report(_BE_SHARE + (1 - _BE_SHARE) * i / len(sides), f"{side} hip")
         frame = SideFrame.for_side(volume, side)
         hu = frame.view(volume.hu)
-        metal_ml = metal_volume_ml(hu, volume.spacing_mm, params.metal_threshold_hu)
-        if metal_ml > params.metal_min_volume_ml:
-            results[side] = SideResult(side, "metal", METAL_MESSAGE,
-                                       warnings=[f"{metal_ml:.1f} ml brighter than "
-                                                 f"{params.metal_threshold_hu:g} HU"])
-            continue
+        metal = Metal.find(hu, volume.spacing_mm, params.metal_threshold_hu)
         try:
             fit = segment_side(hu, frame.view(bone), volume.spacing_mm, params, cancel)
         except HeadNotFound as why:
-            results[side] = SideResult(side, "not_found", f"femoral head not found: {why}")
+            results[side] = head_not_found_result(side, metal, str(why), params)
+            continue
+        center_mm, radius_mm = fit.sphere.center_mm, fit.sphere.radius_mm  # side frame
+        implant = implant_at_hip(side, metal, center_mm, radius_mm, params)
+        if implant is not None:
+            results[side] = implant
             continue
         results[side] = _side_result(volume, frame, fit, params)
+        results[side].warnings.extend(metal_elsewhere_warnings(volume, frame, metal, center_mm,
+                                                                 radius_mm, params))
         results[side].warnings.extend(resolution_warnings(volume.spacing_mm))
         for cls in (ACETABULUM, FEMORAL_HEAD):
             frame.paste(side_labels, segment_code(side, cls), fit.labels == cls)

@@ -6,8 +6,9 @@ predicts class probabilities per ROI slice in batches (on the GPU when there is 
 are resampled (bilinear) onto the scan's voxels of that hip's half of the body, where the most
 probable class wins; of the femoral head only the largest connected piece is kept, and the
 acetabulum only in the slices that hold some femoral head (the labels' definition, see
-:mod:`THAAnnotatorLib.labels`). A hip with a metal implant is reported and left out, as in the
-pipeline.
+:mod:`THAAnnotatorLib.labels`). Metal is judged at each hip as in the pipeline
+(:mod:`THAAnnotatorLib.metal`), in the region around the localized head: a hip with an implant is
+reported and left out.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from scipy import ndimage
 from ..afs.frame import SideFrame
 from ..bone import extract_bone
 from ..errors import Cancelled, InputError
+from ..metal import Metal, head_not_found_result, implant_at_hip, metal_elsewhere_warnings
 from ..params import Params
-from ..pipeline import METAL_MESSAGE, metal_volume_ml
 from ..result import ACETABULUM, FEMORAL_HEAD, SIDES, Annotation, SideResult, segment_code
 from ..volume import Volume
 from .localize import locate_head
@@ -112,6 +113,22 @@ def clear_acetabulum_outside_head_slices(labels: np.ndarray) -> None:
     labels[no_head] = 0  # these slices hold only background and acetabulum
 
 
+def typical_head_radius_mm(params: Params) -> float:
+    """Radius (mm) sizing a hip's metal region where no sphere is fitted: the middle of the usual
+    adult head diameters. The localized center lies 5-10 mm from the true one
+    (:mod:`.localize`), well within the region's margin
+    (:data:`~THAAnnotatorLib.metal.CUP_MARGIN_MM`)."""
+    return float(np.mean(params.usual_head_diameter_mm)) / 2.0
+
+
+def _side_frame_mm(frame: SideFrame, zyx_canonical: np.ndarray,
+                   spacing_mm: np.ndarray) -> np.ndarray:
+    """A canonical (z, y, x) index as side-frame mm."""
+    zyx = np.array(zyx_canonical, dtype=float)
+    zyx[2] = frame.to_frame_x(zyx[2])
+    return zyx * spacing_mm
+
+
 def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
                  sides=SIDES, batch_size: int = 16,
                  progress: Callable[[float, str], None] | None = None,
@@ -150,16 +167,18 @@ def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
     for i, side in enumerate(sides):
         step(0.3 + 0.7 * i / len(sides), f"{side} hip")
         frame = SideFrame.for_side(volume, side)
-        metal_ml = metal_volume_ml(frame.view(volume.hu), volume.spacing_mm, params.metal_threshold_hu)
-        if metal_ml > params.metal_min_volume_ml:
-            results[side] = SideResult(side, "metal", METAL_MESSAGE, warnings=[
-                f"{metal_ml:.1f} ml brighter than {params.metal_threshold_hu:g} HU"])
-            continue
+        metal = Metal.find(frame.view(volume.hu), volume.spacing_mm, params.metal_threshold_hu)
         center = locate_head(volume, bone, side)
         placement = None if center is None else place_roi(
             volume.shape, volume.spacing_mm, center, side, model.config.roi)
         if placement is None or len(placement.slices) == 0:
-            results[side] = SideResult(side, "not_found", "femoral head not found: no thick bone")
+            results[side] = head_not_found_result(side, metal, "no thick bone", params)
+            continue
+        center_mm = _side_frame_mm(frame, center, volume.spacing_mm)
+        radius_mm = typical_head_radius_mm(params)
+        implant = implant_at_hip(side, metal, center_mm, radius_mm, params)
+        if implant is not None:
+            results[side] = implant
             continue
         probabilities = predict_probabilities(model, sample_image(volume.hu, placement), batch_size)
         labels = roi_to_voxels(probabilities, placement, volume.shape[1], (frame.x_start, frame.x_stop))
@@ -169,9 +188,11 @@ def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
         for cls in (ACETABULUM, FEMORAL_HEAD):
             target[labels == cls] = segment_code(side, cls)
         side_labels[placement.slices, :, frame.x_start:frame.x_stop] = target
-        found = bool((labels == FEMORAL_HEAD).any())
-        results[side] = SideResult(side, "segmented" if found else "not_found",
-                                   MODEL_MESSAGE if found else "femoral head not found by the model")
+        if (labels == FEMORAL_HEAD).any():
+            warnings = metal_elsewhere_warnings(volume, frame, metal, center_mm, radius_mm, params)
+            results[side] = SideResult(side, "segmented", MODEL_MESSAGE, warnings=warnings)
+        else:
+            results[side] = SideResult(side, "not_found", "femoral head not found by the model")
     step(1.0, "done")
     if not any(r.status == "segmented" for r in results.values()):
         reasons = "; ".join(f"{s} hip: {r.message}" for s, r in results.items())
