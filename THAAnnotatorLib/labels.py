@@ -80,22 +80,27 @@ def split_femur_pelvis(bone: np.ndarray, femur_seed: np.ndarray, center_idx: np.
 
 
 def joint_labels(femur: np.ndarray, pelvis: np.ndarray, center_idx: np.ndarray, radius_mm: float,
-                 spacing_mm: np.ndarray, params: Params) -> np.ndarray:
+                 spacing_mm: np.ndarray, params: Params,
+                 span_mm: tuple[float, float] | None = None) -> np.ndarray:
     """Acetabulum (1) / femoral head (2) label map of one hip, same shape as the masks.
 
     ``center_idx`` is the head center in (z, y, x) indices of these arrays, ``radius_mm`` its
-    radius. The head's disk in each slice (its section, less 1 mm) is added to the femur so
-    spongy bone that bone extraction left out does not leave gaps in the femoral head.
+    radius. The head's slices are those whose middle lies within ``span_mm`` (lowest, highest
+    height relative to the center, mm), by default the sphere's (-radius, +radius). Without a
+    span, the head's disk in each slice (its section, less 1 mm) is added to the femur so spongy
+    bone that bone extraction left out does not leave gaps in a spherical head; a head given
+    its own span is not assumed round.
     """
+    low_mm, high_mm = (-radius_mm, radius_mm) if span_mm is None else span_mm
     labels = np.zeros(femur.shape, dtype=np.uint8)
     yy, xx = np.ogrid[:femur.shape[1], :femur.shape[2]]
     in_plane_mm2 = ((yy - center_idx[1]) * spacing_mm[1]) ** 2 + ((xx - center_idx[2]) * spacing_mm[2]) ** 2
     region = in_plane_mm2 <= (params.joint_region_factor * radius_mm) ** 2
     for k in range(femur.shape[0]):
         dz_mm = (k - center_idx[0]) * spacing_mm[0]
-        if abs(dz_mm) > radius_mm:
+        if not low_mm <= dz_mm <= high_mm:
             continue
-        section_mm = np.sqrt(radius_mm**2 - dz_mm**2) - 1.0
+        section_mm = np.sqrt(radius_mm**2 - dz_mm**2) - 1.0 if span_mm is None else 0.0
         disk = in_plane_mm2 <= section_mm**2 if section_mm > 0 else False
         head = ndimage.binary_fill_holes((femur[k] & region) | disk)
         acetabulum = ndimage.binary_fill_holes(pelvis[k] & region) & ~head
