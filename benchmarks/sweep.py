@@ -41,8 +41,9 @@ def score_scan(job: tuple[str, int]) -> list[dict]:
         implant = case.draw.hips[side].implant
         record = {"class": hip_class, "seed": seed, "side": side, "implant": implant,
                   "spacing_mm": [round(s, 2) for s in case.volume.spacing_mm.tolist()]}
-        if annotation is None:
-            record.update(status="refused", message=refused, flagged=True, good=False)
+        if annotation is None:  # the scan refused as a whole, each hip's reason in the message
+            record.update(status="refused", message=refused, flagged=True,
+                          good=implant and f"{side} hip: metal implant" in refused)
             records.append(record)
             continue
         result = annotation.sides[side]

@@ -1,0 +1,131 @@
+"""The sweep (randomized hip CT family): its truth, and the pipeline on a few hips per class."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from THAAnnotatorLib.errors import InputError
+from THAAnnotatorLib.metrics import segment_dice
+from THAAnnotatorLib.pipeline import annotate
+from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD
+from THAAnnotatorLib.sweep import CLASSES, DistantMetal, draw_scan, render_scan
+from THAAnnotatorLib.sweep.render import FEMUR_PART, PELVIS
+from THAAnnotatorLib.sweep.truth import sweep_truth_labels
+
+# coarse enough to be quick, fine enough for the method (mm: slice, row, column)
+FAST_SPACING = (2.0, 0.9, 0.9)
+
+
+def fast_case(hip_class: str, seed: int, **hip_changes):
+    """A sweep scan at FAST_SPACING, both hips changed by ``hip_changes``."""
+    scan = replace(draw_scan(hip_class, seed), spacing_mm=FAST_SPACING)
+    if hip_changes:
+        scan = replace(scan, hips={s: replace(h, **hip_changes) for s, h in scan.hips.items()})
+    return render_scan(scan)
+
+
+def test_every_class_draws_differently_and_reproducibly():
+    draws = [draw_scan(c, 3) for c in CLASSES]
+    assert len({d.hips["right"].head_radius_mm for d in draws}) == len(CLASSES)
+    assert draw_scan("noise", 3) == draw_scan("noise", 3)
+    with pytest.raises(ValueError, match="hip_class"):
+        draw_scan("nonsense", 0)
+
+
+def test_class_ranges_are_drawn():
+    narrow = [draw_scan("narrow_joint", s).hips["left"] for s in range(20)]
+    assert all(0.0 <= h.joint_space_mm <= 1.0 for h in narrow)
+    assert any(h.bridge_directions for h in narrow) and any(h.contact_directions for h in narrow)
+    low = [draw_scan("low_density", s) for s in range(10)]
+    assert all(80.0 <= d.cancellous_hu <= 150.0 and d.cortex_mm <= 1.2 for d in low)
+    heads = [draw_scan("head_shape", s).hips["right"] for s in range(20)]
+    assert min(min(h.head_axis_factors) for h in heads) < 0.85
+    assert any(h.head_top_factor < 1.0 for h in heads)
+    metal = [draw_scan("metal", s) for s in range(12)]
+    assert any(any(h.implant for h in d.hips.values()) for d in metal)
+    assert any(d.distant_metal for d in metal)
+
+
+def test_truth_of_a_round_head_is_its_drawn_sphere():
+    case = fast_case("typical", 1)
+    for side, hip in case.hips.items():
+        drawn = case.draw.hips[side]
+        assert hip.radius_mm == pytest.approx(drawn.head_radius_mm * np.mean(drawn.head_axis_factors),
+                                              rel=0.03)
+        center = case.volume.ras_mm_to_index(np.asarray(hip.center_ras_mm)).round().astype(int)
+        assert case.part_map[tuple(center)] == FEMUR_PART[side]
+        assert hip.span_s_mm[1] - hip.span_s_mm[0] == pytest.approx(2 * hip.radius_mm, rel=0.05)
+
+
+def test_a_flattened_head_spans_less_than_its_sphere():
+    case = fast_case("head_shape", 0, head_axis_factors=(1.0, 1.0, 0.8), head_top_factor=0.9)
+    hip = case.hips["right"]
+    top_mm = hip.span_s_mm[1] - hip.center_ras_mm[2]  # above the equivalent sphere's center
+    assert top_mm < hip.radius_mm - 2.0
+
+
+def test_storage_order_changes_the_file_not_the_patient():
+    scan = replace(draw_scan("typical", 2), spacing_mm=(3.0, 1.2, 1.2))
+    lps = render_scan(replace(scan, storage="LPS"))
+    ras = render_scan(replace(scan, storage="RAS"))
+    assert lps.volume.source_flipped != ras.volume.source_flipped
+    np.testing.assert_array_equal(lps.volume.hu, ras.volume.hu)
+    np.testing.assert_allclose(lps.volume.index_to_lps, ras.volume.index_to_lps)
+
+
+def test_a_bridge_joins_femur_and_pelvis_across_a_closed_joint():
+    case = fast_case("narrow_joint", 0, joint_space_mm=0.0,
+                     bridge_directions=((0.6, 0.0, 0.8),), bridge_radius_mm=2.5)
+    bone = case.part_map > 0
+    pieces, _ = ndimage.label(bone)
+    femur = pieces[case.part_map == FEMUR_PART["right"]]
+    pelvis = pieces[case.part_map == PELVIS]
+    assert np.intersect1d(np.unique(femur), np.unique(pelvis)).size > 0
+
+
+def test_truth_labels_cover_both_classes_of_both_hips():
+    case = fast_case("typical", 4)
+    truth = sweep_truth_labels(case)
+    for side in case.hips:
+        for cls in (ACETABULUM, FEMORAL_HEAD):
+            assert segment_dice(truth, truth, side, cls) == 1.0
+            assert (truth == (1 if side == "right" else 3) + cls - 1).sum() > 1000
+
+
+def _scores(case, side: str):
+    annotation = annotate(case.volume)
+    result = annotation.sides[side]
+    assert result.status == "segmented", result.message
+    truth = sweep_truth_labels(case)
+    return (segment_dice(annotation.side_labels, truth, side, ACETABULUM),
+            segment_dice(annotation.side_labels, truth, side, FEMORAL_HEAD),
+            result.head_diameter_mm - 2 * case.hips[side].radius_mm, result)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 18, open: the femur / pelvis split labels the "
+                   "lower acetabulum femoral head where bone extraction joins it to the neck "
+                   "(acetabulum Dice 0.76)")
+def test_pipeline_meets_the_targets_on_a_typical_hip():
+    acetabulum, head, error, _ = _scores(fast_case("typical", 1), "right")
+    assert acetabulum >= 0.88 and head >= 0.92 and abs(error) <= 1.5
+
+
+@pytest.mark.xfail(strict=True, raises=InputError,
+                   reason="issue 18, open: bone extraction keeps the cortex but not cancellous "
+                   "bone at 100 HU, so no femoral head is found")
+def test_bone_at_100_hu_is_found_and_labelled():
+    case = replace(draw_scan("low_density", 0), spacing_mm=FAST_SPACING, cancellous_hu=100.0)
+    acetabulum, head, error, _ = _scores(render_scan(case), "right")
+    assert acetabulum >= 0.88 and head >= 0.92 and abs(error) <= 1.5
+
+
+def test_a_metal_bead_far_from_the_hip_leaves_it_segmented():
+    # 1.15 ml of metal in the lower abdomen, about 95 mm from the right hip's center
+    bead = DistantMetal("bead", center_mm=(-40.0, -80.0, -5.0), size_mm=6.5, hu=3500.0)
+    scan = replace(draw_scan("typical", 5), spacing_mm=FAST_SPACING, distant_metal=(bead,))
+    _, _, error, result = _scores(render_scan(scan), "right")
+    assert abs(error) <= 1.5
+    assert any("1.1 ml of metal outside this hip's region" in w for w in result.warnings)
