@@ -119,15 +119,20 @@ def _typical_hip(rng: np.random.Generator, side: str) -> HipDraw:
     )
 
 
+def _perpendicular_basis(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors perpendicular to the unit vector ``axis`` and to each other."""
+    helper = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    e1 = np.cross(axis, helper)
+    e1 /= np.linalg.norm(e1)
+    return e1, np.cross(axis, e1)
+
+
 def _random_direction(rng: np.random.Generator, around: np.ndarray, within_deg: float) -> tuple:
     """A unit vector within ``within_deg`` of the unit vector ``around``, uniform over that cap."""
     cos_max = np.cos(np.radians(within_deg))
     cos_t = rng.uniform(cos_max, 1.0)
     phi = rng.uniform(0.0, 2.0 * np.pi)
-    helper = np.array([1.0, 0.0, 0.0]) if abs(around[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    e1 = np.cross(around, helper)
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(around, e1)
+    e1, e2 = _perpendicular_basis(around)
     sin_t = np.sqrt(1.0 - cos_t**2)
     v = cos_t * around + sin_t * (np.cos(phi) * e1 + np.sin(phi) * e2)
     return tuple(float(c) for c in v / np.linalg.norm(v))
@@ -146,10 +151,7 @@ def _narrow_joint(rng: np.random.Generator, hip: HipDraw) -> HipDraw:
     n_bridges = int(rng.integers(0, 3))
     # bridges start on the rim: the cone of the cup's coverage around its pole
     rim = np.radians(hip.cup_coverage_deg) - 0.08
-    helper = np.array([0.0, 0.0, 1.0]) if abs(pole[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    e1 = np.cross(pole, helper)
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(pole, e1)
+    e1, e2 = _perpendicular_basis(pole)
     bridges = []
     for phi in rng.uniform(0.0, 2.0 * np.pi, n_bridges):
         d = np.cos(rim) * pole + np.sin(rim) * (np.cos(phi) * e1 + np.sin(phi) * e2)
