@@ -7,7 +7,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..volume import Volume, canonicalize
-from .draw import SIDES, HipDraw, ScanDraw, draw_scan
+from .draw import HipDraw, ScanDraw, draw_scan
 from .render import (FEMUR_PART, HU_AIR, HU_FAT, HU_MAX, HU_METAL, HU_MIN, PELVIS, Coverage,
                      Grid, HipFrame, acetabulum_sdf, femur_sdf, head_sdf, hip_frames, local_box_mm,
                      implant_sdf, make_grid, neck_base, rasterize)

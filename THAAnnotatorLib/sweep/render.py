@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy import ndimage
 
 from .draw import SIDES, HipDraw, ScanDraw, cup_opening_normal
 from .shapes import capsule, cone_cap, ellipsoid, smooth_union, to_local, unit
