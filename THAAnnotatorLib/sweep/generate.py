@@ -18,6 +18,8 @@ _SHAFT_CORTEX_MM, _MARROW_HU = 4.5, 20.0
 # The head's articular surface, for its equivalent sphere: directions more than this from the
 # neck's axis (deg).
 _ARTICULAR_FROM_NECK_DEG = 70.0
+# The bladder: center (body x, y, z) and semi-axes, mm.
+_BLADDER_CENTER_MM, _BLADDER_SEMI_AXES_MM = (0.0, -45.0, 5.0), (40.0, 30.0, 30.0)
 # The world position of the body's origin varies by this much (mm), so nothing can assume it.
 _WORLD_OFFSET_RANGE_MM = 60.0
 
@@ -128,9 +130,15 @@ def _soft_tissue(grid: Grid, scan: ScanDraw) -> np.ndarray:
     plane = np.where(cavity, -20.0, plane).astype(np.float32)
     hu = np.repeat(plane[None], grid.shape[0], axis=0)
     z = grid.axis_mm(0)[:, None, None]
-    bladder = (x / 40.0) ** 2 + ((y + 45.0) / 30.0) ** 2 + ((z - 5.0) / 30.0) ** 2 <= 1.0
-    hu[np.broadcast_to(bladder, hu.shape)] = 10.0
+    hu[np.broadcast_to(_in_bladder(x, y, z), hu.shape)] = 10.0
     return hu
+
+
+def _in_bladder(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Whether body coordinates (mm, broadcastable) lie in the bladder: an ellipsoid in front of
+    the pelvic cavity, midline."""
+    return sum(((c - m) / a) ** 2 for c, m, a in zip((x, y, z), _BLADDER_CENTER_MM,
+                                                     _BLADDER_SEMI_AXES_MM)) <= 1.0
 
 
 def _smooth_noise(grid: Grid, rng: np.random.Generator, sigma_mm: float,
@@ -215,8 +223,8 @@ def _add_distant_metal(hu: np.ndarray, grid: Grid, metal, scan: ScanDraw) -> Non
     if metal.kind == "bead":
         inside = (x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2 <= metal.size_mm ** 2
     elif metal.kind == "bladder_contrast":  # the contrast sinks: the bladder's posterior part
-        inside = ((x / 40.0) ** 2 + ((y + 45.0) / 30.0) ** 2 + ((z - 5.0) / 30.0) ** 2 <= 1.0) \
-            & (y > -45.0 + 30.0 - metal.size_mm)
+        inside = _in_bladder(x, y, z) & (y > _BLADDER_CENTER_MM[1] + _BLADDER_SEMI_AXES_MM[1]
+                                         - metal.size_mm)
     else:
         arm = ((x - cx) / 45.0) ** 2 + ((y - cy) / 40.0) ** 2 <= 1.0
         hu[np.broadcast_to(arm, hu.shape)] = scan.muscle_hu
