@@ -3,6 +3,7 @@ of the paper's boundary rules (Table 5)."""
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,12 +11,13 @@ import SimpleITK as sitk
 
 from THAAnnotatorLib.afs.boundary import candidate_mask, enhance, sample_normals
 from THAAnnotatorLib.afs.frame import SideFrame
+from THAAnnotatorLib.afs.sphere import Sphere
 from THAAnnotatorLib.io import read_scan
 from THAAnnotatorLib.labels import truth_side_labels
 from THAAnnotatorLib.metrics import dice, segment_dice
 from THAAnnotatorLib.params import Params
 from THAAnnotatorLib.phantom import generate_phantom, phantom_to_sitk
-from THAAnnotatorLib.pipeline import annotate
+from THAAnnotatorLib.pipeline import TOP_SLICE_MARGIN_MM, _top_slice_warning, annotate
 from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
 
 FINE = (2.0, 0.8, 0.8)  # slice spacing, then in-plane, mm
@@ -185,10 +187,13 @@ def test_head_height_from_thick_slabs(thick_slices):
         assert circles_only.sides[side].head_diameter_mm == annotation.sides[side].head_diameter_mm
 
 
-def test_a_head_top_at_a_slice_middle_is_reported(thick_slices):
-    """At 5 mm slices the right head's top comes out 0.02 mm below a slice's middle (the left's
-    1.7 mm below another's): whether that slice is a head slice is left to chance, and the hip
-    says which slice to check, by its height in patient coordinates."""
+def test_a_head_top_near_a_slice_middle_is_reported(thick_slices):
+    """At 5 mm slices, when the head's top lies within TOP_SLICE_MARGIN_MM of a slice's middle,
+    whether that slice is a head slice is left to chance, and the hip says which slice to check,
+    by its height in patient coordinates; otherwise it says nothing. (On this phantom the right
+    head's top comes out 0.18-0.30 mm below a slice's middle, with the CPU's floating-point
+    paths, the left's 1.9 mm: which branch each side takes is not fixed, so both are tested on
+    made-up spheres below.)"""
     phantom, annotation, _ = thick_slices
     volume = phantom.volume
     slice_s_mm = np.array([volume.index_to_ras_mm(np.array([k, 0.0, 0.0]))[2]
@@ -198,11 +203,27 @@ def test_a_head_top_at_a_slice_middle_is_reported(thick_slices):
         top_s_mm = result.sphere_center_ras_mm[2] + result.head_diameter_mm / 2
         nearest = slice_s_mm[np.argmin(np.abs(slice_s_mm - top_s_mm))]
         reported = [w for w in result.warnings if w.startswith("the head's top lies")]
-        if side == "right":
-            assert abs(top_s_mm - nearest) <= 0.1
+        if abs(top_s_mm - nearest) <= TOP_SLICE_MARGIN_MM - 0.01:  # 0.01: the rounding to 0.01 mm
             assert len(reported) == 1 and f"slice at S = {nearest:.1f} mm" in reported[0], reported
-        else:
-            assert abs(top_s_mm - nearest) > 1.0 and not reported, reported
+        elif abs(top_s_mm - nearest) > TOP_SLICE_MARGIN_MM + 0.01:
+            assert not reported, reported
+
+
+@pytest.mark.parametrize("offset_mm, reported", [(-0.1, True), (0.2, True), (0.3, False),
+                                                 (-1.0, False)])
+def test_the_top_slice_warning_names_the_slice_by_its_height(offset_mm, reported):
+    """A sphere whose top lies ``offset_mm`` from the middle of side-frame slice 10 (5 mm
+    slices; the frame's slice k lies at S = 100 + 5 k mm in this made-up mapping)."""
+    spacing_mm = np.array([5.0, 1.0, 1.0])
+    radius_mm = 23.0
+    sphere = Sphere(np.array([10 * 5.0 + offset_mm - radius_mm, 50.0, 50.0]), radius_mm)
+    fit = SimpleNamespace(sphere=sphere)
+    warning = _top_slice_warning(fit, spacing_mm, lambda zyx: np.array([0.0, 0.0, 100.0 + 5.0 * zyx[0]]))
+    if reported:
+        assert warning is not None and "slice at S = 150.0 mm" in warning, warning
+        assert f"{abs(offset_mm):.2f} mm {'above' if offset_mm > 0 else 'below'}" in warning
+    else:
+        assert warning is None
 
 
 def _cortex_precision(phantom, use_fsg: bool, use_lnms: bool) -> float:

@@ -22,6 +22,10 @@ from .surface_refit import MAX_SLICE_MM, RECOVERY_MIN_DROP_HU, refit_to_surface
 
 # The split and the labels only need bone this close to the head (multiples of its radius).
 _BOX_BELOW, _BOX_ABOVE, _BOX_IN_PLANE = 2.5, 1.5, 3.0
+# A sphere that passed the surface check and its 3-D refit disagree when their diameters or
+# centers differ by more than this (mm). On phantoms at 0.8-2 mm voxels (86 right spheres,
+# benchmarks/surface_check.py) the two agreed within 0.9 mm in diameter and 0.8 mm in center.
+_DISAGREE_MM = 1.5
 
 
 class HeadNotFound(Exception):
@@ -39,6 +43,7 @@ class SideFit:
     labels: np.ndarray  # uint8 (z, y, x): 1 acetabulum, 2 femoral head
     surface: SurfaceCheck  # whether the sphere sits on a visible head surface
     warnings: list[str]  # for the user: the surface check's, or the refit's
+    disputed: bool = False  # the 3-D refit found another head sphere and was not taken
 
 
 def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, params: Params,
@@ -77,13 +82,26 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
         sphere, _ = refine_height_on_slabs(hu, sphere, spacing_mm)
     surface = check_surface(hu, sphere, spacing_mm)
     warnings = surface.warnings()
-    if not surface.passed:
-        recovered = _recover_on_surface(hu, sphere, spacing_mm, params)
-        if recovered is not None:
-            warnings = [f"the per-slice circles missed the head's surface (cortex to joint space "
-                        f"{surface.drop_hu:.0f} HU at their sphere, {2 * sphere.radius_mm:.1f} mm "
-                        f"across); the sphere was refitted to the surface in 3-D: check this hip"]
-            sphere, fits, surface = recovered
+    # the 3-D refit, an estimate independent of the slices, cross-checks every sphere
+    refit = _refit_on_surface(hu, sphere, spacing_mm, params)
+    disputed = False
+    if refit is not None and not surface.passed:
+        warnings = [f"the per-slice circles missed the head's surface (cortex to joint space "
+                    f"{surface.drop_hu:.0f} HU at their sphere, {2 * sphere.radius_mm:.1f} mm "
+                    f"across); the sphere was refitted to the surface in 3-D: check this hip"]
+        sphere, fits, surface = refit
+    elif refit is not None and _disagree(sphere, refit[0]):
+        across = (f"the per-slice circles' sphere ({2 * sphere.radius_mm:.1f} mm across, "
+                  f"edge {surface.drop_hu:.0f} HU) and a 3-D fit to the head's surface "
+                  f"({2 * refit[0].radius_mm:.1f} mm, edge {refit[2].drop_hu:.0f} HU, "
+                  f"{np.linalg.norm(refit[0].center_mm - sphere.center_mm):.1f} mm away) disagree")
+        if refit[2].drop_hu > surface.drop_hu:
+            warnings = [f"{across}; the sphere was refitted to the sharper edge in 3-D: "
+                        f"check this hip"]
+            sphere, fits, surface = refit
+        else:
+            warnings = [f"{across}: check this hip"]
+            disputed = True
     if not params.min_head_radius_mm <= sphere.radius_mm <= params.max_head_radius_mm:
         raise HeadNotFound(
             f"the fitted femoral head radius, {sphere.radius_mm:.1f} mm, is outside the "
@@ -99,14 +117,18 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
                                params)
     if params.use_half_maximum_edges:
         labels[box] = trim_to_half_maximum(labels[box], hu[box], bone[box], spacing_mm)
-    return SideFit(initial.index, rough, fits, sphere, labels, surface, warnings)
+    return SideFit(initial.index, rough, fits, sphere, labels, surface, warnings, disputed)
 
 
-def _recover_on_surface(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray,
-                        params: Params) -> tuple[Sphere, list[SliceFit], SurfaceCheck] | None:
-    """For a sphere that failed the surface check: the sphere refitted to the head's surface in
-    3-D (:mod:`.surface_refit`), its sections as the slices' circles (each with the surface
-    points of its slice), and its check; None where slices are more than ``MAX_SLICE_MM``
+def _disagree(sphere: Sphere, other: Sphere) -> bool:
+    return (abs(sphere.radius_mm - other.radius_mm) * 2.0 > _DISAGREE_MM
+            or np.linalg.norm(sphere.center_mm - other.center_mm) > _DISAGREE_MM)
+
+
+def _refit_on_surface(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray,
+                      params: Params) -> tuple[Sphere, list[SliceFit], SurfaceCheck] | None:
+    """The sphere refitted to the head's surface in 3-D (:mod:`.surface_refit`), its sections
+    as the slices' circles (each with the surface points of its slice), and its check; None where slices are more than ``MAX_SLICE_MM``
     apart, and unless the refit is anatomical, centred inside the first sphere (it describes the
     same head, not a structure beside it) and passes the check with ``RECOVERY_MIN_DROP_HU``."""
     if spacing_mm[0] > MAX_SLICE_MM:
