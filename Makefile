@@ -2,27 +2,35 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# re-installed whenever pyproject.toml changes
-STAMP := $(VENV)/.installed
+# Each stamp is re-made whenever pyproject.toml changes. The demo needs only the package's base
+# dependencies; the tests also need the test extras (the model's torch and MONAI, slicer-core,
+# pytest), which include the base, so making the test stamp makes the demo stamp too.
+DEMO_STAMP := $(VENV)/.installed-demo
+TEST_STAMP := $(VENV)/.installed-test
 PYTEST_ARGS ?= -n 2
 
 .PHONY: demo test bench clean distclean
 
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e .
+	touch $@
+
 # torch: the CPU build this project is tested with, installed first so that the model extra's
 # range is met without pulling a multi-GB CUDA build
-$(STAMP): pyproject.toml
+$(TEST_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/python -m pip install 'torch==2.13.0'
 	$(BIN)/python -m pip install -e '.[test]'
-	touch $@
+	touch $@ $(DEMO_STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/tha-annotator demo --out demo-output
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest Testing -ra $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/batch.py
