@@ -651,7 +651,7 @@ def writeResultPicture(path, layout: Layout = PERMUTED_LAYOUT) -> dict:
     """Segment the scenarios' phantom (the demo's geometry) with the Logic and render the result to
     ``path`` (PNG) with VTK, off screen; returns per side (status, diameter mm, true diameter mm).
 
-    The README's picture: ``python THAAnnotator/THAAnnotatorScenarios.py docs/slicer_result.png``.
+    The picture of docs/slicer.md: ``python THAAnnotator/THAAnnotatorScenarios.py docs/slicer_result.png``.
     """
     ph = phantom(True)
     scene = slicer.vtkMRMLScene()
