@@ -38,7 +38,7 @@ def split_femur_pelvis(bone: np.ndarray, femur_seed: np.ndarray, center_idx: np.
 
     A spherical band at the head surface cuts the joint; the pieces are then assigned by 3-D
     connectivity: to the femur when they reach the head's interior or ``femur_seed`` (femur
-    tracked below the head), to the pelvis when they reach above the head, the acetabulum's
+    tracked up from the thigh) below the head's lowest point, to the pelvis when they reach above the head, the acetabulum's
     side (beyond the cut, medial of the head, in its slices) or nothing. A piece touching both
     (femur and pelvis joined elsewhere, e.g. at coarse resolution) is divided by a watershed
     between the two seeds. Band voxels take the label of the nearest piece. Arrays are in the
@@ -47,8 +47,12 @@ def split_femur_pelvis(bone: np.ndarray, femur_seed: np.ndarray, center_idx: np.
     distance = _distance_mm(bone.shape, center_idx, spacing_mm)
     band = (distance >= radius_mm - _CUT_INSIDE_MM) & (distance <= radius_mm + _CUT_OUTSIDE_MM)
     cut = bone & ~band
-    femur_marker = cut & (femur_seed | (distance <= radius_mm - _HEAD_SEED_DEPTH_MM))
     dz_mm = (np.arange(bone.shape[0])[:, None, None] - center_idx[0]) * spacing_mm[0]
+    # the tracked femur seeds only below the head: in the head's slices the slice-by-slice
+    # tracking that made it runs into pelvic bone wherever the bone mask joins that to the neck
+    # (a bridged joint space, an acetabular rim against the neck)
+    seed = femur_seed & (dz_mm < -radius_mm)
+    femur_marker = cut & (seed | (distance <= radius_mm - _HEAD_SEED_DEPTH_MM))
     medial_mm = (np.arange(bone.shape[2])[None, None, :] - center_idx[2]) * spacing_mm[2]
     acetabulum_side = ((np.abs(dz_mm) <= radius_mm) & (medial_mm > _MEDIAL_SHARE * radius_mm)
                        & (distance > radius_mm))

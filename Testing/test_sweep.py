@@ -105,10 +105,9 @@ def _scores(case, side: str):
             result.head_diameter_mm - 2 * case.hips[side].radius_mm, result)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18, open: the femur / pelvis split labels the "
-                   "lower acetabulum femoral head where bone extraction joins it to the neck "
-                   "(acetabulum Dice 0.76)")
 def test_pipeline_meets_the_targets_on_a_typical_hip():
+    """Its lower acetabulum touches the neck in the bone mask; with the femur seed taken in the
+    head's slices it was labelled femoral head (acetabulum Dice 0.76; measured 0.96 now)."""
     acetabulum, head, error, _ = _scores(fast_case("typical", 1), "right")
     assert acetabulum >= 0.88 and head >= 0.92 and abs(error) <= 1.5
 
