@@ -9,7 +9,6 @@ hidden leftovers are removed by the next run (:func:`remove_leftovers`).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 import traceback
@@ -23,7 +22,7 @@ import numpy as np
 
 from .. import __version__, io, outputs, pipeline
 from ..errors import InputError
-from ..model.files import write_json_atomic
+from ..model.files import RETIRED_MARK, replace_folder, write_json_atomic
 from ..overview import render_overview_png
 from ..params import Params
 from .discover import ScanSource
@@ -35,7 +34,6 @@ THUMBNAIL_FILE = "thumbnail.jpg"
 THUMBNAIL_WIDTH_PX = 360
 ERROR_LOG = "error.txt"
 _STAGING_MARK = ".partial-"
-_RETIRED_MARK = ".retired-"
 
 
 def settings_key(params: Params, sides: tuple[str, ...]) -> dict:
@@ -81,7 +79,7 @@ def run_case(source: ScanSource, checksum: str, cases_dir: str | Path, params: P
                   finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     staging.mkdir(parents=True, exist_ok=True)
     write_json_atomic(staging / CASE_RECORD, record)
-    _move_into_place(staging, cases_dir / source.case)
+    replace_folder(staging, cases_dir / source.case)
     return record
 
 
@@ -98,7 +96,7 @@ def remove_leftovers(cases_dir: str | Path) -> None:
     """Delete the hidden half-built and retired case folders of an interrupted run."""
     cases_dir = Path(cases_dir)
     leftovers = [p for p in cases_dir.glob(".*")
-                 if _STAGING_MARK in p.name or _RETIRED_MARK in p.name] if cases_dir.is_dir() else []
+                 if _STAGING_MARK in p.name or RETIRED_MARK in p.name] if cases_dir.is_dir() else []
     for path in leftovers:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -124,14 +122,3 @@ def _side_record(result) -> dict:
             "surface_edge_offset_mm": result.surface_edge_offset_mm,
             "needs_review": result.needs_review,
             "warnings": list(result.warnings)}
-
-
-def _move_into_place(staging: Path, final: Path) -> None:
-    """Rename ``staging`` to ``final``; an older ``final`` is renamed away first, then deleted."""
-    retired = None
-    if final.exists():
-        retired = final.with_name(f".{final.name}{_RETIRED_MARK}{uuid.uuid4().hex[:12]}")
-        os.rename(final, retired)
-    os.rename(staging, final)
-    if retired is not None:
-        shutil.rmtree(retired, ignore_errors=True)

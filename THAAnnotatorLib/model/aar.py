@@ -38,7 +38,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import uuid
 from collections.abc import Callable
@@ -54,7 +53,7 @@ from ..result import ACETABULUM, FEMORAL_HEAD
 from ..volume import Volume
 from .build import scan_id_from_path
 from .dataset import SliceDataset, reference_from_dict
-from .files import write_bytes_atomic, write_json_atomic
+from .files import replace_folder, write_bytes_atomic, write_json_atomic
 from .inference import predict_probabilities
 from .labelfiles import read_label_file
 from .network import LoadedModel
@@ -209,7 +208,7 @@ def write_review_queue(dataset_dir: str | Path, model: LoadedModel, model_dir: s
         }
         write_json_atomic(staging / QUEUE_JSON, queue)
         write_bytes_atomic(staging / QUEUE_CSV, _queue_csv(items).encode("utf-8"))
-        _replace_folder(staging, out_dir)
+        replace_folder(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir / QUEUE_JSON
@@ -251,15 +250,6 @@ def _queue_csv(items: list[dict]) -> str:
                          item["dice"]["acetabulum"], item["dice"]["femoral_head"],
                          item["thumbnail"], item["corrected"]])
     return buffer.getvalue()
-
-
-def _replace_folder(new: Path, target: Path) -> None:
-    """Put folder ``new`` in place of ``target`` (which may exist) with renames only."""
-    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:12]}"
-    if target.exists():
-        os.rename(target, old)
-    os.rename(new, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_queue(path: str | Path) -> dict:

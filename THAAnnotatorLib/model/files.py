@@ -1,9 +1,11 @@
-"""Atomic file writes: a crash part-way leaves the old file (or none), never half a file."""
+"""Atomic file writes: a crash part-way leaves the old file (or none), never half a file; and
+folders replaced as a whole."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +40,33 @@ def write_json_atomic(path: str | Path, value) -> None:
     """Write ``value`` as indented UTF-8 JSON to ``path`` atomically."""
     text = json.dumps(value, indent=2, allow_nan=False) + "\n"
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+RETIRED_MARK = ".retired-"
+"""Part of the hidden name an earlier folder has while :func:`replace_folder` replaces it."""
+
+
+def replace_folder(new: str | Path, target: str | Path) -> None:
+    """Put the complete folder ``new`` in place of ``target`` (which may exist), with renames only.
+
+    An earlier ``target`` is first renamed to a hidden ``.<name>.retired-<id>`` beside it, and
+    deleted only once ``new`` is in place; should that last rename fail, it is renamed back. So
+    the earlier results are never mixed with the new ones, and never lost before the new ones are
+    complete. ``new`` must lie in ``target``'s folder (the same file system).
+    """
+    new, target = Path(new), Path(target)
+    retired = None
+    if target.exists():
+        retired = target.with_name(f".{target.name}{RETIRED_MARK}{uuid.uuid4().hex[:12]}")
+        os.rename(target, retired)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        if retired is not None:
+            os.rename(retired, target)
+        raise
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
 
 
 def sha256_file(path: str | Path) -> str:
