@@ -2,8 +2,13 @@
 
 Every pipeline parameter of :class:`~THAAnnotatorLib.params.Params` is an option, generated from
 the dataclass: its help text is the docstring written under the field in ``params.py``, so the
-units and meaning are stated in one place. Boolean switches that default to on (``use_fsg``)
+units and meaning are stated in one place, followed by its allowed values
+(:data:`~THAAnnotatorLib.params.PARAM_RANGES`). Boolean switches that default to on (``use_fsg``)
 become ``--no-fsg``.
+
+Every option is checked before any work starts (before the scan is read): a value out of its
+range (NaN and infinity never pass) or pairs out of order end the run with one
+``error: argument --OPTION: must be ...`` line.
 
 Exit codes: 0 done, 2 bad input or arguments (one ``error:`` line on stderr, nothing written),
 1 the output could not be written, 130 cancelled with Ctrl-C (nothing written).
@@ -29,11 +34,12 @@ from tqdm import tqdm
 from . import __version__, io, outputs, pipeline
 from .cli_batch import add_batch_commands
 from .cli_model import add_model_commands
-from .errors import InputError
+from .cli_types import OneLineErrorParser, number, seed
+from .errors import InputError, InvalidParam
 from .labels import truth_side_labels
 from .metrics import dice
 from .overview import render_overview_png, side_summary
-from .params import Params
+from .params import PARAM_RANGES, Params, allowed_values
 from .phantom import Phantom, generate_phantom
 from .result import CLASS_NAMES, SIDES, Annotation, segment_code
 from .volume import Volume
@@ -57,6 +63,15 @@ def param_docs() -> dict[str, str]:
     return docs
 
 
+def option_name(field: str) -> str:
+    """The command-line option of :class:`Params` field ``field`` (``--no-fsg`` for ``use_fsg``)."""
+    default = Params.__dataclass_fields__[field].default
+    if isinstance(default, bool):
+        name = field.removeprefix("use_").replace("_", "-")
+        return f"--no-{name}" if default else f"--{name}"
+    return f"--{field.replace('_', '-')}"
+
+
 def _add_param_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "pipeline parameters", "Defaults are the paper's; change them for ablations or odd scans.")
@@ -64,30 +79,41 @@ def _add_param_options(parser: argparse.ArgumentParser) -> None:
     for field in dataclasses.fields(Params):
         default = field.default
         doc = docs.get(field.name, "").replace("%", "%%")
+        option = option_name(field.name)
         if isinstance(default, bool):
-            name = field.name.removeprefix("use_").replace("_", "-")
             if default:
-                group.add_argument(f"--no-{name}", dest=field.name, action="store_false",
+                group.add_argument(option, dest=field.name, action="store_false",
                                    help=f"{doc} On by default; this option turns it off.")
             else:
-                group.add_argument(f"--{name}", dest=field.name, action="store_true", help=doc)
-        elif isinstance(default, tuple):
-            group.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name,
-                               type=type(default[0]), nargs=len(default), default=default,
-                               metavar="X", help=f"{doc} (default: {' '.join(map(str, default))})")
+                group.add_argument(option, dest=field.name, action="store_true", help=doc)
+            continue
+        allowed = allowed_values(field.name, option_name)
+        parse = number(PARAM_RANGES[field.name])  # each number; pairs' order: params_from_args
+        if isinstance(default, tuple):
+            group.add_argument(option, dest=field.name, type=parse, nargs=len(default),
+                               default=default, metavar="X",
+                               help=f"{doc} (default: {' '.join(map(str, default))}; "
+                                    f"allowed: {allowed})")
         else:
-            group.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name,
-                               type=type(default), default=default, metavar="X",
-                               help=f"{doc} (default: {default})")
+            group.add_argument(option, dest=field.name, type=parse, default=default,
+                               metavar="X", help=f"{doc} (default: {default}; allowed: {allowed})")
 
 
 def params_from_args(args: argparse.Namespace) -> Params:
-    """The :class:`Params` given by parsed pipeline options (defaults where none was given)."""
+    """The :class:`Params` given by parsed pipeline options (defaults where none was given).
+
+    Raises :class:`InputError` naming the option (``argument --n-rays: must be ...``) when a value
+    is out of its range or a pair out of order (:meth:`Params.validate`).
+    """
     values = {}
     for field in dataclasses.fields(Params):
         value = getattr(args, field.name)
         values[field.name] = tuple(value) if isinstance(field.default, tuple) else value
-    return Params(**values)
+    try:
+        return Params(**values).validate()
+    except InvalidParam as error:
+        raise InputError(f"argument {option_name(error.field)}: "
+                         f"{error.requirement(option_name)}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="No progress bar; the per-hip summary is still printed.")
     _add_param_options(common)
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="tha-annotator",
         description="Annotate hip CT scans: bone mask, acetabulum and femoral head labels, the "
                     "femoral head's Hough circles, center and diameter (Zhang et al.'s BE + AFS).")
@@ -123,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "score of each label against the phantom's ground truth.")
     demo.add_argument("--out", type=Path, default=Path("demo-output"), metavar="DIR",
                       help="Output folder (default: demo-output).")
-    demo.add_argument("--seed", type=int, default=0, help="Phantom random seed (default: 0).")
+    demo.add_argument("--seed", type=seed, default=0,
+                      help="Phantom random seed, 0 to 4294967295 (default: 0).")
     demo.set_defaults(run=_run_demo)
     add_model_commands(commands)
     add_batch_commands(commands, common)
@@ -151,10 +178,11 @@ def annotate_scan(scan_path: Path, out_dir: Path, params: Params, sides: tuple[s
                   ) -> tuple[Annotation, dict[str, Path]]:
     """Read a scan, annotate it and write all outputs (plus ``extra_files``) into ``out_dir``.
 
-    The output folder is checked before any work starts, and outputs are written atomically at
-    the end, so a failure or Ctrl-C leaves nothing behind. Returns the annotation and the paths
-    written, by output name.
+    The parameters and the output folder are checked before any work starts, and outputs are
+    written atomically at the end, so a failure or Ctrl-C leaves nothing behind. Returns the
+    annotation and the paths written, by output name.
     """
+    params.validate()
     out_dir = outputs.check_output_dir(out_dir, scan_path)
     scan = io.read_scan(scan_path)
     with _progress_bar(show_progress) as report:

@@ -13,6 +13,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .batch.build import BuildObserver
+from .cli_types import memory_size, number, positive_int, seed
+from .limits import Range
 
 EXIT_SOME_FAILED = 3
 
@@ -33,19 +35,20 @@ def add_batch_commands(commands: argparse._SubParsersAction,
                     "A rerun skips cases already built from the same scan with the same "
                     "settings, redoes changed ones, and finishes an interrupted build. A scan "
                     "that fails is recorded with its reason and never stops the others. "
+                    "Options are checked before any scan is read. "
                     f"Exit code 0 when every case is done, {EXIT_SOME_FAILED} when the build "
                     "finished with failed cases, 2 for bad arguments.")
     build.add_argument("scans_dir", type=Path, help="Folder of scans (searched recursively).")
     build.add_argument("out_dir", type=Path,
                        help="Build folder (created); must lie outside SCANS_DIR.")
-    build.add_argument("--workers", type=int, default=None, metavar="N",
+    build.add_argument("--workers", type=positive_int, default=None, metavar="N",
                        help="Worker processes of the local Dask cluster, one scan at a time "
                             "each (default: one per CPU core).")
     build.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="Use the running Dask cluster at this scheduler address (e.g. "
                             "tcp://10.0.0.5:8786) instead of a local one; its workers must see "
                             "the same paths and should run one thread each.")
-    build.add_argument("--memory-per-worker", default="auto", metavar="SIZE",
+    build.add_argument("--memory-per-worker", type=memory_size, default="auto", metavar="SIZE",
                        help="Memory limit of each local worker, e.g. 4GB (default: auto, the "
                             "machine's memory shared between the workers).")
     build.add_argument("--retry-failed", action="store_true",
@@ -66,10 +69,13 @@ def add_batch_commands(commands: argparse._SubParsersAction,
     export.add_argument("--format", dest="fmt", required=True, choices=("nnunet", "monai"),
                         help="Layout to write.")
     export.add_argument("dest", type=Path, help="Export folder to create.")
-    export.add_argument("--validation-fraction", type=float, default=0.2, metavar="F",
-                        help="Share of cases held out for validation (default: 0.2).")
-    export.add_argument("--seed", type=int, default=0,
-                        help="Seed of the train / validation split (default: 0).")
+    export.add_argument("--validation-fraction", type=number(Range(low=0, high=1, high_open=True)),
+                        default=0.2, metavar="F",
+                        help="Share of cases held out for validation, at least 0 and below 1 "
+                             "(default: 0.2).")
+    export.add_argument("--seed", type=seed, default=0,
+                        help="Seed of the train / validation split, 0 to 4294967295 "
+                             "(default: 0).")
     export.add_argument("--include-flagged", action="store_true",
                         help="Also export the cases with a hip marked for review (its sphere "
                              "does not sit on a clear head surface, or its size is unusual; left "
@@ -118,9 +124,10 @@ def _run_build(args: argparse.Namespace) -> int:
     from .batch.report import REPORT_FILE
     from .cli import SIDE_CHOICES, params_from_args
 
+    params = params_from_args(args)
     bar = _ProgressBar(not args.quiet)
     try:
-        summary = build_dataset(args.scans_dir, args.out_dir, params_from_args(args),
+        summary = build_dataset(args.scans_dir, args.out_dir, params,
                                 SIDE_CHOICES[args.side], workers=args.workers,
                                 scheduler=args.scheduler,
                                 memory_per_worker=args.memory_per_worker,

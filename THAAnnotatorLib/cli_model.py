@@ -1,10 +1,11 @@
 """Command line of the learned model: ``slice-dataset``, ``train``, ``predict``, ``review-queue``,
 ``apply-corrections`` and ``evaluate``.
 
-:func:`add_model_commands` registers them on the ``tha-annotator`` parser. Each handler returns
-an exit code and raises :class:`~THAAnnotatorLib.errors.InputError` for bad input, which the main
-program turns into one ``error:`` line and exit code 2. torch and MONAI are imported only when one
-of these commands runs, so the pipeline commands start fast and work without them.
+:func:`add_model_commands` registers them on the ``tha-annotator`` parser. Numeric options are
+checked against their ranges as the command line is read (:mod:`.cli_types`). Each handler
+returns an exit code and raises :class:`~THAAnnotatorLib.errors.InputError` for bad input, which
+the main program turns into one ``error:`` line and exit code 2. torch and MONAI are imported
+only when one of these commands runs, so the pipeline commands start fast and work without them.
 """
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .cli_types import (non_negative_float, non_negative_int, number, positive_float,
+                        positive_int, seed)
 from .errors import InputError
+from .limits import Range
 
 
 def add_model_commands(commands: argparse._SubParsersAction) -> None:
@@ -32,8 +36,8 @@ def add_model_commands(commands: argparse._SubParsersAction) -> None:
 def _device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="Where the network runs: auto = the GPU when there is one (default).")
-    parser.add_argument("--batch-size", type=int, default=16, metavar="N",
-                        help="ROI slices per forward pass (default: 16).")
+    parser.add_argument("--batch-size", type=positive_int, default=16, metavar="N",
+                        help="ROI slices per forward pass, at least 1 (default: 16).")
 
 
 # ------------------------------------------------------------------------------- slice-dataset
@@ -60,9 +64,10 @@ def _add_slice_dataset(commands) -> None:
                              "(the manifest's source path) and its annotation folder "
                              "OUT_DIR/cases/<case>/, under the case's name. May be given several "
                              "times.")
-    parser.add_argument("--phantoms", type=int, default=0, metavar="N",
+    parser.add_argument("--phantoms", type=non_negative_int, default=0, metavar="N",
                         help="Add N generated phantoms (seeds --seed .. --seed+N-1).")
-    parser.add_argument("--seed", type=int, default=0, help="First phantom seed (default: 0).")
+    parser.add_argument("--seed", type=seed, default=0,
+                        help="First phantom seed, 0 to 4294967295 (default: 0).")
     parser.add_argument("--include-flagged", action="store_true",
                         help="Also add hips of --scan/--build sources that the pipeline marked "
                              "for review (left out by default: their sphere failed the surface "
@@ -70,21 +75,25 @@ def _add_slice_dataset(commands) -> None:
     parser.add_argument("--keep-scans", action="store_true",
                         help="Also keep each phantom's CT (scans/), truth label map (truth/) and "
                              "pipeline outputs (pipeline/) in the dataset folder.")
-    parser.add_argument("--coarse-copies", type=float, nargs="+", default=[], metavar="MM",
+    parser.add_argument("--coarse-copies", type=number(Range(low=1, unit="mm")), nargs="+",
+                        default=[], metavar="MM",
                         help="With --phantoms: also add, per size, a coarse copy of each phantom "
                              "(scan <name>_<MM>mm): its CT averaged over MM-mm cubic voxels, like a "
                              "scan with thick slices and large pixels, with the labels the "
                              "pipeline made on the fine scan carried over (and the truth). Teaches "
                              "the network coarse scans, where the pipeline itself is unreliable. "
-                             "E.g. 3.")
+                             "At least 1 mm, e.g. 3.")
     defaults = RoiSpec()
-    parser.add_argument("--roi-size-mm", type=float, default=defaults.size_mm, metavar="MM",
-                        help=f"Side of the square ROI, mm (default: {defaults.size_mm:g}).")
-    parser.add_argument("--roi-pixels", type=int, default=defaults.pixels, metavar="N",
-                        help=f"ROI pixels per side (default: {defaults.pixels}).")
-    parser.add_argument("--roi-half-height-mm", type=float, default=defaults.half_height_mm,
-                        metavar="MM", help="Slices within this distance (mm) of the head center "
-                                           f"along S-I (default: {defaults.half_height_mm:g}).")
+    parser.add_argument("--roi-size-mm", type=positive_float, default=defaults.size_mm,
+                        metavar="MM", help="Side of the square ROI, mm, above 0 "
+                                           f"(default: {defaults.size_mm:g}).")
+    parser.add_argument("--roi-pixels", type=number(Range(low=16, integer=True)),
+                        default=defaults.pixels, metavar="N",
+                        help=f"ROI pixels per side, at least 16 (default: {defaults.pixels}).")
+    parser.add_argument("--roi-half-height-mm", type=positive_float,
+                        default=defaults.half_height_mm, metavar="MM",
+                        help="Slices within this distance (mm, above 0) of the head center along "
+                             f"S-I (default: {defaults.half_height_mm:g}).")
     parser.set_defaults(run=_run_slice_dataset)
 
 
@@ -100,13 +109,10 @@ def _run_slice_dataset(args: argparse.Namespace) -> int:
     if not args.scan and not args.build and args.phantoms <= 0:
         raise InputError("Nothing to add: give --scan/--annotation pairs, --build OUT_DIR or "
                          "--phantoms N.")
-    if args.coarse_copies and (args.phantoms <= 0 or min(args.coarse_copies) < 1.0):
-        raise InputError("--coarse-copies makes copies of generated phantoms: give --phantoms N "
-                         "and voxel sizes of at least 1 mm.")
+    if args.coarse_copies and args.phantoms <= 0:
+        raise InputError("--coarse-copies makes copies of generated phantoms: give --phantoms N.")
     built = [case for out_dir in args.build for case in annotated_cases_of_build(out_dir)]
     roi = RoiSpec(args.roi_size_mm, args.roi_pixels, args.roi_half_height_mm)
-    if roi.size_mm <= 0 or roi.pixels < 16 or roi.half_height_mm <= 0:
-        raise InputError("The ROI needs a positive size and height and at least 16 pixels.")
     dataset = SliceDataset.create(args.dataset, roi)
     pairs = [(scan, annotation, None) for scan, annotation in zip(args.scan, args.annotation)]
     pairs += [(scan, annotation, annotation.name) for scan, annotation in built]
@@ -147,27 +153,29 @@ def _add_train(commands) -> None:
     parser.add_argument("dataset", type=Path, help="Slice dataset folder (slice-dataset).")
     parser.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR",
                         help="Model folder to write.")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs,
-                        help=f"Passes over the data (default: {defaults.epochs}).")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, metavar="N",
-                        help=f"Slices per step (default: {defaults.batch_size}).")
-    parser.add_argument("--lr", type=float, default=defaults.learning_rate,
-                        help=f"Initial learning rate of Adam (default: {defaults.learning_rate:g}).")
-    parser.add_argument("--seed", type=int, default=defaults.seed,
-                        help=f"Random seed (default: {defaults.seed}).")
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs,
+                        help=f"Passes over the data, at least 1 (default: {defaults.epochs}).")
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
+                        metavar="N",
+                        help=f"Slices per step, at least 1 (default: {defaults.batch_size}).")
+    parser.add_argument("--lr", type=positive_float, default=defaults.learning_rate,
+                        help="Initial learning rate of Adam, above 0 "
+                             f"(default: {defaults.learning_rate:g}).")
+    parser.add_argument("--seed", type=seed, default=defaults.seed,
+                        help=f"Random seed, 0 to 4294967295 (default: {defaults.seed}).")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=defaults.device,
                         help="auto = the GPU when there is one (default).")
     parser.add_argument("--labels", choices=("label", "truth"), default=defaults.labels,
                         help="Learn the dataset's labels (default) or its truth (experiments).")
-    parser.add_argument("--channels", type=int, nargs="+", default=None,
+    parser.add_argument("--channels", type=positive_int, nargs="+", default=None,
                         metavar="C", help="U-Net channels per level (default: "
                                           f"{' '.join(map(str, defaults.channels))}, or those of "
                                           "--init-from).")
-    parser.add_argument("--strides", type=int, nargs="+", default=None,
+    parser.add_argument("--strides", type=positive_int, nargs="+", default=None,
                         metavar="S", help="Down-sampling between levels (default: "
                                           f"{' '.join(map(str, defaults.strides))}, or those of "
                                           "--init-from).")
-    parser.add_argument("--res-units", type=int, default=None, metavar="N",
+    parser.add_argument("--res-units", type=non_negative_int, default=None, metavar="N",
                         help=f"Residual units per block (default: {defaults.num_res_units}, or "
                              "that of --init-from).")
     parser.add_argument("--init-from", type=Path, default=None, metavar="MODEL_DIR",
@@ -175,13 +183,14 @@ def _add_train(commands) -> None:
                              "e.g. after apply-corrections: a few epochs at a lower --lr take "
                              "minutes where training anew takes the full run). Its architecture "
                              "and ROI are kept; the dataset must have been built with that ROI.")
-    parser.add_argument("--max-shift-mm", type=float, default=defaults.max_shift_mm, metavar="MM",
-                        help=f"Largest random ROI shift (default: {defaults.max_shift_mm:g}).")
+    parser.add_argument("--max-shift-mm", type=non_negative_float, default=defaults.max_shift_mm,
+                        metavar="MM", help="Largest random ROI shift, at least 0 "
+                                           f"(default: {defaults.max_shift_mm:g}).")
     parser.add_argument("--no-augment", dest="augment", action="store_false",
                         help="Train without augmentation.")
     parser.add_argument("--resume", action="store_true",
                         help="Continue the run whose checkpoint is in --out.")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="CPU threads for torch (default: torch's choice, one per core); use "
                              "fewer when other work shares the machine.")
     parser.add_argument("--quiet", action="store_true", help="No progress bar.")
@@ -196,8 +205,6 @@ def _run_train(args: argparse.Namespace) -> int:
     from .model.training import train
 
     if args.threads is not None:
-        if args.threads < 1:
-            raise InputError("--threads must be at least 1.")
         torch.set_num_threads(args.threads)
     architecture = TrainOptions()
     if args.init_from is not None:
@@ -277,10 +284,13 @@ def _add_review_queue(commands) -> None:
     parser.add_argument("--model", type=Path, required=True, metavar="MODEL_DIR",
                         help="Model trained on this dataset.")
     amount = parser.add_mutually_exclusive_group()
-    amount.add_argument("--top-k", type=int, default=None, metavar="K",
-                        help="Queue the K most uncertain slices (default: 200, as the paper).")
-    amount.add_argument("--top-percent", type=float, default=None, metavar="P",
-                        help="Queue the P %% most uncertain slices instead (paper: 3.8).")
+    amount.add_argument("--top-k", type=positive_int, default=None, metavar="K",
+                        help="Queue the K most uncertain slices, at least 1 (default: 200, as "
+                             "the paper).")
+    amount.add_argument("--top-percent", type=number(Range(low=0, high=100, low_open=True)),
+                        default=None, metavar="P",
+                        help="Queue the P %% most uncertain slices instead, above 0 and at most "
+                             "100 (paper: 3.8).")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="Queue folder (default: DATASET/review); replaced as a whole.")
     _device_option(parser)

@@ -7,3 +7,21 @@ class InputError(ValueError):
 
 class Cancelled(RuntimeError):
     """The user cancelled a long-running operation."""
+
+
+class InvalidParam(InputError):
+    """A :class:`~THAAnnotatorLib.params.Params` field outside its allowed range.
+
+    ``field`` is the field's name; :meth:`requirement` words what it must be, naming fields
+    (the other one of an ordered pair) by a given function, so that the command line can name
+    its options instead.
+    """
+
+    def __init__(self, field: str, requirement: str, other: str | None = None) -> None:
+        self.field, self.other = field, other
+        self._requirement = requirement
+        super().__init__(f"Params.{field} {self.requirement(lambda name: f'Params.{name}')}.")
+
+    def requirement(self, name_of) -> str:
+        """E.g. "must be an integer of at least 3, got 0"; ``name_of`` names the other field."""
+        return self._requirement.replace("{other}", name_of(self.other) if self.other else "")

@@ -1,7 +1,11 @@
 """All pipeline parameters in one dataclass; defaults come from the paper and its method notes."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+
+from .errors import InvalidParam
+from .limits import Range, shown
 
 
 @dataclass(frozen=True)
@@ -60,3 +64,74 @@ class Params:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def validate(self) -> Params:
+        """Return ``self`` when every field lies in its range (:data:`PARAM_RANGES`, and the
+        ordered pairs of :data:`ORDERED_FIELDS`); else raise :class:`InvalidParam` (a
+        ``ValueError``) naming the first field that does not."""
+        for field in fields(self):
+            problem = _field_problem(field.name, getattr(self, field.name), field.default)
+            if problem is not None:
+                raise InvalidParam(field.name, problem)
+        for low, high in ORDERED_FIELDS:
+            if not getattr(self, low) < getattr(self, high):
+                raise InvalidParam(low, f"must be below {{other}} ({shown(getattr(self, high))}), "
+                                        f"got {shown(getattr(self, low))}", other=high)
+        return self
+
+
+PARAM_RANGES: dict[str, Range] = {
+    "blur_sigma_mm": Range(low=0, unit="mm"),
+    "graph_cut_lambda": Range(low=0),
+    "boundary_sigma_hu": Range(low=0, low_open=True, unit="HU"),
+    "region_scale_hu": Range(low=0, low_open=True, unit="HU"),
+    "min_bone_threshold_hu": Range(unit="HU"),
+    "rough_shrink": Range(low=1),
+    "search_extent": Range(low=1, low_open=True),
+    "n_rays": Range(low=3, integer=True),
+    "enhance_percentile": Range(low=0, high=100),
+    "hough_peaks": Range(low=1, integer=True),
+    "propagation_radius_window": Range(low=0, low_open=True),
+    "min_head_radius_mm": Range(low=0, low_open=True, unit="mm"),
+    "max_head_radius_mm": Range(low=0, low_open=True, unit="mm"),
+    "usual_head_diameter_mm": Range(low=0, low_open=True, unit="mm"),
+    "joint_region_factor": Range(low=1),
+    "metal_threshold_hu": Range(unit="HU"),
+    "metal_min_volume_ml": Range(low=0, unit="ml"),
+}
+"""Allowed values of each number field of :class:`Params` (of each of a pair's two numbers);
+boolean fields must be ``True`` or ``False``."""
+
+ORDERED_FIELDS: tuple[tuple[str, str], ...] = (
+    ("min_head_radius_mm", "max_head_radius_mm"),
+    ("min_bone_threshold_hu", "metal_threshold_hu"),
+)
+"""Pairs of fields whose first must be below the second."""
+
+
+def allowed_values(name: str, name_of: Callable[[str], str] = str) -> str:
+    """What field ``name`` of :class:`Params` may be, in words (for help texts); ``name_of``
+    names the other field of an ordered pair."""
+    default = Params.__dataclass_fields__[name].default
+    if isinstance(default, bool):
+        return "True or False"
+    if isinstance(default, tuple):
+        return f"two {PARAM_RANGES[name].describe(plural=True)}, the first below the second"
+    order = [f"below {name_of(high)}" for low, high in ORDERED_FIELDS if low == name]
+    order += [f"above {name_of(low)}" for low, high in ORDERED_FIELDS if high == name]
+    return ", ".join([PARAM_RANGES[name].describe(), *order])
+
+
+def _field_problem(name: str, value: object, default: object) -> str | None:
+    """None when ``value`` is allowed for field ``name`` (whose default is ``default``), else
+    what it must be and what it is."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else f"must be True or False, got {value!r}"
+    if isinstance(default, tuple):
+        numbers_ok = (isinstance(value, (tuple, list)) and len(value) == len(default)
+                      and all(PARAM_RANGES[name].contains(v) for v in value))
+        if numbers_ok and value[0] < value[1]:
+            return None
+        got = " ".join(map(shown, value)) if isinstance(value, (tuple, list)) else shown(value)
+        return f"must be {allowed_values(name)}, got {got}"
+    return PARAM_RANGES[name].problem(value)

@@ -106,9 +106,11 @@ def annotate(volume: Volume, params: Params = Params(), sides: Iterable[str] = S
     head AFS found; :mod:`.metal`), or with no head found on a side holding that much metal, is
     reported as a metal implant and left out; a hip segmented despite metal elsewhere on its
     side says where that metal lies. A side without a credible femoral head is reported as not
-    found. Raises :class:`InputError` when no hip at all can be segmented, and
-    :class:`Cancelled` when ``cancel()`` turns true.
+    found. Raises :class:`InvalidParam` (a ``ValueError``) for ``params`` outside their ranges
+    (:meth:`Params.validate`, checked before any work), :class:`InputError` when no hip at all can
+    be segmented, and :class:`Cancelled` when ``cancel()`` turns true.
     """
+    params.validate()
     sides = tuple(sides)
     unknown = set(sides) - set(SIDES)
     if unknown or not sides:

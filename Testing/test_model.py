@@ -5,7 +5,6 @@ on it) comes from ``test_model_fixtures``; see there.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -22,6 +21,7 @@ from test_model_fixtures import TEST_RECIPES, TEST_ROI, copy_dataset, workspace 
 from THAAnnotatorLib import cli, io
 from THAAnnotatorLib.bone import extract_bone
 from THAAnnotatorLib.cli_model import add_model_commands
+from THAAnnotatorLib.cli_types import OneLineErrorParser
 from THAAnnotatorLib.errors import InputError
 from THAAnnotatorLib.metrics import dice
 from THAAnnotatorLib.model.build import PHANTOM_FOV_MM
@@ -44,9 +44,12 @@ MODEL_COMMANDS = ("slice-dataset", "train", "predict", "review-queue", "apply-co
 
 def model_cli(*argv) -> int:
     """Run a model command the way ``tha-annotator`` does (InputError -> exit code 2)."""
-    parser = argparse.ArgumentParser(prog="tha-annotator")
+    parser = OneLineErrorParser(prog="tha-annotator")
     add_model_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([str(a) for a in argv])
+    try:
+        args = parser.parse_args([str(a) for a in argv])
+    except SystemExit as exit_info:  # an option out of its range, refused as it is read
+        return exit_info.code
     try:
         return args.run(args)
     except InputError as error:

@@ -77,9 +77,11 @@ def build_dataset(scans_dir: str | Path, out_dir: str | Path, params: Params = P
 
     Raises
     ------
-    InputError : no scans, an output folder that overlaps the scans folder, or another build
-        running in the same output folder.
+    InputError : no scans, an output folder that overlaps the scans folder, another build
+        running in the same output folder, or ``params`` outside their ranges
+        (:meth:`Params.validate`); all found before any scan is read.
     """
+    params.validate()
     scans_dir, out_dir = Path(scans_dir).resolve(), Path(out_dir).resolve()
     if out_dir == scans_dir or scans_dir in out_dir.parents or out_dir in scans_dir.parents:
         raise InputError(f"The output folder {out_dir} overlaps the scans folder {scans_dir}; "

@@ -152,8 +152,11 @@ def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
 
     Raises
     ------
+    InvalidParam : ``params`` outside their ranges (:meth:`Params.validate`), before any work.
     InputError : no hip could be labelled.
     """
+    params.validate()
+
     def step(fraction: float, message: str) -> None:
         if cancel is not None and cancel():
             raise Cancelled("Prediction was cancelled.")
