@@ -7,11 +7,13 @@ units and meaning are stated in one place, followed by its allowed values
 become ``--no-fsg``.
 
 Every option is checked before any work starts (before the scan is read): a value out of its
-range (NaN and infinity never pass) or pairs out of order end the run with one
-``error: argument --OPTION: must be ...`` line.
+range (NaN and infinity never pass), pairs out of order, an output folder that cannot be written
+or already holds files (``annotate`` and ``demo`` replace an earlier result only with
+``--overwrite``; ``demo`` also replaces an earlier demo's folder).
 
 Exit codes: 0 done, 2 bad input or arguments (one ``error:`` line on stderr, nothing written),
-1 the output could not be written, 130 cancelled with Ctrl-C (nothing written).
+1 the output could not be written (one ``error: cannot write to DIR: ...`` line; an unwritable
+folder is found before any work), 130 cancelled with Ctrl-C (nothing written).
 """
 from __future__ import annotations
 
@@ -49,6 +51,10 @@ DEMO_SPACING_MM = (2.0, 0.8, 0.8)
 """Voxel size of the demo phantom along (S-I, A-P, L-R), in mm."""
 DEMO_SCAN_NAME = "sample_ct.nii.gz"
 OVERVIEW_NAME = "overview.png"
+OVERWRITE_HELP = ("Replace an output folder that holds an earlier result (it has an "
+                  "annotation.json) as a whole: the new results are written beside it and take "
+                  "its place only once complete, and nothing of the earlier result is kept. "
+                  "Without this option an output folder that holds files is refused.")
 
 
 def param_docs() -> dict[str, str]:
@@ -139,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     annotate.add_argument("scan", type=Path,
                           help="CT scan: NIfTI (.nii, .nii.gz), NRRD, MetaImage or a DICOM folder.")
     annotate.add_argument("--out", type=Path, required=True, metavar="DIR",
-                          help="Output folder; must not be the scan's own folder.")
+                          help="Output folder: new or empty (or, with --overwrite, an earlier "
+                               "result); must not be the scan's own folder.")
+    annotate.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     annotate.set_defaults(run=_run_annotate)
 
     demo = commands.add_parser(
@@ -148,7 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
                     f"as {DEMO_SCAN_NAME}, annotate it like `annotate` does and print the Dice "
                     "score of each label against the phantom's ground truth.")
     demo.add_argument("--out", type=Path, default=Path("demo-output"), metavar="DIR",
-                      help="Output folder (default: demo-output).")
+                      help="Output folder (default: demo-output). A folder holding an earlier "
+                           f"demo (its {DEMO_SCAN_NAME} and {outputs.REPORT_FILE}) is replaced "
+                           "whole, so the demo can be run again into the same folder; any other "
+                           "non-empty folder is refused unless --overwrite is given.")
+    demo.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     demo.add_argument("--seed", type=seed, default=0,
                       help="Phantom random seed, 0 to 4294967295 (default: 0).")
     demo.set_defaults(run=_run_demo)
@@ -175,21 +187,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def annotate_scan(scan_path: Path, out_dir: Path, params: Params, sides: tuple[str, ...],
                   show_progress: bool = True, extra_files: dict[str, bytes] | None = None,
-                  ) -> tuple[Annotation, dict[str, Path]]:
+                  overwrite: bool = False) -> tuple[Annotation, dict[str, Path]]:
     """Read a scan, annotate it and write all outputs (plus ``extra_files``) into ``out_dir``.
 
-    The parameters and the output folder are checked before any work starts, and outputs are
-    written atomically at the end, so a failure or Ctrl-C leaves nothing behind. Returns the
-    annotation and the paths written, by output name.
+    The parameters and the output folder are checked before any work starts
+    (:func:`~.outputs.check_output_dir`; ``overwrite`` replaces an earlier result), and outputs
+    are written atomically at the end, so a failure or Ctrl-C leaves nothing behind (and an
+    earlier result as it was). Returns the annotation and the paths written, by output name.
     """
     params.validate()
-    out_dir = outputs.check_output_dir(out_dir, scan_path)
+    out_dir = outputs.check_output_dir(out_dir, scan_path, overwrite)
     scan = io.read_scan(scan_path)
     with _progress_bar(show_progress) as report:
         annotation = pipeline.annotate(scan.volume, params, sides=sides, progress=report)
     files = {OVERVIEW_NAME: render_overview_png(scan.volume, annotation), **(extra_files or {})}
     written = outputs.write_outputs(out_dir, scan.reference, scan.volume, annotation, params,
-                                    input_path=scan.path, extra_files=files)
+                                    input_path=scan.path, extra_files=files, overwrite=overwrite)
     return annotation, written
 
 
@@ -216,20 +229,28 @@ def _print_summary(annotation: Annotation, written: dict[str, Path], out_dir: Pa
 
 def _run_annotate(args: argparse.Namespace) -> int:
     annotation, written = annotate_scan(args.scan, args.out, params_from_args(args),
-                                        SIDE_CHOICES[args.side], show_progress=not args.quiet)
+                                        SIDE_CHOICES[args.side], show_progress=not args.quiet,
+                                        overwrite=args.overwrite)
     _print_summary(annotation, written, args.out)
     return 0
 
 
+def _holds_a_demo(folder: Path) -> bool:
+    """Whether ``folder`` holds what an earlier ``demo`` wrote (its scan and report)."""
+    return (folder / DEMO_SCAN_NAME).is_file() and (folder / outputs.REPORT_FILE).is_file()
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     params = params_from_args(args)
+    overwrite = args.overwrite or _holds_a_demo(args.out)
+    outputs.check_output_dir(args.out, overwrite=overwrite)  # before the phantom is made
     phantom = generate_phantom(spacing_mm=DEMO_SPACING_MM, seed=args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         scan_path = Path(tmp) / DEMO_SCAN_NAME
         _write_scan(phantom.volume, scan_path)
         annotation, written = annotate_scan(
             scan_path, args.out, params, SIDE_CHOICES[args.side], show_progress=not args.quiet,
-            extra_files={DEMO_SCAN_NAME: scan_path.read_bytes()})
+            extra_files={DEMO_SCAN_NAME: scan_path.read_bytes()}, overwrite=overwrite)
     _print_summary(annotation, written, args.out)
     _print_truth_comparison(annotation, phantom, params)
     return 0

@@ -35,9 +35,10 @@ def add_batch_commands(commands: argparse._SubParsersAction,
                     "A rerun skips cases already built from the same scan with the same "
                     "settings, redoes changed ones, and finishes an interrupted build. A scan "
                     "that fails is recorded with its reason and never stops the others. "
-                    "Options are checked before any scan is read. "
+                    "Options and the output folder are checked before any scan is read. "
                     f"Exit code 0 when every case is done, {EXIT_SOME_FAILED} when the build "
-                    "finished with failed cases, 2 for bad arguments.")
+                    "finished with failed cases, 2 for bad arguments, 1 when OUT_DIR cannot be "
+                    "written.")
     build.add_argument("scans_dir", type=Path, help="Folder of scans (searched recursively).")
     build.add_argument("out_dir", type=Path,
                        help="Build folder (created); must lie outside SCANS_DIR.")
@@ -64,7 +65,7 @@ def add_batch_commands(commands: argparse._SubParsersAction,
                     "splits_final.json (copy it to nnUNet_preprocessed/DatasetXXX_Name/ to "
                     "train on this split). monai: images/, labels/ and datalist.json (training "
                     "and validation lists; monai.data.load_decathlon_datalist reads it). DEST "
-                    "must not exist yet.")
+                    "must not exist yet; it is written beside, then renamed into place.")
     export.add_argument("build_dir", type=Path, help="Output folder of `build-dataset`.")
     export.add_argument("--format", dest="fmt", required=True, choices=("nnunet", "monai"),
                         help="Layout to write.")
@@ -123,8 +124,10 @@ def _run_build(args: argparse.Namespace) -> int:
     from .batch.manifest import MANIFEST_CSV
     from .batch.report import REPORT_FILE
     from .cli import SIDE_CHOICES, params_from_args
+    from .outputs import check_writable
 
     params = params_from_args(args)
+    check_writable(args.out_dir)
     bar = _ProgressBar(not args.quiet)
     try:
         summary = build_dataset(args.scans_dir, args.out_dir, params,
@@ -148,6 +151,9 @@ def _run_build(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     from .batch.export import export_build
+    from .outputs import check_writable
+
+    check_writable(args.dest, whole=True)
 
     bars: list[tqdm] = []  # made at the first case, so that a refused export draws no bar
 

@@ -2,10 +2,12 @@
 ``apply-corrections`` and ``evaluate``.
 
 :func:`add_model_commands` registers them on the ``tha-annotator`` parser. Numeric options are
-checked against their ranges as the command line is read (:mod:`.cli_types`). Each handler
-returns an exit code and raises :class:`~THAAnnotatorLib.errors.InputError` for bad input, which
-the main program turns into one ``error:`` line and exit code 2. torch and MONAI are imported
-only when one of these commands runs, so the pipeline commands start fast and work without them.
+checked against their ranges as the command line is read (:mod:`.cli_types`), and each handler
+checks its output folder (:func:`~THAAnnotatorLib.outputs.check_writable`) before any work. Each
+handler returns an exit code and raises :class:`~THAAnnotatorLib.errors.InputError` for bad input,
+which the main program turns into one ``error:`` line and exit code 2 (an unwritable output:
+exit code 1). torch and MONAI are imported only when one of these commands runs, so the pipeline
+commands start fast and work without them.
 """
 from __future__ import annotations
 
@@ -102,6 +104,7 @@ def _run_slice_dataset(args: argparse.Namespace) -> int:
                               annotated_cases_of_build)
     from .model.dataset import SliceDataset
     from .model.roi import RoiSpec
+    from .outputs import check_writable
 
     if len(args.scan) != len(args.annotation):
         raise InputError(f"Got {len(args.scan)} --scan and {len(args.annotation)} --annotation "
@@ -111,6 +114,7 @@ def _run_slice_dataset(args: argparse.Namespace) -> int:
                          "--phantoms N.")
     if args.coarse_copies and args.phantoms <= 0:
         raise InputError("--coarse-copies makes copies of generated phantoms: give --phantoms N.")
+    check_writable(args.dataset)
     built = [case for out_dir in args.build for case in annotated_cases_of_build(out_dir)]
     roi = RoiSpec(args.roi_size_mm, args.roi_pixels, args.roi_half_height_mm)
     dataset = SliceDataset.create(args.dataset, roi)
@@ -203,7 +207,9 @@ def _run_train(args: argparse.Namespace) -> int:
     from .model.config import TrainOptions
     from .model.network import load_model
     from .model.training import train
+    from .outputs import check_writable
 
+    check_writable(args.out)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     architecture = TrainOptions()
@@ -235,7 +241,13 @@ def _add_predict(commands) -> None:
                     "annotation.json) plus prediction.json (model, ROI centers, timing).")
     parser.add_argument("scan", type=Path, help="CT scan: NIfTI, NRRD, MetaImage or a DICOM folder.")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
-                        help="Output folder; must not be the scan's own folder.")
+                        help="Output folder: new or empty (or, with --overwrite, an earlier "
+                             "result); must not be the scan's own folder.")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="Replace an output folder that holds an earlier result (it has an "
+                             "annotation.json, from `predict` or `annotate`) as a whole, once the "
+                             "new results are complete. Without this option an output folder "
+                             "that holds files is refused.")
     parser.add_argument("--model", type=Path, default=None, metavar="MODEL_DIR",
                         help="Model folder (default: the bundled Resources/model).")
     parser.add_argument("--side", choices=("both", "right", "left"), default="both",
@@ -251,7 +263,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     from .params import Params
     from .result import SIDES
 
-    out_dir = outputs.check_output_dir(args.out, args.scan)
+    out_dir = outputs.check_output_dir(args.out, args.scan, args.overwrite)
     model_dir = args.model or BUNDLED_MODEL_DIR
     model = load_model(model_dir, args.device)
     scan = io.read_scan(args.scan)
@@ -265,7 +277,8 @@ def _run_predict(args: argparse.Namespace) -> int:
                         for s, r in annotation.sides.items()}}
     written = outputs.write_outputs(
         out_dir, scan.reference, scan.volume, annotation, Params(), input_path=scan.path,
-        extra_files={"prediction.json": (json.dumps(report, indent=2) + "\n").encode("utf-8")})
+        extra_files={"prediction.json": (json.dumps(report, indent=2) + "\n").encode("utf-8")},
+        overwrite=args.overwrite)
     for side, result in annotation.sides.items():
         print(f"{side} hip: {result.status} - {result.message}")
     print(f"predicted in {seconds:.1f} s on {model.device}; wrote {len(written)} files to {out_dir}")
@@ -298,9 +311,11 @@ def _add_review_queue(commands) -> None:
 
 
 def _run_review_queue(args: argparse.Namespace) -> int:
-    from .model.aar import load_queue, write_review_queue
+    from .model.aar import REVIEW_FOLDER, load_queue, write_review_queue
     from .model.network import load_model
+    from .outputs import check_writable
 
+    check_writable(args.out or args.dataset / REVIEW_FOLDER, whole=True)
     model = load_model(args.model, args.device)
     top_k = 200 if args.top_k is None and args.top_percent is None else args.top_k
     with tqdm(desc="scoring hips", file=sys.stderr, leave=False) as bar:
@@ -338,7 +353,9 @@ def _add_apply_corrections(commands) -> None:
 
 def _run_apply_corrections(args: argparse.Namespace) -> int:
     from .model.aar import apply_corrections
+    from .outputs import check_writable
 
+    check_writable(args.dataset)
     applied = apply_corrections(args.dataset, args.corrections, scan=args.scan,
                                 queue_path=args.queue)
     for scan, count in applied.items():
@@ -365,7 +382,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     from .model.evaluation import evaluate_folders, format_table, mean_scores
     from .model.files import write_json_atomic
+    from .outputs import check_writable
 
+    if args.json is not None:
+        check_writable(args.json, whole=True)
     scores = evaluate_folders(args.predictions, args.references)
     print(format_table(scores))
     if args.json is not None:

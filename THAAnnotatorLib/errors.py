@@ -25,3 +25,8 @@ class InvalidParam(InputError):
     def requirement(self, name_of) -> str:
         """E.g. "must be an integer of at least 3, got 0"; ``name_of`` names the other field."""
         return self._requirement.replace("{other}", name_of(self.other) if self.other else "")
+
+
+class OutputNotWritable(OSError):
+    """The output folder cannot be created or written (read-only, no permission, a file in the
+    way); found before any work starts."""

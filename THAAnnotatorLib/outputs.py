@@ -1,7 +1,9 @@
 """Writing results: label maps in the source geometry, a 3D Slicer segmentation and a JSON report.
 
 Everything is first written into a hidden staging folder and only then moved into place, so a
-failure part-way leaves no half-written result behind.
+failure part-way leaves no half-written result behind. An output folder that already holds files
+is refused, unless it holds an earlier result and ``overwrite`` is asked for: then the new results
+replace it whole, once they are complete.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +22,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import __version__
-from .errors import InputError
+from .errors import InputError, OutputNotWritable
+from .model.files import replace_folder
 from .params import Params
 from .result import CLASS_NAMES, Annotation, SideResult, SliceCircle
 from .terminology import SEGMENTS
@@ -34,13 +38,16 @@ STANDARD_FILES = (BONE_FILE, LABELS_FILE, SEGMENTATION_FILE, REPORT_FILE)
 _EMPTY_EXTENT = "0 -1 0 -1 0 -1"
 
 
-def check_output_dir(out_dir: str | Path, input_path: str | Path) -> Path:
-    """Refuse an output folder that would mix results with the input; call before processing.
+def check_output_dir(out_dir: str | Path, input_path: str | Path | None = None,
+                     overwrite: bool = False) -> Path:
+    """Refuse an output folder that would mix results with the input or with earlier results, or
+    that cannot be written; call before processing.
 
     Parameters
     ----------
     out_dir : the folder results will be written to (it need not exist yet).
-    input_path : the scan file or DICOM folder being processed.
+    input_path : the scan file or DICOM folder being processed (None: not checked against it).
+    overwrite : allow replacing a folder that holds an earlier result (see :func:`write_outputs`).
 
     Returns
     -------
@@ -48,13 +55,47 @@ def check_output_dir(out_dir: str | Path, input_path: str | Path) -> Path:
 
     Raises
     ------
-    InputError : ``out_dir`` is an existing file, the input file's own folder, or the DICOM
-        input folder or a folder inside it.
+    InputError : ``out_dir`` is an existing file, the input file's own folder, the DICOM input
+        folder or a folder inside it, or a folder holding the input; or it already holds files
+        and ``overwrite`` is off, or they are not an earlier result (no ``annotation.json``).
+    OutputNotWritable : the folder cannot be created or written (an ``OSError``).
     """
     out = Path(out_dir).resolve()
-    source = Path(input_path).resolve()
     if out.is_file():
         raise InputError(f"The output path {out} is an existing file; choose a folder instead.")
+    if input_path is not None:
+        _check_apart_from_input(out, Path(input_path).resolve())
+    replacing = _replaces_earlier_result(Path(out_dir), overwrite)
+    check_writable(out_dir, whole=replacing)
+    return out
+
+
+def check_writable(path: str | Path, whole: bool = False) -> None:
+    """Raise :class:`OutputNotWritable`, naming ``path`` as given, when results cannot be written
+    there: a file stands in the way, or the folder (when it does not exist yet, the nearest
+    existing folder above it) refuses a new file. Writes nothing (a probe file is removed).
+
+    ``whole``: ``path`` is made beside itself and renamed into place (a folder replaced as a
+    whole, a file written atomically), so its parent folder is tried instead.
+    """
+    given = Path(path)
+    place = given.resolve().parent if whole else given.resolve()
+    existing = next(folder for folder in (place, *place.parents) if folder.exists())
+    where = "" if existing == given.resolve() else f" (at {existing})"
+    if not existing.is_dir():
+        raise OutputNotWritable(f"cannot write to {given}: {existing} is a file, not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-check-", dir=existing)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise OutputNotWritable(
+            f"cannot write to {given}: {error.strerror or error}{where}") from error
+
+
+def _check_apart_from_input(out: Path, source: Path) -> None:
+    """Refuse an output folder (resolved) that is or holds the input, or lies in the DICOM input
+    folder (resolved ``source``)."""
     if source.is_dir():
         if out == source or source in out.parents:
             raise InputError(
@@ -66,7 +107,33 @@ def check_output_dir(out_dir: str | Path, input_path: str | Path) -> Path:
             f"The output folder {out} is the folder of the input scan; choose a separate folder "
             "so results are not mixed with the input."
         )
-    return out
+    if out in source.parents:
+        raise InputError(
+            f"The output folder {out} holds the input {source}; choose a folder outside it so "
+            "the input is left untouched."
+        )
+
+
+def _replaces_earlier_result(out_dir: Path, overwrite: bool) -> bool:
+    """Whether writing to ``out_dir`` replaces an earlier result (it holds files, among them
+    ``annotation.json``, and ``overwrite`` is on); raise :class:`InputError` for a folder holding
+    files that may not be replaced. False for a missing or empty folder."""
+    names = sorted(entry.name for entry in out_dir.iterdir()) if out_dir.is_dir() else []
+    if not names:
+        return False
+    listed = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+    if not overwrite:
+        raise InputError(
+            f"The output folder {out_dir} already holds {len(names)} file(s) ({listed}); choose "
+            "a new or empty folder, or give --overwrite to replace an earlier result with the "
+            "new one."
+        )
+    if not (out_dir / REPORT_FILE).is_file():
+        raise InputError(
+            f"The output folder {out_dir} holds files ({listed}) but no {REPORT_FILE}, so it is "
+            "not an earlier result, which is all --overwrite replaces; choose another folder."
+        )
+    return True
 
 
 def write_outputs(
@@ -77,6 +144,7 @@ def write_outputs(
     params: Params,
     input_path: str | Path | None = None,
     extra_files: dict[str, bytes] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Path]:
     """Write all result files into ``out_dir`` in one atomic step.
 
@@ -87,13 +155,23 @@ def write_outputs(
 
     Parameters
     ----------
-    out_dir : destination folder; created (with its parents) if missing.
+    out_dir : destination folder; created (with its parents) if missing. It must be missing or
+        empty, unless ``overwrite``.
     reference : image carrying the source geometry (size, spacing mm, origin mm, direction).
     volume : the canonical volume the annotation was computed on.
     annotation : masks in ``volume``'s canonical layout plus per-side results.
     params : the parameters used, recorded in the JSON report.
     input_path : the scan that was processed, recorded in the JSON report.
     extra_files : more files to write, plain file name -> content.
+    overwrite : replace an ``out_dir`` that holds an earlier result (an ``annotation.json``) as a
+        whole: the new results are staged beside it and take its place only once complete, and
+        the earlier folder is deleted after that, so nothing of it is mixed with the new results
+        or lost when writing fails.
+
+    Raises
+    ------
+    InputError : mismatched inputs, a bad extra file name, or an ``out_dir`` holding files that
+        may not be replaced (see ``overwrite``).
 
     Returns
     -------
@@ -102,6 +180,7 @@ def write_outputs(
     out_dir = Path(out_dir)
     extra_files = dict(extra_files or {})
     _check_write_inputs(out_dir, reference, volume, annotation, extra_files)
+    replacing = _replaces_earlier_result(out_dir, overwrite)
     writers: dict[str, Callable[[Path], None]] = {
         BONE_FILE: lambda path: _write_label_image(path, annotation.bone, volume, reference),
         LABELS_FILE: lambda path: _write_label_image(path, annotation.labels, volume, reference),
@@ -112,7 +191,7 @@ def write_outputs(
     }
     for name, content in extra_files.items():
         writers[name] = lambda path, content=content: path.write_bytes(content)
-    with _staged_folder(out_dir) as staging:
+    with _staged_folder(out_dir, replacing) as staging:
         for name, write in writers.items():
             write(staging / name)
     return {name: out_dir / name for name in writers}
@@ -148,15 +227,17 @@ def _check_write_inputs(
 
 
 @contextmanager
-def _staged_folder(out_dir: Path) -> Iterator[Path]:
-    """Yield an empty hidden folder; on success move its files into ``out_dir``.
+def _staged_folder(out_dir: Path, replacing: bool) -> Iterator[Path]:
+    """Yield an empty hidden folder; on success its files become ``out_dir``'s.
 
-    If ``out_dir`` exists, the staging folder lives inside it and each file is moved with
-    ``os.replace``; otherwise it is a sibling that is renamed to ``out_dir``. On any exception
-    the staging folder and everything in it is removed.
+    Into an existing empty ``out_dir`` (the user's folder, kept with its permissions) the staged
+    files are moved one by one with ``os.replace``; otherwise the staging folder is a sibling that
+    takes ``out_dir``'s place (:func:`~.model.files.replace_folder`; ``replacing``: an earlier
+    ``out_dir`` is deleted only after that). On any exception the staging folder and everything
+    in it is removed, and ``out_dir`` is left as it was.
     """
-    existed = out_dir.is_dir()
-    if existed:
+    into_existing = out_dir.is_dir() and not replacing
+    if into_existing:
         staging = out_dir / f".partial-{uuid.uuid4().hex[:12]}"
     else:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -164,12 +245,12 @@ def _staged_folder(out_dir: Path) -> Iterator[Path]:
     staging.mkdir()
     try:
         yield staging
-        if existed:
+        if into_existing:
             for staged in sorted(staging.iterdir()):
                 os.replace(staged, out_dir / staged.name)
             staging.rmdir()
         else:
-            os.rename(staging, out_dir)
+            replace_folder(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -157,17 +157,23 @@ def test_json_report_is_valid_and_complete(scan, tmp_path):
         np.bincount(canonical_plane.ravel(), minlength=5).tolist()
 
 
-def test_extra_files_and_existing_files_in_the_output_folder(scan, tmp_path):
+def test_extra_files_and_an_output_folder_that_holds_files(scan, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    _, written = write(scan, out, extra_files={"overview.png": b"\x89PNG fake"})
+    with pytest.raises(InputError, match="already holds 1 file"):  # never mixed with them
+        write(scan, out, extra_files={"overview.png": b"\x89PNG fake"})
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    with pytest.raises(InputError, match="no annotation.json"):  # not an earlier result
+        write(scan, out, overwrite=True)
 
+    (out / "annotation.json").write_text("{}\n")  # an earlier result: replaced whole
+    _, written = write(scan, out, extra_files={"overview.png": b"\x89PNG fake"}, overwrite=True)
     assert written["overview.png"].read_bytes() == b"\x89PNG fake"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["notes.txt", "overview.png", "bone.nii.gz", "labels.nii.gz", "labels.seg.nrrd",
-         "annotation.json"])
-    assert (out / "notes.txt").read_text() == "keep me"
+        ["overview.png", "bone.nii.gz", "labels.nii.gz", "labels.seg.nrrd", "annotation.json"])
+    assert json.loads((out / "annotation.json").read_text())["input_path"] == str(scan.path)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_volume_without_a_file_uses_its_own_source_geometry(tmp_path):
@@ -202,22 +208,24 @@ def _fail_on_report(monkeypatch):
     monkeypatch.setattr(outputs, "_write_report", broken)
 
 
-@pytest.mark.parametrize("out_exists", [True, False], ids=["existing-dir", "new-dir"])
+@pytest.mark.parametrize("earlier", [{"annotation.json": "{}", "previous.txt": "old"}, {}, None],
+                         ids=["earlier-result-overwritten", "empty-dir", "new-dir"])
 @pytest.mark.parametrize("sabotage", [_fail_on_second_image_write, _fail_on_report],
                          ids=["image-writer", "report-writer"])
-def test_failure_mid_write_leaves_nothing_behind(scan, tmp_path, monkeypatch, out_exists,
-                                                 sabotage):
+def test_failure_mid_write_leaves_nothing_behind(scan, tmp_path, monkeypatch, earlier, sabotage):
     out = tmp_path / "results" / "case1"
-    if out_exists:
+    if earlier is not None:
         out.mkdir(parents=True)
-        (out / "previous.txt").write_text("old")
+        for name, text in earlier.items():
+            (out / name).write_text(text)
     sabotage(monkeypatch)
 
     with pytest.raises((RuntimeError, OSError), match="disk full"):
-        write(scan, out, extra_files={"overview.png": b"png"})
+        write(scan, out, extra_files={"overview.png": b"png"}, overwrite=True)
 
-    if out_exists:
-        assert [p.name for p in out.iterdir()] == ["previous.txt"]
+    if earlier is not None:
+        assert {p.name: p.read_text() for p in out.iterdir()} == earlier
+        assert list(out.parent.iterdir()) == [out]
     else:
         assert not out.exists()
         assert list(out.parent.iterdir()) == []
