@@ -24,7 +24,9 @@ _BRIDGE_MM = 1.5
 class RoughCircle:
     """Feature points and circles in side-frame slice mm (y, x)."""
 
-    feature_points_mm: np.ndarray  # (3, 2): anterior hull point, medial hull point, farthest point
+    # (3, 2): anterior hull point, medial hull point, the hull point farthest from the
+    # trochanter (the inscribed disk's center where there is no trochanter)
+    feature_points_mm: np.ndarray
     center_mm: np.ndarray
     anatomy_radius_mm: float  # r of the paper
     rough_radius_mm: float  # r / rough_shrink
@@ -58,7 +60,7 @@ def _agrees(circle: tuple[np.ndarray, float], disk_center: np.ndarray, disk_radi
             and np.linalg.norm(center - disk_center) <= 0.5 * disk_radius)
 
 
-def rough_circle(head: np.ndarray, trochanter: np.ndarray, spacing_yx_mm: np.ndarray,
+def rough_circle(head: np.ndarray, trochanter: np.ndarray | None, spacing_yx_mm: np.ndarray,
                  rough_shrink: float) -> RoughCircle | None:
     """Paper 3.2: hull of the head's bone, its centroid p_c, the hull points p_u and p_r hit by
     rays from p_c (anterior and medial here), and p_m, the hull point farthest from the greater
@@ -80,10 +82,15 @@ def rough_circle(head: np.ndarray, trochanter: np.ndarray, spacing_yx_mm: np.nda
     p_c = pts.mean(axis=0)
     p_u = ray_polygon_hit(p_c, _ANTERIOR, hull)
     p_r = ray_polygon_hit(p_c, _MEDIAL, hull)
-    trochanter_center = np.argwhere(trochanter).mean(axis=0) * spacing_yx_mm
-    p_m = hull[np.argmax(np.linalg.norm(hull - trochanter_center, axis=1))]
     if p_u is None or p_r is None:
         return None
+    if trochanter is None:  # no trochanter to be far from: the inscribed disk alone
+        if disk_radius == 0:
+            return None
+        return RoughCircle(np.array([p_u, p_r, disk_center]), disk_center, disk_radius,
+                           disk_radius / rough_shrink)
+    trochanter_center = np.argwhere(trochanter).mean(axis=0) * spacing_yx_mm
+    p_m = hull[np.argmax(np.linalg.norm(hull - trochanter_center, axis=1))]
     circle = circle_through(p_u, p_r, p_m)
     if circle is None or not _agrees(circle, disk_center, disk_radius):
         if disk_radius == 0:

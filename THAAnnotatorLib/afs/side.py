@@ -102,6 +102,9 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
         else:
             warnings = [f"{across}: check this hip"]
             disputed = True
+    if initial.trochanter is None:
+        warnings.append("no slice shows the greater trochanter apart from the femoral head; "
+                        "the femur's thickest slice was taken as the initial slice: check this hip")
     if not params.min_head_radius_mm <= sphere.radius_mm <= params.max_head_radius_mm:
         raise HeadNotFound(
             f"the fitted femoral head radius, {sphere.radius_mm:.1f} mm, is outside the "

@@ -1,0 +1,51 @@
+"""The initial slice (afs.initial_slice) and the rough circle (afs.rough_circle) on a drawn
+femur, with and without a greater trochanter that rises apart from the head."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from THAAnnotatorLib.afs.initial_slice import find_initial_slice
+from THAAnnotatorLib.afs.rough_circle import rough_circle
+
+SPACING_MM = np.array([1.0, 1.0, 1.0])
+HEAD_CENTER = np.array([50.0, 40.0, 50.0])  # (z, y, x), z up, x lateral to medial
+RADIUS_MM = 12.0
+
+
+def _femur(trochanter_top_z: int) -> np.ndarray:
+    """Shaft (x = 25, up to z = 38), a neck from its top to the head, the head, and a greater
+    trochanter block lateral of the shaft from z = 30 up to ``trochanter_top_z``."""
+    z, y, x = np.indices((70, 80, 80)).astype(float)
+    head = (z - 50) ** 2 + (y - 40) ** 2 + (x - 50) ** 2 <= RADIUS_MM ** 2
+    shaft = ((y - 40) ** 2 + (x - 25) ** 2 <= 9 ** 2) & (z <= 38)
+    # the neck: points within 5 mm of the segment from (z 35, x 25) to the head's center
+    a, b = np.array([35.0, 25.0]), np.array([50.0, 50.0])
+    t = np.clip(((z - a[0]) * (b[0] - a[0]) + (x - a[1]) * (b[1] - a[1])) / np.sum((b - a) ** 2),
+                0, 1)
+    neck = (z - a[0] - t * (b[0] - a[0])) ** 2 + (y - 40) ** 2 + (x - a[1] - t * (b[1] - a[1])) ** 2 <= 25
+    trochanter = (x >= 12) & (x <= 20) & (np.abs(y - 40) <= 7) & (z >= 30) & (z <= trochanter_top_z)
+    return head | shaft | neck | trochanter
+
+
+def test_a_trochanter_apart_from_the_head_gives_the_initial_slice_near_the_equator():
+    found = find_initial_slice(_femur(trochanter_top_z=58), SPACING_MM, min_head_radius_mm=12.0)
+    assert found is not None and found.trochanter is not None
+    assert abs(found.index - HEAD_CENTER[0]) <= 2
+
+
+def test_without_a_separate_trochanter_the_femur_s_thickest_slice_is_taken():
+    """The trochanter ends below the neck's top, so no slice shows it apart from the head: the
+    initial slice is the femur's thickest, and the rough circle is its largest inscribed disk,
+    which is the head's section there."""
+    found = find_initial_slice(_femur(trochanter_top_z=36), SPACING_MM, min_head_radius_mm=12.0)
+    assert found is not None and found.trochanter is None
+    assert abs(found.index - HEAD_CENTER[0]) <= 2
+    rough = rough_circle(found.head, found.trochanter, SPACING_MM[1:], rough_shrink=1.2)
+    assert rough is not None
+    assert np.linalg.norm(rough.center_mm - HEAD_CENTER[1:]) <= 1.5
+    assert rough.anatomy_radius_mm == pytest.approx(RADIUS_MM, abs=1.5)
+
+
+def test_no_femur_in_view_gives_no_initial_slice():
+    assert find_initial_slice(np.zeros((20, 40, 40), bool), SPACING_MM, 12.0) is None
