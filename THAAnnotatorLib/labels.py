@@ -11,6 +11,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
 
+from .afs.geometry import disk_footprint
 from .params import Params
 from .result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
 
@@ -25,6 +26,9 @@ _ROOF_MARGIN_MM = 3.0
 # acetabulum wraps it on the medial side.
 _MEDIAL_SHARE = 0.5
 _SIX_CONNECTED = ndimage.generate_binary_structure(3, 1)
+# Breaks in a thin cortex up to about twice this wide (mm) are bridged before a bone's interior
+# is filled.
+_CORTEX_GAP_MM = 2.0
 
 
 def _distance_mm(shape: tuple[int, ...], center_idx: np.ndarray, spacing_mm: np.ndarray) -> np.ndarray:
@@ -81,6 +85,21 @@ def split_femur_pelvis(bone: np.ndarray, femur_seed: np.ndarray, center_idx: np.
         femur |= band & bone & (fill == 1)
         pelvis |= band & bone & (fill == 2)
     return femur, pelvis
+
+
+def fill_enclosed_slices(mask: np.ndarray, spacing_mm: np.ndarray) -> np.ndarray:
+    """``mask`` (z, y, x) with, in each slice, what its bone encloses once breaks in the cortex
+    up to about ``2 x _CORTEX_GAP_MM`` wide are bridged: spongy bone darker than bone extraction's
+    threshold (low-density or fatty marrow) inside one bone's cortex. Run on one bone at a
+    time (femur, pelvis), so the joint space between them is never enclosed."""
+    disk = disk_footprint(_CORTEX_GAP_MM, np.asarray(spacing_mm[1:], float))
+    out = mask.copy()
+    for k in np.flatnonzero(mask.any(axis=(1, 2))):
+        # grown, filled, shrunk back: unlike a closing this also bridges breaks in a cortex
+        # thinner than the disk
+        grown = ndimage.binary_dilation(mask[k], structure=disk)
+        out[k] |= ndimage.binary_erosion(ndimage.binary_fill_holes(grown), structure=disk)
+    return out
 
 
 def joint_labels(femur: np.ndarray, pelvis: np.ndarray, center_idx: np.ndarray, radius_mm: float,

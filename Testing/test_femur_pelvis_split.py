@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from THAAnnotatorLib.labels import split_femur_pelvis
+from THAAnnotatorLib.labels import fill_enclosed_slices, split_femur_pelvis
 
 SPACING_MM = np.array([1.0, 1.0, 1.0])
 CENTER_IDX = np.array([40.0, 40.0, 40.0])
@@ -40,3 +40,21 @@ def test_a_femur_seed_that_ran_into_the_pelvis_in_the_head_slices_does_not_take_
     assert not (femur & pelvis).any()
     assert pelvis[shell].mean() >= 0.95, pelvis[shell].mean()
     assert femur[femur_truth].mean() >= 0.95, femur[femur_truth].mean()
+
+
+def test_spongy_bone_inside_one_bone_s_cortex_is_filled_but_not_the_joint_between_two():
+    """A head kept only as its cortex (a shell 1 mm thick with a 2 mm break) and an
+    acetabular shell 3 mm outside it: the head's interior is filled, the joint space between
+    the two bones is not, since each bone is filled on its own."""
+    z, y, x = np.indices((40, 60, 60)).astype(float)
+    distance = np.sqrt((z - 20) ** 2 + (y - 30) ** 2 + (x - 30) ** 2)
+    head_cortex = (distance <= RADIUS_MM) & (distance > RADIUS_MM - 1.0)
+    head_cortex &= ~((y >= 30) & (y <= 31) & (x > 30))  # a break in the shell
+    shell = (distance >= RADIUS_MM + 3) & (distance <= RADIUS_MM + 6) & (x >= 30)
+    femur = fill_enclosed_slices(head_cortex, SPACING_MM)
+    pelvis = fill_enclosed_slices(shell, SPACING_MM) & ~femur
+    inside = distance <= RADIUS_MM - 1.5
+    joint = (distance > RADIUS_MM + 0.5) & (distance < RADIUS_MM + 2.5) & (x >= 30)
+    assert femur[inside].mean() >= 0.97, femur[inside].mean()
+    assert not (femur | pelvis)[joint].any()
+    assert pelvis[shell].all()

@@ -1,12 +1,15 @@
 """The initial slice (afs.initial_slice) and the rough circle (afs.rough_circle) on a drawn
-femur, with and without a greater trochanter that rises apart from the head."""
+femur, with and without a greater trochanter that rises apart from the head; and the head's
+upper coverage (afs.coverage), which a head found without that split must show."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from THAAnnotatorLib.afs.coverage import upper_coverage
 from THAAnnotatorLib.afs.initial_slice import find_initial_slice
 from THAAnnotatorLib.afs.rough_circle import rough_circle
+from THAAnnotatorLib.afs.sphere import Sphere
 
 SPACING_MM = np.array([1.0, 1.0, 1.0])
 HEAD_CENTER = np.array([50.0, 40.0, 50.0])  # (z, y, x), z up, x lateral to medial
@@ -49,3 +52,32 @@ def test_without_a_separate_trochanter_the_femur_s_thickest_slice_is_taken():
 
 def test_no_femur_in_view_gives_no_initial_slice():
     assert find_initial_slice(np.zeros((20, 40, 40), bool), SPACING_MM, 12.0) is None
+
+
+def test_the_upper_coverage_of_a_head_is_the_share_of_its_upper_half_under_bone():
+    """A head alone, under a cup over its top 60 deg, and under a full upper hemisphere."""
+    z, y, x = np.indices((70, 80, 80)).astype(float)
+    distance = np.sqrt((z - 35) ** 2 + (y - 40) ** 2 + (x - 40) ** 2)
+    head = distance <= RADIUS_MM
+    shell = (distance >= RADIUS_MM + 3) & (distance <= RADIUS_MM + 7)
+    # the rays' z components are spread evenly over [0.2, 1] (equal areas on a sphere), so
+    # the cup, bone where z >= 0.5, meets (1 - 0.5) / (1 - 0.2) of them
+    sphere = Sphere(np.array([35.0, 40.0, 40.0]), RADIUS_MM)
+    cup = shell & (z - 35 >= 0.5 * distance)
+    assert upper_coverage(head, sphere, SPACING_MM) == 0.0
+    assert upper_coverage(head | cup, sphere, SPACING_MM) == pytest.approx(0.5 / 0.8, abs=0.05)
+    assert upper_coverage(head | (shell & (z >= 35)), sphere, SPACING_MM) == 1.0
+
+
+def test_a_head_kept_only_as_its_cortex_gives_the_rough_circle_of_its_section():
+    """Low-density spongy bone left out of the bone mask: the head's section is a ring 1 mm
+    thick (thinner than the opening that cuts bridges to neighbouring bone); the rough circle
+    is still the section's."""
+    y, x = np.indices((80, 80)).astype(float)
+    r = np.sqrt((y - 40) ** 2 + (x - 50) ** 2)
+    ring = (r <= RADIUS_MM) & (r > RADIUS_MM - 1.0)
+    trochanter = (np.abs(y - 40) <= 5) & (x >= 12) & (x <= 20)
+    rough = rough_circle(ring, trochanter, SPACING_MM[1:], rough_shrink=1.2)
+    assert rough is not None
+    assert np.linalg.norm(rough.center_mm - np.array([40.0, 50.0])) <= 1.0
+    assert rough.anatomy_radius_mm == pytest.approx(RADIUS_MM, abs=1.0)

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from THAAnnotatorLib.errors import InputError
 from THAAnnotatorLib.metrics import segment_dice
 from THAAnnotatorLib.pipeline import annotate
 from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD
@@ -112,13 +111,27 @@ def test_pipeline_meets_the_targets_on_a_typical_hip():
     assert acetabulum >= 0.88 and head >= 0.92 and abs(error) <= 1.5
 
 
-@pytest.mark.xfail(strict=True, raises=InputError,
-                   reason="issue 18, open: bone extraction keeps the cortex but not cancellous "
-                   "bone at 100 HU, so no femoral head is found")
-def test_bone_at_100_hu_is_found_and_labelled():
+@pytest.fixture(scope="module")
+def bone_at_100_hu():
     case = replace(draw_scan("low_density", 0), spacing_mm=FAST_SPACING, cancellous_hu=100.0)
-    acetabulum, head, error, _ = _scores(render_scan(case), "right")
-    assert acetabulum >= 0.88 and head >= 0.92 and abs(error) <= 1.5
+    return _scores(render_scan(case), "right")
+
+
+def test_bone_at_100_hu_is_found_with_its_head_s_size(bone_at_100_hu):
+    """Spongy bone at 100 HU, 40 HU above muscle: bone extraction keeps little but a broken
+    cortex. The head is found all the same (its initial slice's ring is filled before the
+    rough circle) and its diameter is right (measured +0.66 mm)."""
+    _, _, error, result = bone_at_100_hu
+    assert result.status == "segmented" and abs(error) <= 1.5
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="issue 18, open: at 100 HU the labels fall short (acetabulum Dice 0.83, "
+                   "head 0.91, measured): bone extraction keeps only a broken cortex, and filling "
+                   "each bone's interior recovers part of the spongy bone")
+def test_bone_at_100_hu_is_labelled(bone_at_100_hu):
+    acetabulum, head, _, _ = bone_at_100_hu
+    assert acetabulum >= 0.88 and head >= 0.92
 
 
 def test_a_metal_bead_far_from_the_hip_leaves_it_segmented():

@@ -73,3 +73,14 @@ def ray_polygon_hit(origin: np.ndarray, direction: np.ndarray, polygon: np.ndarr
     if not hits.any():
         return None
     return origin + t[hits].max() * direction
+
+
+def sphere_directions(count: int, min_z: float) -> np.ndarray:
+    """Unit vectors (z, y, x) spread evenly over the sphere (a Fibonacci lattice of ``count``),
+    those with a z component below ``min_z`` left out."""
+    i = np.arange(count) + 0.5
+    z = 1.0 - 2.0 * i / count
+    azimuth = np.pi * (1.0 + np.sqrt(5.0)) * i
+    across = np.sqrt(1.0 - z * z)
+    directions = np.column_stack([z, across * np.sin(azimuth), across * np.cos(azimuth)])
+    return directions[directions[:, 0] >= min_z]

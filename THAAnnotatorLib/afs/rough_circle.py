@@ -40,7 +40,9 @@ def _head_core(head: np.ndarray, spacing_yx_mm: np.ndarray) -> tuple[np.ndarray,
     center (y, x) mm, disk radius mm).
     """
     disk = disk_footprint(_BRIDGE_MM, spacing_yx_mm)
-    opened = ndimage.binary_opening(head, structure=disk)
+    # hole-filled first: where bone extraction kept only the cortex (low-density spongy bone)
+    # the head is a thin ring that the opening would erase
+    opened = ndimage.binary_opening(ndimage.binary_fill_holes(head), structure=disk)
     # closed and hole-filled, so spongy gaps at the surface do not shrink the inscribed disk
     solid = ndimage.binary_fill_holes(ndimage.binary_closing(opened, structure=disk))
     depth = ndimage.distance_transform_edt(solid, sampling=spacing_yx_mm)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .geometry import fit_sphere_least_squares
+from .geometry import fit_sphere_least_squares, sphere_directions
 from .sphere import Sphere
 from .surface_check import MIN_DROP_HU
 
@@ -53,21 +53,11 @@ MAX_SLICE_MM = 3.0
 surface several mm high (see the module's notes)."""
 
 
-def _ray_directions() -> np.ndarray:
-    """Unit vectors (z, y, x) spread evenly over the sphere, the steep downward ones left out."""
-    i = np.arange(_RAYS) + 0.5
-    z = 1.0 - 2.0 * i / _RAYS
-    azimuth = np.pi * (1.0 + np.sqrt(5.0)) * i
-    across = np.sqrt(1.0 - z * z)
-    directions = np.column_stack([z, across * np.sin(azimuth), across * np.cos(azimuth)])
-    return directions[directions[:, 0] >= _MIN_UP]
-
-
 def surface_points_mm(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray) -> np.ndarray:
     """Where each ray from the sphere's center first falls from bone into the joint space:
     the steepest point of its first strong fall. (n, 3) points in mm (z, y, x)
     of ``hu``'s grid (index x spacing); rays without such a fall give none."""
-    directions = _ray_directions()
+    directions = sphere_directions(_RAYS, _MIN_UP)
     radii = np.arange(_START_SHARE * sphere.radius_mm, sphere.radius_mm + _BEYOND_MM, _STEP_MM)
     points = sphere.center_mm + radii[None, :, None] * directions[:, None, :]
     profiles = ndimage.map_coordinates(hu, (points / spacing_mm).reshape(-1, 3).T, order=1,
