@@ -18,6 +18,9 @@ _CORE_FACTOR = 1.2
 _MAX_OVER_INSCRIBED = 1.05
 # Bone bridges thinner than about twice this (mm) between the head and its neighbours are cut.
 _BRIDGE_MM = 1.5
+# A head whose opened core keeps an inscribed disk under this share of the hole-filled one's
+# was a thin cortical ring (measured: 4.1 mm against 20 mm on a sweep head at 92 HU).
+_RING_SHARE = 0.5
 
 
 @dataclass
@@ -36,13 +39,20 @@ def _head_core(head: np.ndarray, spacing_yx_mm: np.ndarray) -> tuple[np.ndarray,
     """The head's part of its bone component, with the head's largest inscribed disk.
 
     Thin bone bridges to touching bone are opened, and the core is what is left within
-    ``_CORE_FACTOR`` x the inscribed disk's radius of its center. Returns (core mask, disk
+    ``_CORE_FACTOR`` x the inscribed disk's radius of its center. Where bone extraction kept
+    only the head's cortex (low-density spongy bone), the opening erases the thin ring: the
+    component is then hole-filled first. Not always, as a hole can also be the joint space
+    where the head's bone touches the acetabulum on both sides of it. Returns (core mask, disk
     center (y, x) mm, disk radius mm).
     """
+    plain = _opened_core(head, spacing_yx_mm)
+    filled = _opened_core(ndimage.binary_fill_holes(head), spacing_yx_mm)
+    return filled if plain[2] < _RING_SHARE * filled[2] else plain
+
+
+def _opened_core(head: np.ndarray, spacing_yx_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     disk = disk_footprint(_BRIDGE_MM, spacing_yx_mm)
-    # hole-filled first: where bone extraction kept only the cortex (low-density spongy bone)
-    # the head is a thin ring that the opening would erase
-    opened = ndimage.binary_opening(ndimage.binary_fill_holes(head), structure=disk)
+    opened = ndimage.binary_opening(head, structure=disk)
     # closed and hole-filled, so spongy gaps at the surface do not shrink the inscribed disk
     solid = ndimage.binary_fill_holes(ndimage.binary_closing(opened, structure=disk))
     depth = ndimage.distance_transform_edt(solid, sampling=spacing_yx_mm)
