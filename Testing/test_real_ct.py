@@ -50,7 +50,7 @@ def test_right_femoral_head_is_found_inside_the_right_acetabulum(real_result):
 
 def test_right_hip_is_flagged_for_review_because_its_joint_space_is_not_resolved(real_result):
     """At 3 mm voxels this scan's joint space does not show (measured: the mean HU falls by
-    about 130 from the head's cortex outward, 420-810 on phantoms with a right sphere), so the
+    24-130 from the head's cortex outward, 420-810 on phantoms with a right sphere), so the
     head's size rests on little evidence (3-10 HU of added noise moved it 34-45 mm): the
     result must say so rather than pass for a measured one."""
     volume, annotation = real_result
