@@ -106,9 +106,12 @@ def annotate(volume: Volume, params: Params = Params(), sides: Iterable[str] = S
     head AFS found; :mod:`.metal`), or with no head found on a side holding that much metal, is
     reported as a metal implant and left out; a hip segmented despite metal elsewhere on its
     side says where that metal lies. A side without a credible femoral head is reported as not
-    found. Raises :class:`InvalidParam` (a ``ValueError``) for ``params`` outside their ranges
-    (:meth:`Params.validate`, checked before any work), :class:`InputError` when no hip at all can
-    be segmented, and :class:`Cancelled` when ``cancel()`` turns true.
+    found. A scan whose hips all hold implants (a post-operative scan) is a result, with empty
+    labels and every hip reported as metal. Raises :class:`InvalidParam` (a ``ValueError``) for
+    ``params`` outside their ranges (:meth:`Params.validate`, checked before any work),
+    :class:`InputError` when no femoral head and no implant is found at any requested hip (every
+    one "not_found": no hip in view, or the method failed), and :class:`Cancelled` when
+    ``cancel()`` turns true.
     """
     params.validate()
     sides = tuple(sides)
@@ -146,7 +149,7 @@ def annotate(volume: Volume, params: Params = Params(), sides: Iterable[str] = S
             frame.paste(side_labels, segment_code(side, cls), fit.labels == cls)
     report(1.0, "done")
 
-    if not any(r.status == "segmented" for r in results.values()):
+    if all(r.status == "not_found" for r in results.values()):
         reasons = "; ".join(f"{s} hip: {r.message}" for s, r in results.items())
         raise InputError(f"No hip could be segmented in this scan ({reasons}).")
     return Annotation(bone=bone, side_labels=side_labels, sides=results)

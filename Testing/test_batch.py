@@ -195,7 +195,9 @@ def test_runs_on_an_existing_cluster_given_its_scheduler_address(scans_dir, buil
     assert outcome(summary.records)["ct1"] == outcome(build.records)["ct1"]
 
 
-def test_a_scan_with_no_metal_free_hip_fails_with_the_reason(tmp_path):
+def test_a_scan_whose_requested_hips_are_all_metal_is_done_with_the_reason(tmp_path):
+    """A post-operative scan is a result (issue 22): done, nothing segmented, the implant named
+    (it failed as bad input before)."""
     scans = tmp_path / "scans"
     scans.mkdir()
     image = phantom_to_sitk(generate_phantom(spacing_mm=SPACING_MM, fov_mm=FOV_MM, seed=0,
@@ -203,8 +205,8 @@ def test_a_scan_with_no_metal_free_hip_fails_with_the_reason(tmp_path):
     sitk.WriteImage(image, str(scans / "implant.nii.gz"), useCompression=True)
     summary = build_dataset(scans, tmp_path / "out", sides=("left",), workers=1)
     (record,) = summary.records
-    assert record["status"] == "failed"
-    assert "left hip: metal implant, not segmented" in record["reasons"][0]
+    assert record["status"] == "done" and record["sides_found"] == []
+    assert record["reasons"] == ["left hip: metal implant, not segmented"]
 
 
 def test_command_line_exit_code_and_summary(build, scans_dir, capsys):

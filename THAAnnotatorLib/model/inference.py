@@ -153,7 +153,7 @@ def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
     Raises
     ------
     InvalidParam : ``params`` outside their ranges (:meth:`Params.validate`), before any work.
-    InputError : no hip could be labelled.
+    InputError : every requested hip is "not_found" (hips that are all metal are a result).
     """
     params.validate()
 
@@ -197,7 +197,7 @@ def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
         else:
             results[side] = SideResult(side, "not_found", "femoral head not found by the model")
     step(1.0, "done")
-    if not any(r.status == "segmented" for r in results.values()):
+    if all(r.status == "not_found" for r in results.values()):  # all metal: a result (pipeline)
         reasons = "; ".join(f"{s} hip: {r.message}" for s, r in results.items())
         raise InputError(f"No hip could be segmented in this scan ({reasons}).")
     return Annotation(bone=bone, side_labels=side_labels, sides=results)
