@@ -1,7 +1,8 @@
 """Export a build for training frameworks: the nnU-Net v2 raw layout or a MONAI datalist.
 
 Both hold each done case's CT as NIfTI and its label map (0 background, 1 acetabulum,
-2 femoral head) in the same geometry, and a train / validation split drawn from a seed, so the
+2 femoral head, 3 ignore: the half of the scan of a hip the build did not annotate, see
+:mod:`.ignore`) in the same geometry, and a train / validation split drawn from a seed, so the
 same build and seed always give the same split. The export is written under a hidden name and
 renamed into place: it is complete or absent, and an existing folder is never overwritten.
 """
@@ -24,11 +25,14 @@ from ..model.files import write_json_atomic
 from ..outputs import LABELS_FILE
 from ..result import CLASS_NAMES
 from .discover import scan_checksum
+from .ignore import (IGNORE_LABEL, IGNORE_NAME, ignored_sides, no_hip_labelled,
+                     write_labels_with_ignore)
 from .manifest import CASES_DIR, done_records
 
 FORMATS = ("nnunet", "monai")
 NNUNET_NAME = re.compile(r"^Dataset\d{3}_[A-Za-z0-9_-]+$")
-LABELS = {"background": 0, **{name.replace(" ", "_"): code for code, name in CLASS_NAMES.items()}}
+LABELS = {"background": 0, **{name.replace(" ", "_"): code for code, name in CLASS_NAMES.items()},
+          IGNORE_NAME: IGNORE_LABEL}
 FILE_ENDING = ".nii.gz"
 
 
@@ -40,6 +44,10 @@ class Split:
     train: list[str]
     validation: list[str]
     left_out_flagged: list[str] = field(default_factory=list)
+    # cases with no hip annotated (all requested hips metal): nothing but ignore to learn from
+    left_out_unannotated: list[str] = field(default_factory=list)
+    # case -> the sides whose half of the scan is the ignore label (:mod:`.ignore`)
+    ignored_hips: dict[str, list[str]] = field(default_factory=dict)
 
 
 def split_cases(cases: list[str], validation_fraction: float, seed: int) -> Split:
@@ -71,7 +79,10 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
     """Export the done cases of a build folder to ``dest`` in format ``fmt`` (see
     :data:`FORMATS`); returns the split, with the cases left out. Cases with a hip marked for review
     (:func:`flagged_cases`) are left out, and listed in ``export.json``, unless
-    ``include_flagged``: a network would learn their doubtful labels.
+    ``include_flagged``: a network would learn their doubtful labels. In each label map the half
+    of the scan of a hip without labels (not asked for, metal or not found) is the ignore label
+    (:mod:`.ignore`; ``ignored_hips`` in ``export.json``), and a case with no hip labelled at all
+    is left out (``left_out_unannotated``).
 
     nnU-Net: ``dest`` must be named ``DatasetXXX_Name``; it gets ``imagesTr/<case>_0000.nii.gz``,
     ``labelsTr/<case>.nii.gz``, ``dataset.json`` and ``splits_final.json`` (one fold; copy it to
@@ -97,13 +108,18 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
     records = done_records(build_dir)
     flagged = [] if include_flagged else flagged_cases(records)
     records = [r for r in records if r["case"] not in flagged]
+    unannotated = [r["case"] for r in records if no_hip_labelled(r)]
+    records = [r for r in records if r["case"] not in unannotated]
     if not records:
         raise InputError(f"The build {build_dir} has no done case to export"
                          + (f" ({len(flagged)} left out because a hip was marked for review; "
-                            "--include-flagged exports them)." if flagged else "."))
+                            "--include-flagged exports them)" if flagged else "")
+                         + (f" ({len(unannotated)} with no hip annotated: metal or not asked "
+                            "for)" if unannotated else "") + ".")
     _check_sources_unchanged(records)
     split = split_cases([r["case"] for r in records], validation_fraction, seed)
     split.left_out_flagged = flagged
+    split.left_out_unannotated = unannotated
 
     staging = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:12]}"
     try:
@@ -114,10 +130,15 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
             label = layout.label.format(case=record["case"])
             (staging / image).parent.mkdir(parents=True, exist_ok=True)
             (staging / label).parent.mkdir(parents=True, exist_ok=True)
-            sitk.WriteImage(read_image(record["source"]), str(staging / image),
-                            useCompression=True)
-            shutil.copyfile(build_dir / CASES_DIR / record["case"] / LABELS_FILE,
-                            staging / label)
+            scan = read_image(record["source"])
+            sitk.WriteImage(scan, str(staging / image), useCompression=True)
+            labels_path = build_dir / CASES_DIR / record["case"] / LABELS_FILE
+            if ignored_sides(record):
+                split.ignored_hips[record["case"]] = ignored_sides(record)
+                write_labels_with_ignore(labels_path, staging / label, scan,
+                                         ignored_sides(record))
+            else:
+                shutil.copyfile(labels_path, staging / label)
             pairs[record["case"]] = {"image": image, "label": label}
             if progress is not None:
                 progress(number, len(records))
@@ -126,7 +147,9 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
             "format": fmt, "build": str(build_dir.resolve()), "software_version": __version__,
             "validation_fraction": validation_fraction, "seed": seed,
             "train": split.train, "validation": split.validation,
-            "left_out_flagged": split.left_out_flagged})
+            "left_out_flagged": split.left_out_flagged,
+            "left_out_unannotated": split.left_out_unannotated,
+            "ignored_hips": split.ignored_hips})
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging.rename(dest)
     finally:

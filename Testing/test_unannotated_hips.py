@@ -1,0 +1,133 @@
+"""Hips the pipeline did not annotate (issue 22, items 1 and 5).
+
+An export marks an un-annotated hip's half of the scan with the ignore label (not background),
+and a scan whose requested hips all hold metal implants is a result, not bad input.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from THAAnnotatorLib import cli
+from THAAnnotatorLib.batch.build import build_dataset
+from THAAnnotatorLib.batch.export import IGNORE_LABEL, export_build
+from THAAnnotatorLib.batch.manifest import read_manifest
+from THAAnnotatorLib.errors import InputError
+from THAAnnotatorLib.phantom import generate_phantom, phantom_to_sitk
+from THAAnnotatorLib.pipeline import METAL_MESSAGE
+
+# small, quick phantoms (as in test_batch): the bookkeeping is under test, not the accuracy
+SPACING_MM = (3.0, 1.5, 1.5)
+FOV_MM = (120.0, 240.0, 360.0)
+
+
+def _write(path: Path, storage: str = "LPS", **kwargs) -> Path:
+    phantom = generate_phantom(spacing_mm=SPACING_MM, fov_mm=FOV_MM, **kwargs)
+    sitk.WriteImage(phantom_to_sitk(phantom, storage=storage), str(path), useCompression=True)
+    return path
+
+
+def _lps_x(image: sitk.Image) -> np.ndarray:
+    """The LPS x (mm, + to the patient's left) of every voxel, in the array's (k, j, i) layout."""
+    size = image.GetSize()
+    i, j, k = np.meshgrid(*(np.arange(n) for n in size), indexing="ij")
+    index = np.stack([i, j, k]).reshape(3, -1).astype(float)
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    points = (np.asarray(image.GetOrigin())[:, None]
+              + direction @ (np.asarray(image.GetSpacing())[:, None] * index))
+    return points[0].reshape(size).transpose(2, 1, 0)
+
+
+def _check_ignored_side(label: sitk.Image, ignored: str) -> None:
+    """``ignored``'s half of the body is the ignore label, the other half holds the hip's
+    acetabulum and head and no ignore label."""
+    array = sitk.GetArrayFromImage(label)
+    x = _lps_x(label)
+    left = x > 0  # the phantom's body is centred on x = 0
+    ignored_half = left if ignored == "left" else ~left
+    # the region's edge is the body's midline (its voxels' mean x, within a few mm of x = 0):
+    # 10 mm away from x = 0, each half is all or none of it
+    far = np.abs(x) > 10.0
+    assert np.all(array[ignored_half & far] == IGNORE_LABEL)
+    assert not np.any(array[~ignored_half & far] == IGNORE_LABEL)
+    kept = array[~ignored_half]
+    assert {1, 2} <= set(np.unique(kept).tolist())
+
+
+def test_right_only_build_exports_the_left_half_as_ignore(tmp_path):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _write(scans / "ras.nii.gz", storage="RAS", seed=0)  # stored x reversed: the half must follow
+    out = tmp_path / "out"
+    assert cli.main(["build-dataset", str(scans), str(out), "--side", "right", "--workers", "1",
+                     "--quiet"]) == 0
+    dest = tmp_path / "Dataset503_Right"
+    assert cli.main(["export", str(out), "--format", "nnunet", str(dest), "--quiet"]) == 0
+    meta = json.loads((dest / "dataset.json").read_text())
+    assert meta["labels"]["ignore"] == IGNORE_LABEL == max(meta["labels"].values())
+    assert sorted(meta["labels"].values()) == list(range(len(meta["labels"])))
+    _check_ignored_side(sitk.ReadImage(str(dest / "labelsTr" / "ras.nii.gz")), "left")
+    assert json.loads((dest / "export.json").read_text())["ignored_hips"] == {"ras": ["left"]}
+
+    monai = tmp_path / "monai"
+    export_build(out, monai, "monai")
+    assert json.loads((monai / "datalist.json").read_text())["labels"][str(IGNORE_LABEL)] \
+        == "ignore"
+    _check_ignored_side(sitk.ReadImage(str(monai / "labels" / "ras.nii.gz")), "left")
+
+
+@pytest.fixture(scope="module")
+def implant_build(tmp_path_factory):
+    """A build of one scan with a left implant, both sides asked for, and one of the same scan
+    with only the left side asked for (all requested hips metal)."""
+    root = tmp_path_factory.mktemp("implant")
+    scans = root / "scans"
+    scans.mkdir()
+    _write(scans / "implant.nii.gz", seed=0, metal_side="left")
+    both = build_dataset(scans, root / "both", workers=1)
+    left = build_dataset(scans, root / "left", sides=("left",), workers=1)
+    return root, both, left
+
+
+@pytest.mark.parametrize("include_flagged", [False, True])
+def test_a_metal_hip_is_exported_as_ignore(implant_build, tmp_path, include_flagged):
+    root, both, _ = implant_build
+    (record,) = both.records
+    assert record["status"] == "done" and record["results"]["left"]["status"] == "metal"
+    dest = tmp_path / "Dataset504_Metal"
+    export_build(root / "both", dest, "nnunet", include_flagged=include_flagged)
+    assert json.loads((dest / "dataset.json").read_text())["labels"]["ignore"] == IGNORE_LABEL
+    _check_ignored_side(sitk.ReadImage(str(dest / "labelsTr" / "implant.nii.gz")), "left")
+
+
+def test_a_scan_whose_requested_hips_are_all_metal_is_done(implant_build, tmp_path):
+    root, _, left = implant_build
+    (record,) = left.records
+    assert record["status"] == "done", record["reasons"]
+    assert record["sides_found"] == [] and record["results"]["left"]["status"] == "metal"
+    assert record["reasons"] == [f"left hip: {METAL_MESSAGE}"]
+    counts = read_manifest(root / "left")["counts"]
+    assert counts["done"] == 1 and counts["failed"] == 0
+    case = root / "left" / "cases" / "implant"
+    assert (case / "annotation.json").is_file()
+    assert not sitk.GetArrayFromImage(sitk.ReadImage(str(case / "labels.nii.gz"))).any()
+    # nothing to learn from: an export leaves it out and says why
+    with pytest.raises(InputError, match="no hip annotated"):
+        export_build(root / "left", tmp_path / "Dataset505_None", "nnunet")
+
+
+def test_annotate_an_all_metal_scan_writes_its_results_and_exits_0(tmp_path, capsys):
+    scan = _write(tmp_path / "implant.nii.gz", seed=2, metal_side="left")
+    out = tmp_path / "out"
+    assert cli.main(["annotate", str(scan), "--out", str(out), "--side", "left", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert f"left hip: {METAL_MESSAGE}" in printed
+    report = json.loads((out / "annotation.json").read_text())
+    assert list(report["sides"]) == ["left"] and report["sides"]["left"]["status"] == "metal"
+    for name in ("labels.nii.gz", "labels.seg.nrrd"):
+        assert not sitk.GetArrayFromImage(sitk.ReadImage(str(out / name))).any()
+    assert (out / "bone.nii.gz").is_file() and (out / "overview.png").is_file()
