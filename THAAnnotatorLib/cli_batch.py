@@ -151,6 +151,7 @@ def _run_build(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     from .batch.export import export_build
+    from .batch.ignore import IGNORE_LABEL
     from .outputs import check_writable
 
     check_writable(args.dest, whole=True)
@@ -172,6 +173,14 @@ def _run_export(args: argparse.Namespace) -> int:
     if split.left_out_flagged:
         print(f"left out {len(split.left_out_flagged)} case(s) with a hip marked for review: "
               f"{', '.join(split.left_out_flagged)} (--include-flagged exports them)")
+    if split.left_out_unannotated:
+        print(f"left out {len(split.left_out_unannotated)} case(s) with no hip annotated (metal, "
+              f"not found or not asked for): {', '.join(split.left_out_unannotated)}")
+    if split.ignored_hips:
+        hips = [f"{case} {side}" for case, sides in split.ignored_hips.items() for side in sides]
+        print(f"{len(hips)} hip(s) not annotated (not asked for, metal or not found) labelled "
+              f"ignore ({IGNORE_LABEL}) over their half of the scan: {', '.join(hips[:10])}"
+              + (", ..." if len(hips) > 10 else ""))
     print(f"exported {len(split.train) + len(split.validation)} cases to {args.dest} "
           f"({args.fmt}): {len(split.train)} for training, {len(split.validation)} for "
           f"validation (seed {args.seed})")

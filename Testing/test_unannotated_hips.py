@@ -58,7 +58,7 @@ def _check_ignored_side(label: sitk.Image, ignored: str) -> None:
     assert {1, 2} <= set(np.unique(kept).tolist())
 
 
-def test_right_only_build_exports_the_left_half_as_ignore(tmp_path):
+def test_right_only_build_exports_the_left_half_as_ignore(tmp_path, capsys):
     scans = tmp_path / "scans"
     scans.mkdir()
     _write(scans / "ras.nii.gz", storage="RAS", seed=0)  # stored x reversed: the half must follow
@@ -66,7 +66,10 @@ def test_right_only_build_exports_the_left_half_as_ignore(tmp_path):
     assert cli.main(["build-dataset", str(scans), str(out), "--side", "right", "--workers", "1",
                      "--quiet"]) == 0
     dest = tmp_path / "Dataset503_Right"
+    capsys.readouterr()
     assert cli.main(["export", str(out), "--format", "nnunet", str(dest), "--quiet"]) == 0
+    assert ("1 hip(s) not annotated (not asked for, metal or not found) labelled ignore (3) over "
+            "their half of the scan: ras left") in capsys.readouterr().out
     meta = json.loads((dest / "dataset.json").read_text())
     assert meta["labels"]["ignore"] == IGNORE_LABEL == max(meta["labels"].values())
     assert sorted(meta["labels"].values()) == list(range(len(meta["labels"])))
