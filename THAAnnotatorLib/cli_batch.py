@@ -13,7 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .batch.build import BuildObserver
-from .cli_types import memory_size, number, positive_int, seed
+from .cli_types import group_pattern, memory_size, number, positive_int, seed
 from .limits import Range
 
 EXIT_SOME_FAILED = 3
@@ -34,6 +34,8 @@ def add_batch_commands(commands: argparse._SubParsersAction,
                     "version, parameters) and OUT_DIR/report.html shows them with thumbnails. "
                     "A rerun skips cases already built from the same scan with the same "
                     "settings, redoes changed ones, and finishes an interrupted build. A scan "
+                    "byte for byte the same as another (same SHA-256) is built once and "
+                    "listed as a duplicate of it. A scan "
                     "that fails is recorded with its reason and never stops the others. "
                     "Options and the output folder are checked before any scan is read. "
                     f"Exit code 0 when every case is done, {EXIT_SOME_FAILED} when the build "
@@ -59,24 +61,35 @@ def add_batch_commands(commands: argparse._SubParsersAction,
     export = commands.add_parser(
         "export", help="Export a build for nnU-Net v2 or MONAI.",
         description="Write the done cases of a build as training data: the CT as NIfTI and its "
-                    "label map (0 background, 1 acetabulum, 2 femoral head), with a train / "
-                    "validation split drawn from --seed. nnunet: DEST must be named "
+                    "label map (0 background, 1 acetabulum, 2 femoral head), with a split "
+                    "drawn from --seed over patients, so that no patient is on both sides: a "
+                    "DICOM series' PatientID names its patient, --group-by names the patient "
+                    "of other scans, and a scan neither names is its own group. A scan built "
+                    "twice (same SHA-256) is exported once. nnunet: DEST must be named "
                     "DatasetXXX_Name; it gets imagesTr/, labelsTr/, dataset.json and "
-                    "splits_final.json (copy it to nnUNet_preprocessed/DatasetXXX_Name/ to "
-                    "train on this split). monai: images/, labels/ and datalist.json (training "
-                    "and validation lists; monai.data.load_decathlon_datalist reads it). DEST "
-                    "must not exist yet; it is written beside, then renamed into place.")
+                    "splits_final.json with 5 folds (copy it to "
+                    "nnUNet_preprocessed/DatasetXXX_Name/ to train on these folds). monai: "
+                    "images/, labels/ and datalist.json (training and validation lists; "
+                    "monai.data.load_decathlon_datalist reads it). DEST must not exist yet; it "
+                    "is written beside, then renamed into place.")
     export.add_argument("build_dir", type=Path, help="Output folder of `build-dataset`.")
     export.add_argument("--format", dest="fmt", required=True, choices=("nnunet", "monai"),
                         help="Layout to write.")
     export.add_argument("dest", type=Path, help="Export folder to create.")
     export.add_argument("--validation-fraction", type=number(Range(low=0, high=1, high_open=True)),
-                        default=0.2, metavar="F",
-                        help="Share of cases held out for validation, at least 0 and below 1 "
-                             "(default: 0.2).")
+                        default=None, metavar="F",
+                        help="monai: share of cases held out for validation, at least 0 and "
+                             "below 1 (default: 0.2). nnunet gets 5 folds instead and refuses "
+                             "this option.")
     export.add_argument("--seed", type=seed, default=0,
                         help="Seed of the train / validation split, 0 to 4294967295 "
                              "(default: 0).")
+    export.add_argument("--group-by", type=group_pattern, default=None, metavar="REGEX",
+                        help="Regular expression searched in each scan's path relative to the "
+                             "scans folder (e.g. P001/ct_a.nii.gz); its first group names the "
+                             "patient, e.g. '^(P\\d+)/' or '^(\\w+?)_'. Scans of one patient "
+                             "stay on one side of the split. DICOM series are grouped by their "
+                             "PatientID; a scan neither names is its own group.")
     export.add_argument("--include-flagged", action="store_true",
                         help="Also export the cases with a hip marked for review (its sphere "
                              "does not sit on a clear head surface, or its size is unusual; left "
@@ -142,18 +155,30 @@ def _run_build(args: argparse.Namespace) -> int:
         return 130
     finally:
         bar.close()
+    duplicates = (f", {len(summary.duplicates)} duplicate(s) built once"
+                  if summary.duplicates else "")
     print(f"{len(summary.records)} scans: {summary.count('done')} done, "
-          f"{summary.count('failed')} failed ({len(summary.processed)} run now, "
+          f"{summary.count('failed')} failed{duplicates} ({len(summary.processed)} run now, "
           f"{len(summary.skipped)} already up to date) in {summary.seconds:.0f} s")
+    if summary.duplicates:
+        print("same scan (SHA-256) as another case, not built again and left out of exports: "
+              + ", ".join(f"{case} = {original}"
+                          for case, original in sorted(summary.duplicates.items())))
     print(f"manifest: {args.out_dir / MANIFEST_CSV}; report: {args.out_dir / REPORT_FILE}")
     return EXIT_SOME_FAILED if summary.count("failed") else 0
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .batch.export import export_build
+    from .batch.export import NNUNET_FOLDS, export_build
+    from .batch.groups import SCAN_PREFIX
     from .batch.ignore import IGNORE_LABEL
+    from .errors import InputError
     from .outputs import check_writable
 
+    if args.fmt == "nnunet" and args.validation_fraction is not None:
+        raise InputError(f"argument --validation-fraction: nnU-Net exports get {NNUNET_FOLDS} "
+                         "folds, each validating about a fifth of the cases; the option is for "
+                         "--format monai.")
     check_writable(args.dest, whole=True)
 
     bars: list[tqdm] = []  # made at the first case, so that a refused export draws no bar
@@ -166,7 +191,8 @@ def _run_export(args: argparse.Namespace) -> int:
 
     try:
         split = export_build(args.build_dir, args.dest, args.fmt, args.validation_fraction,
-                             args.seed, progress=progress, include_flagged=args.include_flagged)
+                             args.seed, progress=progress, include_flagged=args.include_flagged,
+                             group_by=args.group_by)
     finally:
         for bar in bars:
             bar.close()
@@ -181,7 +207,23 @@ def _run_export(args: argparse.Namespace) -> int:
         print(f"{len(hips)} hip(s) not annotated (not asked for, metal or not found) labelled "
               f"ignore ({IGNORE_LABEL}) over their half of the scan: {', '.join(hips[:10])}"
               + (", ..." if len(hips) > 10 else ""))
-    print(f"exported {len(split.train) + len(split.validation)} cases to {args.dest} "
-          f"({args.fmt}): {len(split.train)} for training, {len(split.validation)} for "
-          f"validation (seed {args.seed})")
+    if split.left_out_duplicates:
+        print(f"left out {len(split.left_out_duplicates)} case(s) with the same scan (SHA-256) "
+              "as an exported one: " + ", ".join(
+                  f"{case} = {kept}" for case, kept in sorted(split.left_out_duplicates.items())))
+    cases = len(split.train) + len(split.validation)
+    patients = len(set(split.groups.values()))
+    grouped = sum(not g.startswith(SCAN_PREFIX) for g in split.groups.values())
+    unmatched = [c for c, g in sorted(split.groups.items()) if g.startswith(SCAN_PREFIX)]
+    print(f"{cases} cases in {patients} groups: {grouped} named a patient (DICOM PatientID "
+          f"or --group-by), {len(unmatched)} on their own"
+          + (f" (not matched by --group-by: {', '.join(unmatched[:5])}"
+             f"{', ...' if len(unmatched) > 5 else ''})" if args.group_by and unmatched else ""))
+    if split.folds:
+        print(f"exported {cases} cases to {args.dest} (nnunet): {len(split.folds)} folds in "
+              f"splits_final.json, validating "
+              f"{', '.join(str(len(f['val'])) for f in split.folds)} cases (seed {args.seed})")
+    else:
+        print(f"exported {cases} cases to {args.dest} ({args.fmt}): {len(split.train)} for "
+              f"training, {len(split.validation)} for validation (seed {args.seed})")
     return 0

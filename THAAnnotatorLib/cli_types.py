@@ -73,3 +73,14 @@ def memory_size(text: str) -> str:
         raise argparse.ArgumentTypeError(f"must be auto or a positive size such as 4GB, "
                                          f"got {text!r}")
     return text
+
+
+def group_pattern(text: str):
+    """An argparse ``type`` for ``--group-by``: a regular expression with a group naming the
+    patient, compiled (see :func:`~THAAnnotatorLib.batch.groups.group_pattern`)."""
+    from .batch.groups import group_pattern as compile_pattern
+
+    try:
+        return compile_pattern(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

@@ -105,7 +105,7 @@ def test_build_records_done_and_failed_cases_with_reasons(build):
 
 def test_manifest_json_and_csv_list_every_case(build, scans_dir):
     manifest = read_manifest(build.out_dir)
-    assert manifest["counts"] == {"done": 6, "failed": 2, "pending": 0}
+    assert manifest["counts"] == {"done": 6, "failed": 2, "pending": 0, "duplicate": 0}
     by_case = {r["case"]: r for r in manifest["cases"]}
     assert by_case["ct0"]["checksum"] == scan_checksum(scans_dir / "ct0.nii.gz")
     assert by_case["ct0"]["params"]["graph_cut_lambda"] == 2.0
@@ -266,7 +266,7 @@ def test_split_is_reproducible_by_seed():
 
 def test_nnunet_export_follows_the_raw_dataset_rules(build, tmp_path):
     dest = tmp_path / "Dataset501_THAHip"
-    split = export_build(build.out_dir, dest, "nnunet", validation_fraction=0.34, seed=3)
+    split = export_build(build.out_dir, dest, "nnunet", seed=3)
     meta = json.loads((dest / "dataset.json").read_text())
     # nnU-Net v2 raw format: channel_names, labels with background 0 and consecutive integers,
     # numTraining, file_ending; imagesTr/<case>_<channel:04d><ending>, labelsTr/<case><ending>
@@ -285,9 +285,10 @@ def test_nnunet_export_follows_the_raw_dataset_rules(build, tmp_path):
         np.testing.assert_allclose(image.GetDirection(), label.GetDirection(), atol=1e-6)
         values = np.unique(sitk.GetArrayViewFromImage(label))
         assert set(values.tolist()) == {0, 1, 2}
-    folds = json.loads((dest / "splits_final.json").read_text())
-    assert folds == [{"train": split.train, "val": split.validation}]
-    assert sorted(split.train + split.validation) == sorted(DONE) and len(split.validation) == 2
+    folds = json.loads((dest / "splits_final.json").read_text())  # nnU-Net's 5 folds
+    assert len(folds) == 5 and folds[0] == {"train": split.train, "val": split.validation}
+    assert sorted(c for fold in folds for c in fold["val"]) == sorted(DONE)
+    assert all(sorted(f["train"] + f["val"]) == sorted(DONE) for f in folds)
     with pytest.raises(InputError, match="already exists"):
         export_build(build.out_dir, dest, "nnunet")
     with pytest.raises(InputError, match="DatasetXXX_Name"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from ..params import Params
 from ..result import SIDES
 from .case import read_case_record, remove_leftovers, run_case, settings_key
 from .discover import ScanSource, find_scans, scan_checksum
-from .manifest import CASES_DIR, pending_record, write_manifest
+from .manifest import CASES_DIR, duplicate_record, pending_record, write_manifest
 from .report import write_report
 
 _LOCK_FILE = ".build.lock"
@@ -28,17 +29,21 @@ _LOCK_FILE = ".build.lock"
 
 @dataclass
 class BuildSummary:
-    """What a build did. ``skipped``: cases already up to date; ``processed``: cases run now."""
+    """What a build did. ``skipped``: cases already up to date; ``processed``: cases run now;
+    ``duplicates``: cases not built because their scan is byte for byte that of another case
+    (case: that case's name)."""
 
     out_dir: Path
     records: list[dict]
     skipped: list[str] = field(default_factory=list)
     processed: list[str] = field(default_factory=list)
+    duplicates: dict[str, str] = field(default_factory=dict)
     dashboard: str | None = None
     seconds: float = 0.0
 
     def count(self, status: str) -> int:
-        """Number of cases whose record has ``status`` ("done", "failed" or "pending")."""
+        """Number of cases whose record has ``status`` ("done", "failed", "pending" or
+        "duplicate")."""
         return sum(r["status"] == status for r in self.records)
 
 
@@ -61,7 +66,9 @@ def build_dataset(scans_dir: str | Path, out_dir: str | Path, params: Params = P
                   retry_failed: bool = False,
                   observer: BuildObserver | None = None) -> BuildSummary:
     """Annotate every scan under ``scans_dir`` into ``out_dir/cases/<case>/``, skipping cases
-    already built from the same scan (SHA-256) with the same settings.
+    already built from the same scan (SHA-256) with the same settings. A scan with the same
+    SHA-256 as a case before it (in case name order) is built once: its record has status
+    ``"duplicate"`` and ``duplicate_of`` that case, and it gets no case folder.
 
     Parameters
     ----------
@@ -97,7 +104,10 @@ def build_dataset(scans_dir: str | Path, out_dir: str | Path, params: Params = P
         remove_leftovers(cases_dir)
         observer.found(len(sources))
         records, to_run = _plan(sources, cases_dir, settings_key(params, sides), retry_failed)
-        summary = BuildSummary(out_dir, [], skipped=sorted(set(records) - {s.case for s, _ in to_run}))
+        duplicates = {case: r["duplicate_of"] for case, r in records.items()
+                      if r["status"] == "duplicate"}
+        summary = BuildSummary(out_dir, [], skipped=sorted(
+            set(records) - {s.case for s, _ in to_run} - set(duplicates)), duplicates=duplicates)
 
         def save() -> None:
             summary.records = [records[s.case] for s in sources]
@@ -131,12 +141,19 @@ def build_dataset(scans_dir: str | Path, out_dir: str | Path, params: Params = P
 
 def _plan(sources: list[ScanSource], cases_dir: Path, key: dict, retry_failed: bool,
           ) -> tuple[dict[str, dict], list[tuple[ScanSource, str]]]:
-    """Each scan's current record (its case.json when up to date, else a pending one) and the
-    scans to run, with their checksums."""
+    """Each scan's current record (its case.json when up to date, a duplicate record when an
+    earlier scan has the same checksum, else a pending one) and the scans to run, with their
+    checksums. A duplicate's case folder left by an earlier build is removed."""
     records: dict[str, dict] = {}
     to_run: list[tuple[ScanSource, str]] = []
-    for source in sources:
+    first: dict[str, str] = {}  # checksum: the first case (by name) built from it
+    for source in sorted(sources, key=lambda s: s.case):
         checksum = scan_checksum(source.path)
+        if checksum in first:
+            records[source.case] = duplicate_record(source, checksum, key, first[checksum])
+            shutil.rmtree(cases_dir / source.case, ignore_errors=True)
+            continue
+        first[checksum] = source.case
         record = read_case_record(cases_dir / source.case)
         if _up_to_date(record, checksum, key, retry_failed):
             records[source.case] = record

@@ -69,17 +69,18 @@ def find_scans(root: str | Path) -> list[ScanSource]:
 
 
 def scan_checksum(path: str | Path) -> str:
-    """Hex SHA-256 of a scan: the bytes of its files, in order, with their names.
+    """Hex SHA-256 of a scan: the bytes of its files, in order, each after its size.
 
     A file is hashed with the data file its header names (``.mhd``, ``.nhdr``); a DICOM folder
-    with all its files in name order (sub-folders excluded).
+    with all its files in name order (sub-folders excluded). Names are left out, so a copy of a
+    scan under another name has the same checksum (a build takes it for a duplicate).
     """
     path = Path(path)
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [
         path, *_detached_data_files(path)]
     digest = hashlib.sha256()
     for file in files:
-        digest.update(file.name.encode("utf-8") + b"\0")
+        digest.update(file.stat().st_size.to_bytes(8, "little"))
         with open(file, "rb") as stream:
             for chunk in iter(lambda: stream.read(1 << 20), b""):
                 digest.update(chunk)

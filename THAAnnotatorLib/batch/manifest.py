@@ -1,8 +1,10 @@
 """The manifest of a build: one record per scan, as ``manifest.json`` and ``manifest.csv``.
 
-A record is what :func:`~.case.run_case` returns (and stores as the case's ``case.json``), or a
-``"pending"`` record for a scan not processed yet. Both files are rewritten atomically after
-every finished case, so an interrupted build still leaves a manifest that matches its folders.
+A record is what :func:`~.case.run_case` returns (and stores as the case's ``case.json``), a
+``"pending"`` record for a scan not processed yet, or a ``"duplicate"`` record for a scan that is
+byte for byte another case's (its ``duplicate_of``), which is not built again. Both files are
+rewritten atomically after every finished case, so an interrupted build still leaves a manifest
+that matches its folders.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ CASES_DIR = "cases"
 """Folder of a build holding one folder per case."""
 MANIFEST_JSON = "manifest.json"
 MANIFEST_CSV = "manifest.csv"
-CSV_COLUMNS = ("case", "source", "checksum", "status", "reasons", "sides_found",
+CSV_COLUMNS = ("case", "source", "checksum", "status", "duplicate_of", "reasons", "sides_found",
                *(f"{side}_head_diameter_mm" for side in SIDES),
                *(f"{side}_surface_drop_hu" for side in SIDES),
                *(f"{side}_needs_review" for side in SIDES), "run_time_s", "finished",
@@ -36,11 +38,20 @@ def pending_record(source: ScanSource, checksum: str, key: dict) -> dict:
             "results": {}, **key}
 
 
+def duplicate_record(source: ScanSource, checksum: str, key: dict, original: str) -> dict:
+    """The record of a scan with the same checksum as the case ``original``: not built, and
+    left out of exports, so that one scan is never trained and validated on."""
+    record = pending_record(source, checksum, key)
+    record.update(status="duplicate", duplicate_of=original, reasons=[
+        f"the same scan as {original} (same SHA-256); built and exported once, as {original}"])
+    return record
+
+
 def write_manifest(out_dir: str | Path, records: list[dict], scans_dir: str | Path) -> None:
     """Write ``manifest.json`` and ``manifest.csv`` for ``records`` (in the given order)."""
     out_dir = Path(out_dir)
     counts = {status: sum(r["status"] == status for r in records)
-              for status in ("done", "failed", "pending")}
+              for status in ("done", "failed", "pending", "duplicate")}
     write_json_atomic(out_dir / MANIFEST_JSON, {
         "scans_dir": str(Path(scans_dir).resolve()), "software_version": __version__,
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -80,7 +91,8 @@ def done_records(out_dir: str | Path) -> list[dict]:
 def _csv_row(record: dict) -> dict:
     results = record.get("results", {})
     row = {key: record.get(key, "") for key in ("case", "source", "checksum", "status",
-                                                "run_time_s", "finished", "version")}
+                                                "duplicate_of", "run_time_s", "finished",
+                                                "version")}
     row["reasons"] = " | ".join(record.get("reasons", []))
     row["sides_found"] = " ".join(record.get("sides_found", []))
     for side in SIDES:

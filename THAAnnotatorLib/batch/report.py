@@ -63,7 +63,8 @@ def write_report(out_dir: str | Path, records: list[dict]) -> Path:
 
 def render_report(records: list[dict]) -> str:
     """The report page for the manifest ``records``, as HTML text."""
-    count = {s: sum(r["status"] == s for r in records) for s in ("done", "failed", "pending")}
+    count = {s: sum(r["status"] == s for r in records)
+             for s in ("done", "failed", "pending", "duplicate")}
     hips = [r for rec in records for r in rec.get("results", {}).values()]
     written = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
@@ -76,6 +77,8 @@ def render_report(records: list[dict]) -> str:
         f"<span><b>{count['done']}</b> done</span>",
         f'<span class="failed"><b>{count["failed"]}</b> failed</span>',
         f"<span><b>{count['pending']}</b> not run yet</span>",
+        *([f"<span><b>{count['duplicate']}</b> duplicate scans (built once)</span>"]
+          if count["duplicate"] else []),
         f"<span><b>{sum(h['status'] == 'segmented' for h in hips)}</b> hips segmented</span>",
         f'<span class="warn"><b>{sum(bool(h.get("needs_review")) for h in hips)}</b> marked for '
         "review</span>",
