@@ -62,7 +62,7 @@ def _side_result(volume: Volume, frame: SideFrame, fit: SideFit, params: Params)
         head_diameter_mm=round(diameter_mm, 2),
         surface_drop_hu=round(fit.surface.drop_hu, 1),
         surface_edge_offset_mm=round(fit.surface.edge_offset_mm, 2),
-        needs_review=not (fit.surface.passed and usual),
+        needs_review=not (fit.surface.passed and usual) or fit.refitted,
         warnings=warnings)
 
 

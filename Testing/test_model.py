@@ -72,8 +72,13 @@ def test_dataset_holds_normalised_roi_slices_with_filled_labels(workspace):
     volumes = {name: p.volume for name, p in phantoms.items()}
     heads = {name: {s: h.center_ras_mm for s, h in p.heads.items()} for name, p in phantoms.items()}
     assert dataset.roi == TEST_ROI
-    assert {(c["scan"], c["side"]) for c in dataset.cases} == {
-        (r.name, side) for r in TEST_RECIPES for side in SIDES}
+    # hips the pipeline marks for review are left out (seed 2's left head at 1.6 mm / 3 mm is
+    # refitted in 3-D, 49.4 -> 46.4 mm, true 46.0; measured), all others are in
+    annotations = {name: annotate(volume) for name, volume in volumes.items()}
+    unflagged = {(name, side) for name, a in annotations.items() for side in SIDES
+                 if a.sides[side].status == "segmented" and not a.sides[side].needs_review}
+    assert len(unflagged) >= 3
+    assert {(c["scan"], c["side"]) for c in dataset.cases} == unflagged
     assert len(dataset.samples) == sum(len(c["slices"]) for c in dataset.cases)
     index = json.loads((workspace.clean / "dataset.json").read_text())
     assert index["version"] == 1 and index["classes"]["2"] == "femoral head"

@@ -49,6 +49,9 @@ class SideFit:
     labels: np.ndarray  # uint8 (z, y, x): 1 acetabulum, 2 femoral head
     surface: SurfaceCheck  # whether the sphere sits on a visible head surface
     warnings: list[str]  # for the user: the surface check's, or the refit's
+    # the sphere is the 3-D refit's, not the slices': on the sweep (128 hips) 12 of the 19 hips
+    # refitted missed a target, so such a hip is marked for review
+    refitted: bool = False
 
 
 def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, params: Params,
@@ -89,11 +92,13 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     warnings = surface.warnings()
     # the 3-D refit, an estimate independent of the slices, cross-checks every sphere
     refit = _refit_on_surface(hu, sphere, spacing_mm, params)
+    refitted = False
     if refit is not None and not surface.passed:
         warnings = [f"the per-slice circles missed the head's surface (cortex to joint space "
                     f"{surface.drop_hu:.0f} HU at their sphere, {2 * sphere.radius_mm:.1f} mm "
                     f"across); the sphere was refitted to the surface in 3-D: check this hip"]
         sphere, fits, surface = refit
+        refitted = True
     elif refit is not None and _disagree(sphere, refit[0]):
         across = (f"the per-slice circles' sphere ({2 * sphere.radius_mm:.1f} mm across, "
                   f"edge {surface.drop_hu:.0f} HU) and a 3-D fit to the head's surface "
@@ -103,6 +108,7 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
             warnings = [f"{across}; the sphere was refitted to the sharper edge in 3-D: "
                         f"check this hip"]
             sphere, fits, surface = refit
+            refitted = True
         else:  # on the sweep's good hips, a refit on a weaker edge was mostly the wrong one:
             # a warning, not a mark for review (1 failing hip and 4 good ones, 3 seeds a class)
             warnings = [f"{across}: check this hip"]
@@ -133,7 +139,7 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
                                params)
     if params.use_half_maximum_edges:
         labels[box] = trim_to_half_maximum(labels[box], hu[box], bone[box], spacing_mm)
-    return SideFit(initial.index, rough, fits, sphere, labels, surface, warnings)
+    return SideFit(initial.index, rough, fits, sphere, labels, surface, warnings, refitted)
 
 
 def _disagree(sphere: Sphere, other: Sphere) -> bool:
