@@ -185,6 +185,39 @@ def test_overwrite_keeps_the_earlier_result_when_writing_the_new_one_fails(
     assert hidden_leftovers(reused.parent) == []
 
 
+@pytest.mark.parametrize("folder", ["new", "empty", "earlier-result"])
+def test_ctrl_c_while_writing_exits_130_and_leaves_no_partial_folder(
+        small_ct, reused, folder, capsys, monkeypatch):
+    """Ctrl-C once the outputs are being staged (a file already written, the next one
+    interrupted): exit code 130, the staging (.partial) folder removed, the output folder as it
+    was (absent, empty, or the earlier result)."""
+    out = {"new": reused.parent / "new", "empty": reused.parent / "empty",
+           "earlier-result": reused}[folder]
+    if folder == "empty":
+        out.mkdir()
+    before = snapshot(out) if out.exists() else None
+    real_write = outputs._write_segmentation
+    staged = []
+
+    def interrupted(path, *args, **kwargs):
+        real_write(path, *args, **kwargs)  # the file lands in the staging folder, then Ctrl-C
+        staged.extend(p.name for p in path.parent.iterdir())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(outputs, "_write_segmentation", interrupted)
+    argv = ["annotate", str(small_ct), "--out", str(out), "--quiet"]
+    assert cli.main(argv + (["--overwrite"] if folder == "earlier-result" else [])) == 130
+    assert capsys.readouterr().err == "cancelled, nothing written\n"
+    assert outputs.SEGMENTATION_FILE in staged  # the interruption came mid-way through staging
+    leftovers = [str(p.relative_to(reused.parent)) for p in reused.parent.rglob("*partial*")]
+    assert leftovers == [], leftovers
+    assert hidden_leftovers(reused.parent) == []
+    if before is None:
+        assert not out.exists()
+    else:
+        assert snapshot(out) == before and hidden_leftovers(out) == []
+
+
 def test_overwrite_refuses_a_folder_that_is_not_an_earlier_result(small_ct, tmp_path, capsys):
     mine = tmp_path / "mine"
     mine.mkdir()
