@@ -20,6 +20,7 @@ import pytest
 import SimpleITK as sitk
 
 from test_io import write_dicom_series
+from THAAnnotatorLib import __version__
 from THAAnnotatorLib.batch.build import build_dataset
 from THAAnnotatorLib.batch.discover import find_scans, scan_checksum
 from THAAnnotatorLib.batch.export import export_build, split_cases
@@ -369,3 +370,128 @@ def test_flagged_hips_stay_out_of_exports_and_slice_datasets_unless_asked(scans_
                  for scan, folder in annotated_cases_of_build(out)}
         assert added["ct0"] == (["right", "left"], [])
         assert added["coarse"] == ((["right", "left"], []) if include else ([], ["right", "left"]))
+
+
+# ------------------------------------------- what the README promises of builds (issue 22)
+def test_a_case_done_under_another_software_version_is_redone(tmp_path):
+    """The software version is part of a case's resume key: a case built by another version is
+    built again, and only then (a second run with this version does no work)."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    write_phantom(scans / "ct0.nii.gz", 0)
+    out = tmp_path / "out"
+    first = build_dataset(scans, out, workers=1)
+    assert first.processed == ["ct0"] and first.records[0]["status"] == "done"
+    case_json = out / CASES_DIR / "ct0" / "case.json"
+    record = json.loads(case_json.read_text())
+    record["version"] = "0.0.1.older"  # as an earlier release left it
+    case_json.write_text(json.dumps(record))
+
+    redone = build_dataset(scans, out, workers=1)
+    assert redone.processed == ["ct0"] and redone.skipped == [], "a case of 0.0.1.older was kept"
+    assert json.loads(case_json.read_text()).get("version") == __version__
+    assert read_manifest(out)["cases"][0].get("version") == __version__
+    again = build_dataset(scans, out, workers=1)
+    assert again.processed == [] and again.skipped == ["ct0"]
+
+
+class _HalfWritten:
+    """A file opened for writing that takes half of what it is given, then fails (disk full)."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def write(self, data):
+        self.file.write(data[:len(data) // 2])
+        self.file.flush()
+        raise OSError(28, "No space left on device")
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.file.close()
+
+
+@pytest.mark.parametrize("name", [MANIFEST_JSON, MANIFEST_CSV])
+def test_a_manifest_write_that_fails_midway_leaves_the_old_manifest_whole(tmp_path, monkeypatch,
+                                                                          name):
+    """manifest.json and manifest.csv are written to a temporary file that is then renamed: a
+    write cut short (disk full, a kill) leaves the earlier manifest as it was, and no temporary
+    file behind."""
+    import builtins
+    import io
+
+    from THAAnnotatorLib.batch.manifest import write_manifest
+
+    def record(case):
+        return {"case": case, "source": str(tmp_path / f"{case}.nii.gz"), "checksum": "0" * 64,
+                "status": "done", "reasons": [], "sides_found": ["right", "left"],
+                "results": {}, "version": __version__, "params": {}, "sides": ["right", "left"]}
+
+    out = tmp_path / "build"
+    out.mkdir()
+    write_manifest(out, [record("a")], tmp_path)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real_open = builtins.open
+
+    def failing_open(file, mode="r", *args, **kwargs):
+        opened = real_open(file, mode, *args, **kwargs)
+        if any(m in mode for m in "wax") and Path(file).name.endswith(name):
+            return _HalfWritten(opened)
+        return opened
+
+    monkeypatch.setattr(builtins, "open", failing_open)
+    monkeypatch.setattr(io, "open", failing_open)
+    with pytest.raises(OSError, match="No space left on device"):
+        write_manifest(out, [record("a"), record("b" * 5000)], tmp_path)
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)  # no temporary file left
+    assert (out / name).read_bytes() == before[name]
+    if name == MANIFEST_JSON:
+        assert [c["case"] for c in read_manifest(out)["cases"]] == ["a"]
+
+
+def _two_failing_scans(folder: Path) -> Path:
+    """Two scans that fail at once (not images): a build of them runs in seconds."""
+    folder.mkdir()
+    for case in ("bad1", "bad2"):
+        (folder / f"{case}.nii.gz").write_bytes(f"{case}: not a NIfTI file".encode())
+    return folder
+
+
+def test_build_dataset_ctrl_c_exits_130_keeping_the_finished_cases(tmp_path, capsys,
+                                                                   monkeypatch):
+    from THAAnnotatorLib import cli_batch
+
+    scans = _two_failing_scans(tmp_path / "scans")
+    out = tmp_path / "out"
+
+    def interrupted(self, record):
+        raise KeyboardInterrupt  # Ctrl-C as the first case finishes
+
+    monkeypatch.setattr(cli_batch._ProgressBar, "case_finished", interrupted)
+    assert main(["build-dataset", str(scans), str(out), "--workers", "1", "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted: the finished cases are kept in {out}" in err
+    assert read_manifest(out)["cases"]  # whole, readable
+    assert not [p for p in (out / CASES_DIR).iterdir() if p.name.startswith(".")]
+
+
+def test_build_dataset_write_error_mid_build_exits_1(tmp_path, capsys, monkeypatch):
+    """A write that fails once the build is under way (disk full): exit code 1, as for an output
+    that cannot be written, with one error line; not 2 (bad input) nor 3 (failed cases)."""
+    from THAAnnotatorLib.batch import build as batch_build
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(batch_build, "write_manifest", disk_full)
+    scans = _two_failing_scans(tmp_path / "scans")
+    assert main(["build-dataset", str(scans), str(tmp_path / "out"), "--workers", "1",
+                 "--quiet"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "No space left" in lines[0], lines
