@@ -42,8 +42,9 @@ def split_femur_pelvis(bone: np.ndarray, femur_seed: np.ndarray, center_idx: np.
 
     A spherical band at the head surface cuts the joint; the pieces are then assigned by 3-D
     connectivity: to the femur when they reach the head's interior or ``femur_seed`` (femur
-    tracked up from the thigh) below the head's lowest point, to the pelvis when they reach above the head, the acetabulum's
-    side (beyond the cut, medial of the head, in its slices) or nothing. A piece touching both
+    tracked up from the thigh) below the head's lowest point, to the pelvis when they reach
+    above the head, the acetabulum's side (beyond the cut, medial of the head, in its slices)
+    or nothing. A piece touching both
     (femur and pelvis joined elsewhere, e.g. at coarse resolution) is divided by a watershed
     between the two seeds. Band voxels take the label of the nearest piece. Arrays are in the
     side frame (x runs lateral to medial).

@@ -150,9 +150,10 @@ def _disagree(sphere: Sphere, other: Sphere) -> bool:
 def _refit_on_surface(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray,
                       params: Params) -> tuple[Sphere, list[SliceFit], SurfaceCheck] | None:
     """The sphere refitted to the head's surface in 3-D (:mod:`.surface_refit`), its sections
-    as the slices' circles (each with the surface points of its slice), and its check; None where slices are more than ``MAX_SLICE_MM``
-    apart, and unless the refit is anatomical, centred inside the first sphere (it describes the
-    same head, not a structure beside it) and passes the check with ``RECOVERY_MIN_DROP_HU``."""
+    as the slices' circles (each with the surface points of its slice), and its check. None
+    where slices are more than ``MAX_SLICE_MM`` apart, and unless the refit is anatomical,
+    centred inside the first sphere (it describes the same head, not a structure beside it)
+    and passes the check with ``RECOVERY_MIN_DROP_HU``."""
     if spacing_mm[0] > MAX_SLICE_MM:
         return None
     refit = refit_to_surface(hu, sphere, spacing_mm)
