@@ -40,8 +40,9 @@ class SideResult:
     # (HU) and where the mean radial profile falls fastest (mm from the sphere, + outside)
     surface_drop_hu: float | None = None
     surface_edge_offset_mm: float | None = None
-    # the pipeline doubts this hip: its sphere failed the surface check, or its diameter is
-    # outside the usual adult range; exports and slice datasets leave such hips out
+    # the pipeline doubts this hip: its sphere failed the surface check (unmended), was
+    # refitted in 3-D, or has a diameter outside the usual adult range; exports and slice
+    # datasets leave such hips out
     needs_review: bool = False
     warnings: list[str] = field(default_factory=list)
 
