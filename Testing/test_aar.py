@@ -131,6 +131,10 @@ def test_corrections_replace_the_queued_labels_and_keep_the_originals(workspace,
         assert sorted(np.flatnonzero(new.corrected)) == sorted(changed)
     marked = load_queue(queue_dir / "review" / "review_queue.json")["items"]
     assert [i["corrected"] for i in marked] == [i["scan"] == scan for i in marked]
+    with open(queue_dir / "review" / "review_queue.csv", newline="") as stream:
+        rows_csv = list(csv.DictReader(stream))
+    assert [(r["scan"], r["side"], int(r["slice"]), r["corrected"]) for r in rows_csv] == [
+        (i["scan"], i["side"], i["slice"], str(i["corrected"])) for i in marked]
 
 
 def test_corrections_for_an_unqueued_scan_or_a_bad_file_are_refused(workspace, queue_dir, tmp_path):

@@ -320,7 +320,8 @@ def apply_corrections(dataset_dir: str | Path, corrections: str | Path, scan: st
         label NIfTI), or a folder of such files named ``<scan>.seg.nrrd`` / ``<scan>.nii.gz``.
     scan : the scan a single file belongs to; default: the file's name without suffix.
     queue_path : the review queue; default ``<dataset>/review/review_queue.json``. Only the
-        queue's slices of each scan are taken from the files; they are marked corrected there.
+        queue's slices of each scan are taken from the files; they are marked corrected there
+        and in the ``.csv`` beside it (both rewritten atomically).
 
     Returns
     -------
@@ -356,4 +357,6 @@ def apply_corrections(dataset_dir: str | Path, corrections: str | Path, scan: st
         applied[scan_name] = len(items)
     replace_labels(dataset, replacements)
     write_json_atomic(queue_path, queue)
+    # the CSV beside the JSON (review_queue.csv) says the same, so it is rewritten too
+    write_bytes_atomic(queue_path.with_suffix(".csv"), _queue_csv(queue["items"]).encode("utf-8"))
     return applied
