@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -100,10 +101,6 @@ def _add_slice_dataset(commands) -> None:
 
 
 def _run_slice_dataset(args: argparse.Namespace) -> int:
-    from .model.build import (PhantomRecipe, add_annotated_scan, add_phantom_scans,
-                              annotated_cases_of_build)
-    from .model.dataset import SliceDataset
-    from .model.roi import RoiSpec
     from .outputs import check_writable
 
     if len(args.scan) != len(args.annotation):
@@ -115,6 +112,25 @@ def _run_slice_dataset(args: argparse.Namespace) -> int:
     if args.coarse_copies and args.phantoms <= 0:
         raise InputError("--coarse-copies makes copies of generated phantoms: give --phantoms N.")
     check_writable(args.dataset)
+    created = not args.dataset.exists()  # removed again when no hip is added
+    try:
+        _fill_slice_dataset(args)
+    except BaseException:
+        if created:
+            shutil.rmtree(args.dataset, ignore_errors=True)
+        raise
+    return 0
+
+
+def _fill_slice_dataset(args: argparse.Namespace) -> None:
+    """Add the sources of ``slice-dataset`` and save the index; InputError when no hip was added
+    (nothing is saved then)."""
+    from .model.build import (PhantomRecipe, add_annotated_scan, add_phantom_scans,
+                              annotated_cases_of_build)
+    from .model.dataset import SliceDataset
+    from .model.roi import RoiSpec
+
+    hips, flagged_hips, other_hips, skipped = 0, 0, 0, 0
     built = [case for out_dir in args.build for case in annotated_cases_of_build(out_dir)]
     roi = RoiSpec(args.roi_size_mm, args.roi_pixels, args.roi_half_height_mm)
     dataset = SliceDataset.create(args.dataset, roi)
@@ -128,6 +144,9 @@ def _run_slice_dataset(args: argparse.Namespace) -> int:
             line += (f"; {', '.join(flagged)} left out, marked for review "
                      "(--include-flagged adds it)")
         print(line)
+        hips += len(sides)
+        flagged_hips += len(flagged)
+        other_hips += 2 - len(sides) - len(flagged)
     if args.phantoms > 0:
         with tqdm(total=args.phantoms, desc="phantoms", file=sys.stderr, leave=False) as bar:
             def progress(message: str) -> None:
@@ -135,12 +154,24 @@ def _run_slice_dataset(args: argparse.Namespace) -> int:
                 tqdm.write(message, file=sys.stdout)
 
             recipes = [PhantomRecipe.draw(s) for s in range(args.seed, args.seed + args.phantoms)]
-            add_phantom_scans(dataset, recipes, keep_scans=args.keep_scans,
-                              coarse_voxels_mm=tuple(args.coarse_copies), progress=progress)
+            names = add_phantom_scans(dataset, recipes, keep_scans=args.keep_scans,
+                                      coarse_voxels_mm=tuple(args.coarse_copies), progress=progress)
+        hips += len(names)
+        skipped = args.phantoms - len(names)
+    if hips == 0:
+        reasons = []
+        if flagged_hips:
+            reasons.append(f"{flagged_hips} hip(s) marked for review were left out "
+                           "(--include-flagged adds them)")
+        if other_hips:
+            reasons.append(f"{other_hips} hip(s) were not segmented by the pipeline")
+        if skipped:
+            reasons.append(f"{skipped} phantom(s) gave no usable hip")
+        raise InputError(f"No hip was added to the dataset {args.dataset}: "
+                         f"{'; '.join(reasons) or 'the sources hold none'}.")
     dataset.save_index()
     slices = sum(len(c["slices"]) for c in dataset.cases)
     print(f"dataset {args.dataset}: {len(dataset.cases)} hips, {slices} slices")
-    return 0
 
 
 # ----------------------------------------------------------------------------------------- train

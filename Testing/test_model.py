@@ -170,6 +170,28 @@ def test_slice_dataset_rejects_a_folder_without_manifest(tmp_path, capsys):
     assert not (tmp_path / "ds").exists()
 
 
+def test_slice_dataset_that_adds_no_hip_fails_and_leaves_no_folder(workspace, tmp_path, capsys):
+    """Every hip of the only source marked for review: one error line saying why, exit 2, and
+    no dataset folder (issue 22)."""
+    name = TEST_RECIPES[0].name
+    annotation = tmp_path / name
+    shutil.copytree(workspace.clean / "pipeline" / name, annotation)
+    report = json.loads((annotation / "annotation.json").read_text(encoding="utf-8"))
+    for side in SIDES:
+        report["sides"][side]["needs_review"] = True
+    (annotation / "annotation.json").write_text(json.dumps(report), encoding="utf-8")
+    capsys.readouterr()
+    code = model_cli("slice-dataset", tmp_path / "ds",
+                     "--scan", workspace.clean / "scans" / f"{name}.nii.gz",
+                     "--annotation", annotation, "--roi-pixels", TEST_ROI.pixels)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert "No hip was added" in err and "2 hip(s) marked for review" in err
+    assert not (tmp_path / "ds").exists()
+
+
 def test_roi_resampling_round_trips_to_the_scan_voxels():
     phantom = generate_phantom(spacing_mm=(3.0, 1.6, 1.6), fov_mm=(60.0, 200.0, 300.0), seed=3)
     volume = phantom.volume
