@@ -89,7 +89,7 @@ def _add_param_options(parser: argparse.ArgumentParser) -> None:
         if isinstance(default, bool):
             if default:
                 group.add_argument(option, dest=field.name, action="store_false",
-                                   help=f"{doc} On by default; this option turns it off.")
+                                   help=f"Switch off (on by default): {doc}")
             else:
                 group.add_argument(option, dest=field.name, action="store_true", help=doc)
             continue

@@ -222,7 +222,7 @@ def _add_train(commands) -> None:
                         metavar="MM", help="Largest random ROI shift, at least 0 "
                                            f"(default: {defaults.max_shift_mm:g}).")
     parser.add_argument("--no-augment", dest="augment", action="store_false",
-                        help="Train without augmentation.")
+                        help="Switch off data augmentation while training (on by default).")
     parser.add_argument("--resume", action="store_true",
                         help="Continue the run whose checkpoint is in --out.")
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
@@ -401,8 +401,12 @@ def _add_evaluate(commands) -> None:
         description="Match label maps by scan name (<scan>/labels.nii.gz or <scan>.nii.gz) and "
                     "print Dice and the 95 % Hausdorff distance (mm) per class and scan, and "
                     "their means.")
-    parser.add_argument("predictions", type=Path, metavar="PRED_DIR")
-    parser.add_argument("references", type=Path, metavar="TRUTH_DIR")
+    parser.add_argument("predictions", type=Path, metavar="PRED_DIR",
+                        help="Folder of predicted label maps (e.g. `predict` output), one per "
+                             "scan: <scan>/labels.nii.gz or <scan>.nii.gz.")
+    parser.add_argument("references", type=Path, metavar="TRUTH_DIR",
+                        help="Folder of reference label maps, named by scan the same way (e.g. "
+                             "a dataset's truth/ folder).")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
                         help="Also write the scores as JSON.")
     parser.set_defaults(run=_run_evaluate)

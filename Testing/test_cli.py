@@ -66,6 +66,22 @@ def test_help_lists_every_option_with_its_docstring_and_units(monkeypatch, capsy
         assert option in text
 
 
+@pytest.mark.parametrize("command", ["annotate", "demo", "train"])
+def test_every_no_switch_says_it_switches_something_off(monkeypatch, capsys, command):
+    """``--no-*`` help says what the flag does, not only what the feature is (issue 22)."""
+    text = help_text(monkeypatch, capsys, command)
+    options = set(re.findall(r"(--no-[a-z-]+) ", text.split("options:", 1)[1]))
+    assert options, text
+    for option in options:
+        assert f"{option} Switch off" in text, option
+
+
+def test_evaluate_help_describes_both_folders(monkeypatch, capsys):
+    text = help_text(monkeypatch, capsys, "evaluate")
+    match = re.search(r"positional arguments: PRED_DIR (\S.*) TRUTH_DIR (\S.*) options:", text)
+    assert match, text
+
+
 def test_top_level_help_names_both_commands(monkeypatch, capsys):
     text = help_text(monkeypatch, capsys)
     assert "annotate" in text and "demo" in text
