@@ -64,7 +64,14 @@ def _mean_x(mask2d: np.ndarray) -> float:
 
 
 def _inscribed_radius_mm(mask2d: np.ndarray, spacing_yx_mm: np.ndarray) -> float:
-    solid = ndimage.binary_fill_holes(mask2d)
+    # on the mask's bounding box grown by a pixel (within the slice): the same result as on the
+    # whole slice (that margin is the background nearest to anything inside), at a fraction of
+    # the cost, which counts because every tracked component of every slice is measured
+    box = ndimage.find_objects(mask2d.astype(np.uint8))
+    if not box:
+        return 0.0
+    grown = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box[0])
+    solid = ndimage.binary_fill_holes(mask2d[grown])
     return float(ndimage.distance_transform_edt(solid, sampling=spacing_yx_mm).max())
 
 
