@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -99,12 +99,13 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
                     f"across); the sphere was refitted to the surface in 3-D: check this hip"]
         sphere, fits, surface = refit
         refitted = True
-    elif refit is not None and _disagree(sphere, refit[0]):
+    elif refit is not None and _disagree(sphere, refit.sphere):
         across = (f"the per-slice circles' sphere ({2 * sphere.radius_mm:.1f} mm across, "
                   f"edge {surface.drop_hu:.0f} HU) and a 3-D fit to the head's surface "
-                  f"({2 * refit[0].radius_mm:.1f} mm, edge {refit[2].drop_hu:.0f} HU, "
-                  f"{np.linalg.norm(refit[0].center_mm - sphere.center_mm):.1f} mm away) disagree")
-        if refit[2].drop_hu > surface.drop_hu:
+                  f"({2 * refit.sphere.radius_mm:.1f} mm, edge {refit.check.drop_hu:.0f} HU, "
+                  f"{np.linalg.norm(refit.sphere.center_mm - sphere.center_mm):.1f} mm away) "
+                  f"disagree")
+        if refit.check.drop_hu > surface.drop_hu:
             warnings = [f"{across}; the sphere was refitted to the sharper edge in 3-D: "
                         f"check this hip"]
             sphere, fits, surface = refit
@@ -147,8 +148,14 @@ def _disagree(sphere: Sphere, other: Sphere) -> bool:
             or np.linalg.norm(sphere.center_mm - other.center_mm) > _DISAGREE_MM)
 
 
+class _Refit(NamedTuple):
+    sphere: Sphere
+    fits: list[SliceFit]
+    check: SurfaceCheck
+
+
 def _refit_on_surface(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray,
-                      params: Params) -> tuple[Sphere, list[SliceFit], SurfaceCheck] | None:
+                      params: Params) -> _Refit | None:
     """The sphere refitted to the head's surface in 3-D (:mod:`.surface_refit`), its sections
     as the slices' circles (each with the surface points of its slice), and its check. None
     where slices are more than ``MAX_SLICE_MM`` apart, and unless the refit is anatomical,
@@ -175,7 +182,7 @@ def _refit_on_surface(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray,
         points_px = points_mm[slice_of_point == k][:, 1:] / spacing_mm[1:]
         fits.append(SliceFit(k, Circle(new.center_mm[1:] / spacing_mm[1:], r_mm / pixel_mm,
                                        points_px, 0.0)))
-    return new, fits, check
+    return _Refit(new, fits, check)
 
 
 def _refit_with_sphere(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray,
