@@ -12,7 +12,8 @@ from .errors import InputError
 from .metal import METAL_MESSAGE  # noqa: F401 (part of this module's interface: results' message)
 from .metal import Metal, head_not_found_result, implant_at_hip, metal_elsewhere_warnings
 from .params import Params
-from .result import ACETABULUM, FEMORAL_HEAD, SIDES, Annotation, SideResult, SliceCircle, segment_code
+from .result import (ACETABULUM, FEMORAL_HEAD, SIDES, Annotation, SideResult, SliceCircle,
+                     refuse_without_a_hip, segment_code)
 from .volume import Volume
 
 # Voxel sizes AFS was made and checked for (the paper's scans: 0.7-1.0 mm in-plane, 1-5 mm
@@ -149,7 +150,5 @@ def annotate(volume: Volume, params: Params = Params(), sides: Iterable[str] = S
             frame.paste(side_labels, segment_code(side, cls), fit.labels == cls)
     report(1.0, "done")
 
-    if all(r.status == "not_found" for r in results.values()):
-        reasons = "; ".join(f"{s} hip: {r.message}" for s, r in results.items())
-        raise InputError(f"No hip could be segmented in this scan ({reasons}).")
+    refuse_without_a_hip(results)
     return Annotation(bone=bone, side_labels=side_labels, sides=results)

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import InputError
+
 SIDES = ("right", "left")
 ACETABULUM, FEMORAL_HEAD = 1, 2
 CLASS_NAMES = {ACETABULUM: "acetabulum", FEMORAL_HEAD: "femoral head"}
@@ -65,3 +67,11 @@ class Annotation:
         nonzero = self.side_labels > 0
         out[nonzero] = (self.side_labels[nonzero] - 1) % 2 + 1
         return out
+
+
+def refuse_without_a_hip(results: dict[str, SideResult]) -> None:
+    """Raise :class:`InputError` naming each hip's reason when every hip in ``results`` is
+    "not_found"; hips reported as metal implants are a result (a post-operative scan)."""
+    if all(r.status == "not_found" for r in results.values()):
+        reasons = "; ".join(f"{s} hip: {r.message}" for s, r in results.items())
+        raise InputError(f"No hip could be segmented in this scan ({reasons}).")

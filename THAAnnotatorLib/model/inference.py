@@ -21,10 +21,11 @@ from scipy import ndimage
 
 from ..afs.frame import SideFrame
 from ..bone import extract_bone
-from ..errors import Cancelled, InputError
+from ..errors import Cancelled
 from ..metal import Metal, head_not_found_result, implant_at_hip, metal_elsewhere_warnings
 from ..params import Params
-from ..result import ACETABULUM, FEMORAL_HEAD, SIDES, Annotation, SideResult, segment_code
+from ..result import (ACETABULUM, FEMORAL_HEAD, SIDES, Annotation, SideResult, refuse_without_a_hip,
+                      segment_code)
 from ..volume import Volume
 from .localize import locate_head
 from .network import LoadedModel
@@ -197,7 +198,5 @@ def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
         else:
             results[side] = SideResult(side, "not_found", "femoral head not found by the model")
     step(1.0, "done")
-    if all(r.status == "not_found" for r in results.values()):  # all metal: a result (pipeline)
-        reasons = "; ".join(f"{s} hip: {r.message}" for s, r in results.items())
-        raise InputError(f"No hip could be segmented in this scan ({reasons}).")
+    refuse_without_a_hip(results)
     return Annotation(bone=bone, side_labels=side_labels, sides=results)
