@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 import slicer
-import THAAnnotator
 from THAAnnotator import THAAnnotatorLogic
+from THAAnnotatorSlicerLib import model, mrml, parameters, picture, results, review
+from THAAnnotatorSlicerLib.overlays import CIRCLE_POLYGON_POINTS
 from THAAnnotatorLib.errors import Cancelled, InputError
 from THAAnnotatorLib.params import Params
 from THAAnnotatorLib.result import FEMORAL_HEAD, SIDES, Annotation, SideResult, segment_code
@@ -109,7 +110,7 @@ def addPhantomVolume(scene, layout: Layout = PERMUTED_LAYOUT, hips: bool = True,
     hu = np.clip(np.rint(volume.hu), -1024, 3071).astype(np.int16)
     node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
     slicer.util.updateVolumeFromArray(node, layout.toNode(hu))
-    node.SetIJKToRASMatrix(THAAnnotator._arrayToMatrix(layout.ijkToRas(volume.index_to_lps, volume.shape)))
+    node.SetIJKToRASMatrix(mrml.arrayToMatrix(layout.ijkToRas(volume.index_to_lps, volume.shape)))
     return node
 
 
@@ -173,7 +174,7 @@ def _segmentIds(segmentationNode) -> list:
 
 def _centroidRas(mask: np.ndarray, volumeNode) -> np.ndarray:
     kji = np.argwhere(mask).mean(axis=0)
-    return (THAAnnotator.ijkToRasArray(volumeNode) @ np.append(kji[::-1], 1.0))[:3]
+    return (mrml.ijkToRasArray(volumeNode) @ np.append(kji[::-1], 1.0))[:3]
 
 
 def _checkSegmentMetadata(segmentationNode) -> None:
@@ -185,9 +186,9 @@ def _checkSegmentMetadata(segmentationNode) -> None:
         assert np.allclose(segment.GetColor(), info.color), (segment.GetColor(), info.color)
         value = _tag(segment, segment.GetTerminologyEntryTagName())
         assert value == info.terminology_entry(), (value, info.terminology_entry())
-    bone = segmentation.GetSegment(THAAnnotator.BONE_SEGMENT_ID)
+    bone = segmentation.GetSegment(results.BONE_SEGMENT_ID)
     assert bone is not None and bone.GetName() == "Bone"
-    assert _tag(bone, bone.GetTerminologyEntryTagName()) == THAAnnotator.boneTerminologyEntry()
+    assert _tag(bone, bone.GetTerminologyEntryTagName()) == results.boneTerminologyEntry()
 
 
 def _tag(segment, name: str) -> str:
@@ -213,26 +214,26 @@ def scenarioGeometryRoundTrip(scene) -> dict:
     figures = {}
     for layout in LAYOUTS:
         volumeNode = addPhantomVolume(scene, layout, name=f"phantom CT, {layout.name}")
-        volume = logic.volumeFromNode(volumeNode)
+        volume = mrml.volumeFromNode(volumeNode)
         expected = np.clip(np.rint(ph.volume.hu), -1024, 3071)
         assert volume.shape == ph.volume.shape, (layout.name, volume.shape)
         assert np.array_equal(volume.hu, expected), f"{layout.name}: canonical voxels differ"
         assert np.allclose(volume.index_to_lps, ph.volume.index_to_lps, atol=1e-9), layout.name
 
         for sliceIndex in (0, 17, volume.shape[0] - 1):
-            point = logic.sliceCenterRas(volumeNode, sliceIndex, (5.0, -7.0, 0.0))
+            point = mrml.sliceCenterRas(volumeNode, sliceIndex, (5.0, -7.0, 0.0))
             inSlice = volume.index_to_ras_mm(np.array([sliceIndex, 3.0, 4.0]))
             normal = volume.index_to_ras_mm(np.array([1.0, 0, 0])) - volume.index_to_ras_mm(np.zeros(3))
             assert abs(np.dot(point - inSlice, normal / np.linalg.norm(normal))) < 1e-6, (layout.name, sliceIndex)
 
         output = logic.writeResults(volumeNode, None, volume, annotation.bone, annotation)
         segmentationNode = output.segmentationNode
-        assert _segmentIds(segmentationNode) == list(THAAnnotator.SEGMENT_IDS), _segmentIds(segmentationNode)
+        assert _segmentIds(segmentationNode) == list(results.SEGMENT_IDS), _segmentIds(segmentationNode)
         _checkSegmentMetadata(segmentationNode)
-        boneArray = logic.segmentArray(segmentationNode, THAAnnotator.BONE_SEGMENT_ID, volumeNode)
+        boneArray = mrml.segmentArray(segmentationNode, results.BONE_SEGMENT_ID, volumeNode)
         assert np.array_equal(boneArray, layout.toNode(annotation.bone)), f"{layout.name}: bone differs"
         for info in SEGMENTS:
-            array = logic.segmentArray(segmentationNode, info.segment_id, volumeNode)
+            array = mrml.segmentArray(segmentationNode, info.segment_id, volumeNode)
             assert np.array_equal(array, layout.toNode(truth == info.label_value)), f"{layout.name}: {info.name}"
             if info.segment_id.endswith("femoral_head"):
                 centroid = _centroidRas(array > 0, volumeNode)
@@ -240,7 +241,7 @@ def scenarioGeometryRoundTrip(scene) -> dict:
                 distance = float(np.linalg.norm(centroid - truthCenter))
                 assert distance < 8.0, f"{layout.name}: {info.name} centroid {centroid} is {distance:.1f} mm off"
                 figures[f"{layout.name}: {info.name} centroid error (mm)"] = round(distance, 2)
-        assert (THAAnnotator.ijkToRasArray(volumeNode) == layout.ijkToRas(ph.volume.index_to_lps, ph.volume.shape)).all()
+        assert (mrml.ijkToRasArray(volumeNode) == layout.ijkToRas(ph.volume.index_to_lps, ph.volume.shape)).all()
     # right is patient right (+R in RAS) whatever the layout
     assert ph.heads["right"].center_ras_mm[0] > 0 > ph.heads["left"].center_ras_mm[0]
     return figures
@@ -256,7 +257,7 @@ def scenarioSegmentHips(scene) -> dict:
     # "Extract bone": only the Bone segment, no hip nodes
     boneOutput = logic.run(volumeNode, None, Params(), boneOnly=True)
     segmentationNode = boneOutput.segmentationNode
-    assert _segmentIds(segmentationNode) == [THAAnnotator.BONE_SEGMENT_ID]
+    assert _segmentIds(segmentationNode) == [results.BONE_SEGMENT_ID]
     assert boneOutput.measurementsTableNode is None and not boneOutput.circleNodes
     afterBone = sceneSnapshot(scene)
 
@@ -269,20 +270,20 @@ def scenarioSegmentHips(scene) -> dict:
     annotation = output.annotation
     statuses = {side: result.status for side, result in annotation.sides.items()}
     assert statuses == {"right": "segmented", "left": "segmented"}, statuses
-    assert _segmentIds(segmentationNode) == list(THAAnnotator.SEGMENT_IDS)
+    assert _segmentIds(segmentationNode) == list(results.SEGMENT_IDS)
     _checkSegmentMetadata(segmentationNode)
 
     # segments hold exactly the library's result, mapped to the node's voxel layout
-    arrays = {info.segment_id: logic.segmentArray(segmentationNode, info.segment_id, volumeNode) for info in SEGMENTS}
+    arrays = {info.segment_id: mrml.segmentArray(segmentationNode, info.segment_id, volumeNode) for info in SEGMENTS}
     for info in SEGMENTS:
         assert np.array_equal(arrays[info.segment_id], layout.toNode(annotation.side_labels == info.label_value)), info.name
-    assert np.array_equal(logic.segmentArray(segmentationNode, THAAnnotator.BONE_SEGMENT_ID, volumeNode),
+    assert np.array_equal(mrml.segmentArray(segmentationNode, results.BONE_SEGMENT_ID, volumeNode),
                           layout.toNode(annotation.bone > 0))
 
     # measurements table: one row per hip, the library's values; centers on the right side
     table = output.measurementsTableNode
-    assert table.GetNumberOfRows() == 2 and table.GetNumberOfColumns() == len(THAAnnotator.MEASUREMENT_COLUMNS)
-    rows = logic.measurements(segmentationNode)
+    assert table.GetNumberOfRows() == 2 and table.GetNumberOfColumns() == len(results.MEASUREMENT_COLUMNS)
+    rows = results.measurements(segmentationNode)
     figures, short = {}, []
     for side, result in annotation.sides.items():
         row = rows[side]
@@ -303,7 +304,7 @@ def scenarioSegmentHips(scene) -> dict:
     nCircles = sum(len(r.circles) for r in annotation.sides.values())
     assert circlesTable.GetNumberOfRows() == nCircles > 0
     initial = {side: result.initial_slice for side, result in annotation.sides.items()}
-    assert logic.showCirclesAtSlice(segmentationNode, sliceIndex=initial) == initial
+    assert logic.overlays.showCirclesAtSlice(segmentationNode, sliceIndex=initial) == initial
     for side, result in annotation.sides.items():
         curve, points = output.circleNodes[side], output.boundaryPointNodes[side]
         assert curve.IsA("vtkMRMLMarkupsClosedCurveNode") and points.IsA("vtkMRMLMarkupsFiducialNode")
@@ -318,12 +319,12 @@ def scenarioSegmentHips(scene) -> dict:
     for side in SIDES:
         for circle in annotation.sides[side].circles[:: max(1, len(annotation.sides[side].circles) // 3)]:
             red.JumpSliceByOffsetting(*circle.center_ras_mm)
-            shown = logic.showCirclesAtSlice(segmentationNode, sliceNode=red)
+            shown = logic.overlays.showCirclesAtSlice(segmentationNode, sliceNode=red)
             assert shown[side] == circle.slice_index, (side, shown, circle.slice_index)
             _checkShownCircle(output.circleNodes[side], output.boundaryPointNodes[side], circle)
     red.JumpSliceByOffsetting(0.0, 0.0, float(np.max([c.center_ras_mm[2] for r in annotation.sides.values()
                                                       for c in r.circles])) + 40.0)
-    assert logic.showCirclesAtSlice(segmentationNode, sliceNode=red) == {"right": None, "left": None}
+    assert logic.overlays.showCirclesAtSlice(segmentationNode, sliceNode=red) == {"right": None, "left": None}
     assert all(n.GetNumberOfControlPoints() == 0 for n in (*output.circleNodes.values(), *output.boundaryPointNodes.values()))
 
     # running again replaces, never duplicates
@@ -354,7 +355,7 @@ def scenarioSegmentHips(scene) -> dict:
 
 def _checkShownCircle(curve, points, circle) -> None:
     control = slicer.util.arrayFromMarkupsControlPoints(curve)
-    assert control.shape == (THAAnnotator.CIRCLE_POLYGON_POINTS, 3), control.shape
+    assert control.shape == (CIRCLE_POLYGON_POINTS, 3), control.shape
     center = np.array(circle.center_ras_mm)
     radii = np.linalg.norm(control - center, axis=1)
     assert np.allclose(radii, circle.radius_mm, atol=1e-3), (radii.min(), radii.max(), circle.radius_mm)
@@ -384,8 +385,8 @@ def scenarioNoHipLeavesSceneUnchanged(scene) -> dict:
 
     output = logic.run(volumeNode, userSegmentation, Params(), boneOnly=True)
     assert output.segmentationNode is userSegmentation
-    assert _segmentIds(userSegmentation) == ["mine", THAAnnotator.BONE_SEGMENT_ID]
-    bone = logic.segmentArray(userSegmentation, THAAnnotator.BONE_SEGMENT_ID, volumeNode)
+    assert _segmentIds(userSegmentation) == ["mine", results.BONE_SEGMENT_ID]
+    bone = mrml.segmentArray(userSegmentation, results.BONE_SEGMENT_ID, volumeNode)
     truthBone = PERMUTED_LAYOUT.toNode(phantom(False).part_map > 0)
     spineDice = dice(bone, truthBone)
     assert spineDice > 0.5, spineDice
@@ -438,11 +439,11 @@ def scenarioParameterNodeSurvivesSavedScene(scene) -> dict:
     volumeNode = addPhantomVolume(private, LPS_LAYOUT)
     segmentationNode = private.AddNewNodeByClass("vtkMRMLSegmentationNode", "output")
     node = logic.getParameterNode()
-    assert logic.paramsFromParameterNode(node) == Params()
-    assert logic.sidesFromParameterNode(node) == SIDES
+    assert parameters.paramsFromParameterNode(node) == Params()
+    assert parameters.sidesFromParameterNode(node) == SIDES
     params = Params(use_fsg=False, use_lnms=True, use_ahs=False, graph_cut_lambda=3.5, blur_sigma_mm=0.9,
                     n_rays=120, enhance_percentile=88.5)
-    logic.setParametersFromParams(node, params)
+    parameters.setParametersFromParams(node, params)
     node.SetParameter("Side", "left")
     node.SetParameter("ReviewQueuePath", "/data/queue.json")
     node.SetNodeReferenceID("InputVolume", volumeNode.GetID())
@@ -458,8 +459,8 @@ def scenarioParameterNodeSurvivesSavedScene(scene) -> dict:
         assert reopened.Import(), "reading the saved scene failed"
     logic2 = THAAnnotatorLogic(reopened)
     restored = logic2.getParameterNode()
-    assert logic2.paramsFromParameterNode(restored) == params
-    assert logic2.sidesFromParameterNode(restored) == ("left",)
+    assert parameters.paramsFromParameterNode(restored) == params
+    assert parameters.sidesFromParameterNode(restored) == ("left",)
     assert restored.GetParameter("ReviewQueuePath") == "/data/queue.json"
     assert restored.GetNodeReference("InputVolume").GetName() == volumeNode.GetName()
     assert restored.GetNodeReference("OutputSegmentation").GetName() == "output"
@@ -472,7 +473,7 @@ def scenarioReviewQueue(scene) -> dict:
     logic = THAAnnotatorLogic(scene)
     layout = PERMUTED_LAYOUT
     volumeNode = addPhantomVolume(scene, layout, name="case007")
-    volume = logic.volumeFromNode(volumeNode)
+    volume = mrml.volumeFromNode(volumeNode)
     annotation = truthAnnotation()
     segmentationNode = logic.writeResults(volumeNode, None, volume, annotation.bone, annotation).segmentationNode
     views = addSliceViews(scene)
@@ -497,13 +498,13 @@ def scenarioReviewQueue(scene) -> dict:
         path = os.path.join(folder, "review_queue.json")
         with open(path, "w", encoding="utf-8") as stream:
             json.dump(queue, stream)
-        entries = logic.readReviewQueue(path)
+        entries = review.readReviewQueue(path)
         assert [e.uncertainty for e in entries] == [6.1, 3.5, 1.2]
         first = entries[0]
         # the volume is named after the scan file (case007), not the scan's queue name (ct007)
-        assert logic.reviewEntryMatchesVolume(first, volumeNode) and not logic.reviewEntryMatchesVolume(entries[2], volumeNode)
+        assert review.reviewEntryMatchesVolume(first, volumeNode) and not review.reviewEntryMatchesVolume(entries[2], volumeNode)
 
-        point = logic.jumpToReviewEntry(first, volumeNode, segmentationNode)
+        point = review.jumpToReviewEntry(first, volumeNode, segmentationNode)
         # no position given: centred on the left head center (measurements), moved into the slice
         headCenter = np.array(ph.heads["left"].center_ras_mm)
         sliceNormal = volume.index_to_ras_mm(np.array([1.0, 0, 0])) - volume.index_to_ras_mm(np.zeros(3))
@@ -513,17 +514,17 @@ def scenarioReviewQueue(scene) -> dict:
         offPlane = point - headCenter
         assert np.linalg.norm(offPlane - np.dot(offPlane, sliceNormal) * sliceNormal) < 1e-6
         for name, view in views.items():
-            origin = THAAnnotator._matrixToArray(view.GetSliceToRAS())[:3, 3]
+            origin = mrml.matrixToArray(view.GetSliceToRAS())[:3, 3]
             assert np.allclose(origin, point, atol=1e-6), (name, origin, point)
         editor = scene.GetSingletonNode("SegmentEditor", "vtkMRMLSegmentEditorNode")
         # the femoral head has the lower Dice: it is the segment selected for editing
         assert editor.GetSegmentationNode() is segmentationNode and editor.GetSelectedSegmentID() == "left_femoral_head"
 
         second = entries[1]
-        point = logic.jumpToReviewEntry(second, volumeNode, segmentationNode)
+        point = review.jumpToReviewEntry(second, volumeNode, segmentationNode)
         assert np.allclose(point[:2], [60.0, 30.0]) and editor.GetSelectedSegmentID() == "right_acetabulum"
 
-        logic.markReviewEntryCorrected(path, first)
+        review.markReviewEntryCorrected(path, first)
         assert sorted(os.listdir(folder)) == ["review_queue.json"], os.listdir(folder)
         with open(path, encoding="utf-8") as stream:
             written = json.load(stream)
@@ -532,19 +533,19 @@ def scenarioReviewQueue(scene) -> dict:
         assert marked["corrected"] is True and marked["corrected_at"].endswith("+00:00")
         assert marked["thumbnail"] == "thumbnails/ct007_left.png" and marked["dice"]["femoral_head"] == 0.1
         assert written["items"][0] == queue["items"][0] and written["items"][2] == queue["items"][2]
-        assert [e.corrected for e in logic.readReviewQueue(path)] == [True, False, False]
+        assert [e.corrected for e in review.readReviewQueue(path)] == [True, False, False]
 
         # a bare list of items is accepted too; a broken file gives a clear message
         with open(path, "w", encoding="utf-8") as stream:
             json.dump(queue["items"], stream)
-        assert len(logic.readReviewQueue(path)) == 3
+        assert len(review.readReviewQueue(path)) == 3
         messages = []
         for content in ("{not json", json.dumps([{"scan": "a", "side": "left"}]), json.dumps({"entries": []}),
                         json.dumps({"version": 2, "items": []})):
             with open(path, "w", encoding="utf-8") as stream:
                 stream.write(content)
             try:
-                logic.readReviewQueue(path)
+                review.readReviewQueue(path)
             except InputError as error:
                 messages.append(str(error))
             else:
@@ -568,8 +569,8 @@ def scenarioPredictWithModel(scene) -> dict:
     import importlib.util
 
     missing = [name for name in ("torch", "monai", "safetensors") if importlib.util.find_spec(name) is None]
-    if not THAAnnotatorLogic.modelAvailable():
-        raise ScenarioSkipped(f"this THAAnnotatorLib has no {THAAnnotator.MODEL_INFERENCE_MODULE}")
+    if not model.modelAvailable():
+        raise ScenarioSkipped(f"this THAAnnotatorLib has no {model.MODEL_INFERENCE_MODULE}")
     if missing:
         raise ScenarioSkipped(f"model inference needs {', '.join(missing)}, not installed here")
     import torch
@@ -595,14 +596,14 @@ def scenarioPredictWithModel(scene) -> dict:
     annotation = output.annotation
     assert {s: r.status for s, r in annotation.sides.items()} == {"right": "segmented", "left": "segmented"}
     segmentationNode = output.segmentationNode
-    assert _segmentIds(segmentationNode) == list(THAAnnotator.SEGMENT_IDS)
+    assert _segmentIds(segmentationNode) == list(results.SEGMENT_IDS)
     figures = {}
     for info in SEGMENTS:
-        array = logic.segmentArray(segmentationNode, info.segment_id, volumeNode)
+        array = mrml.segmentArray(segmentationNode, info.segment_id, volumeNode)
         assert np.array_equal(array, layout.toNode(annotation.side_labels == info.label_value)), info.name
         figures[f"{info.name} voxels"] = int(array.sum())
     assert figures["Right femoral head voxels"] > 0 and figures["Left femoral head voxels"] > 0
-    rows = logic.measurements(segmentationNode)
+    rows = results.measurements(segmentationNode)
     for side in SIDES:
         assert rows[side]["Status"] == "segmented" and rows[side]["Message"] == MODEL_MESSAGE, rows[side]
         assert np.isnan(rows[side]["Diameter"]) and np.isnan(rows[side]["Center R"])
@@ -614,13 +615,13 @@ def scenarioPredictWithoutModel(scene) -> dict:
     """"Predict with model" with no trained model in the chosen folder: one sentence saying what to
     do (the same the panel shows on the disabled button), raised before any package is needed,
     and an untouched scene."""
-    if not THAAnnotatorLogic.modelAvailable():
-        raise ScenarioSkipped(f"this THAAnnotatorLib has no {THAAnnotator.MODEL_INFERENCE_MODULE}")
+    if not model.modelAvailable():
+        raise ScenarioSkipped(f"this THAAnnotatorLib has no {model.MODEL_INFERENCE_MODULE}")
     logic = THAAnnotatorLogic(scene)
     volumeNode = addPhantomVolume(scene)
     before = sceneSnapshot(scene)
     with tempfile.TemporaryDirectory() as folder:
-        problem = logic.modelProblem(folder)
+        problem = model.modelProblem(folder)
         assert problem is not None and folder in problem, problem
         assert "no model.json" in problem and '"tha-annotator train"' in problem, problem
         try:
@@ -658,7 +659,7 @@ def writeResultPicture(path, layout: Layout = PERMUTED_LAYOUT) -> dict:
     logic = THAAnnotatorLogic(scene)
     node = addPhantomVolume(scene, layout, name="synthetic hip CT")
     output = logic.run(node, None, Params())
-    logic.renderResultPicture(node, output.segmentationNode, path,
+    picture.renderResultPicture(node, output.segmentationNode, path,
                               title="THA Annotator (Slicer module Logic, headless MRML): synthetic hip CT")
     return {side: (r.status, r.head_diameter_mm, 2 * ph.heads[side].radius_mm) for side, r in output.annotation.sides.items()}
 

@@ -29,6 +29,7 @@ if str(MODULE_DIR) not in sys.path:
 import THAAnnotator  # noqa: E402
 import THAAnnotatorScenarios  # noqa: E402
 from THAAnnotator import THAAnnotatorLogic  # noqa: E402
+from THAAnnotatorSlicerLib import dependencies, model, mrml, parameters, picture, results  # noqa: E402
 from THAAnnotatorLib.errors import InputError  # noqa: E402
 from THAAnnotatorLib.params import Params  # noqa: E402
 
@@ -69,9 +70,9 @@ def test_missing_packages_are_named_and_leave_the_scene_unchanged(monkeypatch):
     logic = THAAnnotatorLogic(scene)
     volumeNode = THAAnnotatorScenarios.addPhantomVolume(scene)
     realFindSpec = importlib.util.find_spec
-    monkeypatch.setattr(THAAnnotator.importlib.util, "find_spec",
+    monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *args: None if name in ("maxflow", "skimage") else realFindSpec(name, *args))
-    assert logic.missingPythonPackages() == ["scikit-image", "PyMaxflow"]
+    assert dependencies.missingPythonPackages() == ["scikit-image", "PyMaxflow"]
     before = THAAnnotatorScenarios.sceneSnapshot(scene)
     with pytest.raises(InputError, match="scikit-image, PyMaxflow"):
         logic.run(volumeNode, None, Params())
@@ -82,24 +83,24 @@ def test_packages_are_installed_with_pip_but_never_simpleitk(monkeypatch):
     installed = []
     monkeypatch.setattr(slicer.util, "pip_install", lambda requirements, **kwargs: installed.append(requirements),
                         raising=False)
-    THAAnnotatorLogic.installPythonPackages(["scipy", "SimpleITK", "PyMaxflow"])
+    dependencies.installPythonPackages(["scipy", "SimpleITK", "PyMaxflow"])
     assert installed == ["scipy PyMaxflow"]
     realFindSpec = importlib.util.find_spec
-    monkeypatch.setattr(THAAnnotator.importlib.util, "find_spec",
+    monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *args: None if name == "maxflow" else realFindSpec(name, *args))
     with pytest.raises(RuntimeError, match="could not be installed: PyMaxflow"):
-        THAAnnotatorLogic.installPythonPackages(["PyMaxflow"])
+        dependencies.installPythonPackages(["PyMaxflow"])
 
 
 def test_torch_comes_from_the_pytorch_extension_or_a_clear_message(monkeypatch):
     if importlib.util.find_spec("torch") is not None:
-        assert THAAnnotatorLogic.ensureTorch().__name__ == "torch"
+        assert dependencies.ensureTorch().__name__ == "torch"
     realFindSpec = importlib.util.find_spec
-    monkeypatch.setattr(THAAnnotator.importlib.util, "find_spec",
+    monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *args: None if name == "torch" else realFindSpec(name, *args))
     monkeypatch.setitem(sys.modules, "PyTorchUtils", None)  # the PyTorch extension is not installed
     with pytest.raises(InputError, match='install the "PyTorch" extension from the Extensions Manager'):
-        THAAnnotatorLogic.ensureTorch()
+        dependencies.ensureTorch()
 
     class FakePyTorchUtils:  # the extension's helper, declining the installation
         class PyTorchUtilsLogic:
@@ -109,28 +110,28 @@ def test_torch_comes_from_the_pytorch_extension_or_a_clear_message(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "PyTorchUtils", FakePyTorchUtils)
     with pytest.raises(InputError, match="PyTorch was not installed"):
-        THAAnnotatorLogic.ensureTorch()
+        dependencies.ensureTorch()
 
 
 def test_sides_and_parameters():
-    assert THAAnnotator.sidesFromChoice("both") == ("right", "left")
-    assert THAAnnotator.sidesFromChoice("left") == ("left",)
-    assert THAAnnotator.sidesFromChoice(["left", "right"]) == ("left", "right")
+    assert parameters.sidesFromChoice("both") == ("right", "left")
+    assert parameters.sidesFromChoice("left") == ("left",)
+    assert parameters.sidesFromChoice(["left", "right"]) == ("left", "right")
     for bad in ("up", [], ["right", "middle"]):
         with pytest.raises(InputError):
-            THAAnnotator.sidesFromChoice(bad)
+            parameters.sidesFromChoice(bad)
     scene = slicer.vtkMRMLScene()
     logic = THAAnnotatorLogic(scene)
     node = logic.getParameterNode()
-    assert logic.paramsFromParameterNode(node) == Params()
+    assert parameters.paramsFromParameterNode(node) == Params()
     ablation = Params(use_fsg=False, use_half_maximum_edges=False, use_slab_height=False,
                       graph_cut_lambda=3.5)
-    logic.setParametersFromParams(node, ablation)
+    parameters.setParametersFromParams(node, ablation)
     assert node.GetParameter("UseHalfMaximumEdges") == node.GetParameter("UseSlabHeight") == "false"
-    assert logic.paramsFromParameterNode(node) == ablation
+    assert parameters.paramsFromParameterNode(node) == ablation
     node.SetParameter("GraphCutLambda", "a lot")
     with pytest.raises(InputError, match="GraphCutLambda"):
-        logic.paramsFromParameterNode(node)
+        parameters.paramsFromParameterNode(node)
 
 
 def test_segment_array_round_trips_masks_in_a_permuted_layout():
@@ -139,17 +140,17 @@ def test_segment_array_round_trips_masks_in_a_permuted_layout():
     logic = THAAnnotatorLogic(scene)
     volumeNode = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "tiny")
     slicer.util.updateVolumeFromArray(volumeNode, np.zeros((6, 7, 8), dtype=np.int16))
-    volumeNode.SetIJKToRASMatrix(THAAnnotator._arrayToMatrix(np.array(
+    volumeNode.SetIJKToRASMatrix(mrml.arrayToMatrix(np.array(
         [[0.0, 0, -1.5, 10], [0, -0.7, 0, -4], [2.0, 0, 0, 30], [0, 0, 0, 1]])))
     segmentationNode = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
     segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
     rng = np.random.default_rng(1)
     masks = {"a": rng.random((6, 7, 8)) > 0.5, "b": np.zeros((6, 7, 8), bool), "c": np.ones((6, 7, 8), bool)}
-    ijkToRas = THAAnnotator.ijkToRasArray(volumeNode)
-    logic._writeSegments(segmentationNode, [(key, key, (1.0, 0.0, 0.0), "~", THAAnnotator._orientedImageFromMask(m, ijkToRas))
+    ijkToRas = mrml.ijkToRasArray(volumeNode)
+    results.writeSegments(segmentationNode, [(key, key, (1.0, 0.0, 0.0), "~", mrml.orientedImageFromMask(m, ijkToRas))
                                             for key, m in masks.items()])
     for key, mask in masks.items():
-        assert np.array_equal(logic.segmentArray(segmentationNode, key, volumeNode), mask), key
+        assert np.array_equal(mrml.segmentArray(segmentationNode, key, volumeNode), mask), key
 
 
 def test_result_picture_shows_the_patients_right_on_the_left(tmp_path):
@@ -164,9 +165,9 @@ def test_result_picture_shows_the_patients_right_on_the_left(tmp_path):
     logic = THAAnnotatorLogic(scene)
     volumeNode = THAAnnotatorScenarios.addPhantomVolume(scene)
     annotation = THAAnnotatorScenarios.truthAnnotation()
-    output = logic.writeResults(volumeNode, None, logic.volumeFromNode(volumeNode), annotation.bone, annotation)
+    output = logic.writeResults(volumeNode, None, mrml.volumeFromNode(volumeNode), annotation.bone, annotation)
     path = tmp_path / "result.png"
-    logic.renderResultPicture(volumeNode, output.segmentationNode, path, size=(480, 320))
+    picture.renderResultPicture(volumeNode, output.segmentationNode, path, size=(480, 320))
     reader = vtk.vtkPNGReader()
     reader.SetFileName(str(path))
     reader.Update()
@@ -183,21 +184,21 @@ def test_result_picture_shows_the_patients_right_on_the_left(tmp_path):
 def test_default_model_lookup_and_its_message(monkeypatch, tmp_path):
     """No ModelPath: the module's Resources/model if it holds a model, else the library's bundled
     one (Resources/model at the repository root); neither gives a message naming both."""
-    if not THAAnnotatorLogic.modelAvailable():
-        pytest.skip(f"this THAAnnotatorLib has no {THAAnnotator.MODEL_INFERENCE_MODULE}")
+    if not model.modelAvailable():
+        pytest.skip(f"this THAAnnotatorLib has no {model.MODEL_INFERENCE_MODULE}")
     if importlib.util.find_spec("torch") is not None and importlib.util.find_spec("monai") is not None:
         from THAAnnotatorLib.model.network import BUNDLED_MODEL_DIR, MODEL_FILE
 
         # the module finds the library's folder without importing torch; it must be the same one
-        assert Path(THAAnnotator.libraryModelDirectory()) == BUNDLED_MODEL_DIR
-        assert THAAnnotator.MODEL_DESCRIPTION_FILE == MODEL_FILE
-    assert THAAnnotator.moduleModelDirectory() == str(MODULE_DIR / "Resources" / "model")
+        assert Path(model.libraryModelDirectory()) == BUNDLED_MODEL_DIR
+        assert model.MODEL_DESCRIPTION_FILE == MODEL_FILE
+    assert model.moduleModelDirectory() == str(MODULE_DIR / "Resources" / "model")
 
     module, library = tmp_path / "module" / "Resources" / "model", tmp_path / "repo" / "Resources" / "model"
-    monkeypatch.setattr(THAAnnotator, "moduleModelDirectory", lambda: str(module))
-    monkeypatch.setattr(THAAnnotator, "libraryModelDirectory", lambda: str(library))
-    assert THAAnnotatorLogic.modelDirectory() == str(library)
-    problem = THAAnnotatorLogic.modelProblem()
+    monkeypatch.setattr(model, "moduleModelDirectory", lambda: str(module))
+    monkeypatch.setattr(model, "libraryModelDirectory", lambda: str(library))
+    assert model.modelDirectory() == str(library)
+    problem = model.modelProblem()
     assert problem.startswith("No trained model is installed") and str(module) in problem and str(library) in problem
     assert "Advanced > Model folder" in problem
 
@@ -211,8 +212,8 @@ def test_default_model_lookup_and_its_message(monkeypatch, tmp_path):
     for folder in (library, module):  # the module's own copy, when there is one, comes first
         folder.mkdir(parents=True)
         (folder / "model.json").write_text("{}", encoding="utf-8")
-        assert THAAnnotatorLogic.modelDirectory() == str(folder) and THAAnnotatorLogic.modelProblem() is None
-    assert THAAnnotatorLogic.modelDirectory(tmp_path) == str(tmp_path)  # a chosen folder wins
+        assert model.modelDirectory() == str(folder) and model.modelProblem() is None
+    assert model.modelDirectory(tmp_path) == str(tmp_path)  # a chosen folder wins
 
 
 def test_predict_button_is_disabled_with_the_reason_when_no_model_is_found(monkeypatch, tmp_path):
@@ -239,8 +240,8 @@ def test_predict_button_is_disabled_with_the_reason_when_no_model_is_found(monke
     parameterNode.SetParameter("ModelPath", str(empty))
     widget._updateButtonStates()
     assert widget.ui.predictButton.enabled is False and widget.ui.segmentHipsButton.enabled is True
-    assert widget.ui.predictButton.toolTip == f"Not available: {logic.modelProblem(str(empty))}"
-    if not THAAnnotatorLogic.modelAvailable():
+    assert widget.ui.predictButton.toolTip == f"Not available: {model.modelProblem(str(empty))}"
+    if not model.modelAvailable():
         return
     assert str(empty) in widget.ui.predictButton.toolTip and "model.json" in widget.ui.predictButton.toolTip
 

@@ -16,6 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 MODULE_DIR = REPO / "THAAnnotator"
 MODULE_FILE = MODULE_DIR / "THAAnnotator.py"
+PACKAGE_DIR = MODULE_DIR / "THAAnnotatorSlicerLib"
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "THAAnnotator.ui"
 TERMINOLOGY_FILE = MODULE_DIR / "Resources" / "SegmentationCategoryTypeModifier-THAAnnotator.term.json"
 ICON_FILE = MODULE_DIR / "Resources" / "Icons" / "THAAnnotator.png"
@@ -35,8 +36,8 @@ _BLOCKER = textwrap.dedent("""
     """)
 
 
-def _module_tree() -> ast.Module:
-    return ast.parse(MODULE_FILE.read_text(encoding="utf-8"), filename=str(MODULE_FILE))
+def _module_tree(path: Path = MODULE_FILE) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
 def _ui_widgets() -> dict[str, str]:
@@ -63,8 +64,27 @@ def test_module_file_is_python_with_the_four_classes_slicer_expects():
         assert base in classes[name], (name, classes[name])
     logic = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "THAAnnotatorLogic")
     methods = {n.name for n in logic.body if isinstance(n, ast.FunctionDef)}
-    assert {"run", "predict", "getParameterNode", "showCirclesAtSlice", "readReviewQueue",
-            "markReviewEntryCorrected", "jumpToReviewEntry"} <= methods
+    assert {"run", "predict", "getParameterNode", "writeResults"} <= methods
+
+
+def test_module_file_is_short_and_its_parts_live_in_the_package():
+    """THAAnnotator.py keeps what Slicer looks for; the rest is in THAAnnotatorSlicerLib, whose
+    files never import the module or the scenarios back."""
+    lines = len(MODULE_FILE.read_text(encoding="utf-8").splitlines())
+    assert lines <= 650, f"THAAnnotator.py has {lines} lines"
+    logic = next(n for n in _module_tree().body if isinstance(n, ast.ClassDef) and n.name == "THAAnnotatorLogic")
+    assert logic.end_lineno - logic.lineno < 150, "the Logic is not thin"
+    for path in PACKAGE_DIR.glob("*.py"):
+        imported = {alias.name.split(".")[0] for node in ast.walk(_module_tree(path))
+                    if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(_module_tree(path))
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & {"THAAnnotator", "THAAnnotatorScenarios", "qt", "ctk"}, (path.name, imported)
+    scenarios = _module_tree(MODULE_DIR / "THAAnnotatorScenarios.py")
+    private = sorted({f"{node.value.id}.{node.attr}" for node in ast.walk(scenarios) if isinstance(node, ast.Attribute)
+                      and isinstance(node.value, ast.Name) and node.attr.startswith("_")
+                      and node.value.id in ("THAAnnotator", "mrml", "model", "parameters", "results", "review")})
+    assert not private, f"the scenarios use private names: {private}"
 
 
 def test_every_widget_the_panel_uses_is_in_the_ui_file():
@@ -96,7 +116,8 @@ def test_ui_file_is_a_designer_form_slicer_can_load():
     mrml = {name for name, cls in _ui_widgets().items() if cls.startswith("qMRML") and name != "THAAnnotator"}
     assert mrml <= receivers, sorted(mrml - receivers)
     # the side combo box lists SIDE_CHOICES in order
-    choices = next(ast.literal_eval(n.value) for n in _module_tree().body if isinstance(n, ast.Assign)
+    choices = next(ast.literal_eval(n.value) for n in _module_tree(PACKAGE_DIR / "parameters.py").body
+                   if isinstance(n, ast.Assign)
                    and any(isinstance(t, ast.Name) and t.id == "SIDE_CHOICES" for t in n.targets))
     combo = next(w for w in root.iter("widget") if w.get("name") == "sideComboBox")
     items = [item.findtext("property/string") for item in combo.findall("item")]
@@ -168,7 +189,7 @@ def test_terminology_file_matches_the_library():
         assert modifier["3dSlicerLabel"] == segment.name
         assert modifier["recommendedDisplayRGBValue"] == [round(255 * c) for c in segment.color]
     # the module's Bone terminology string names the same code
-    bone = next(n for n in _module_tree().body if isinstance(n, ast.Assign)
+    bone = next(n for n in _module_tree(PACKAGE_DIR / "results.py").body if isinstance(n, ast.Assign)
                 and any(isinstance(t, ast.Name) and t.id == "BONE_CODE" for t in n.targets))
     assert "272673000" in ast.unparse(bone)
 
@@ -215,3 +236,41 @@ def test_cmake_ships_every_file_of_the_module():
                if path.is_file() and "__pycache__" not in path.parts and path.name != "CMakeLists.txt"
                and path.parts[len(MODULE_DIR.parts):][:2] != ("Resources", "model")}
     assert listed == present, {"not listed": sorted(present - listed), "missing": sorted(listed - present)}
+
+
+def test_cmake_ships_the_library_and_the_bundled_model():
+    import re
+
+    text = (MODULE_DIR / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert re.search(r"file\(GLOB_RECURSE THA_ANNOTATOR_LIB_SCRIPTS.*?\$\{THA_ANNOTATOR_LIB_DIR\}/\*\.py", text, re.S)
+    assert "set(THA_ANNOTATOR_LIB_DIR ${CMAKE_CURRENT_SOURCE_DIR}/../THAAnnotatorLib)" in text
+    listed = set(re.search(r"set\(THA_ANNOTATOR_MODEL_FILES\s+(.*?)\)", text).group(1).split())
+    present = {path.name for path in (REPO / "Resources" / "model").iterdir() if path.is_file()}
+    assert listed == present, {"not listed": sorted(present - listed), "missing": sorted(listed - present)}
+
+
+def test_reload_imports_the_current_package_library_and_scenarios():
+    """Slicer's "Reload" re-executes THAAnnotator.py only; the widget first drops the package, the
+    library and the scenarios, so that the reloaded module (and the self-test) use their new code."""
+    pytest.importorskip("slicer", reason="the slicer-core wheel is needed to import the module headless")
+    code = textwrap.dedent(f"""
+        import importlib, sys
+        sys.path.insert(0, {str(MODULE_DIR)!r})
+        import THAAnnotator, THAAnnotatorScenarios
+        names = ("THAAnnotatorLib.errors", "THAAnnotatorSlicerLib.results", "THAAnnotatorScenarios")
+        old = {{name: sys.modules[name] for name in names}}
+        reloaded = []
+        def slicerReload(widget):  # what ScriptedLoadableModuleWidget.onReload does: reload this file
+            reloaded.append([name for name in names if name in sys.modules])
+            importlib.reload(THAAnnotator)
+        THAAnnotator.ScriptedLoadableModuleWidget.onReload = slicerReload
+        THAAnnotator.THAAnnotatorWidget.onReload(object.__new__(THAAnnotator.THAAnnotatorWidget))
+        assert reloaded == [[]], reloaded
+        import THAAnnotatorScenarios
+        for name in names:
+            assert sys.modules[name] is not old[name], name
+        assert THAAnnotatorScenarios.THAAnnotatorLogic is THAAnnotator.THAAnnotatorLogic
+        assert THAAnnotator.InputError is sys.modules["THAAnnotatorLib.errors"].InputError
+        """)
+    result = _run_python(code)
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -1,0 +1,69 @@
+"""Where "Predict with model" finds a trained model."""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+MODEL_INFERENCE_MODULE = "THAAnnotatorLib.model.inference"
+"""The model feature is offered only when this module of the library exists."""
+MODEL_DESCRIPTION_FILE = "model.json"
+"""A saved model folder holds this file beside its weights (THAAnnotatorLib.model.network.MODEL_FILE)."""
+
+
+def moduleModelDirectory() -> str:
+    """``Resources/model`` beside ``THAAnnotator.py``: where a built extension may ship a trained model."""
+    moduleFolder = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(moduleFolder, "Resources", "model")
+
+
+def libraryModelDirectory() -> str:
+    """The library's bundled model folder, ``Resources/model`` beside the ``THAAnnotatorLib`` folder
+    (the repository root of a checkout), as ``THAAnnotatorLib.model.network.BUNDLED_MODEL_DIR``
+    says, found without importing torch."""
+    spec = importlib.util.find_spec("THAAnnotatorLib")
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(spec.origin))), "Resources", "model")
+
+
+def modelAvailable() -> bool:
+    """Whether this version of the library has model inference."""
+    try:
+        return importlib.util.find_spec(MODEL_INFERENCE_MODULE) is not None
+    except ModuleNotFoundError:  # no THAAnnotatorLib.model package at all
+        return False
+
+
+def modelDirectory(modelPath=None) -> str:
+    """The model folder "Predict with model" uses.
+
+    ``modelPath`` if given; else the module's ``Resources/model`` if it holds a model (a built
+    extension may ship one there); else the library's bundled model, ``Resources/model`` at
+    the repository root (:func:`libraryModelDirectory`).
+    """
+    if modelPath:
+        return os.fspath(modelPath)
+    shipped = moduleModelDirectory()
+    if os.path.isfile(os.path.join(shipped, MODEL_DESCRIPTION_FILE)):
+        return shipped
+    return libraryModelDirectory()
+
+
+def modelProblem(modelPath=None) -> str | None:
+    """Why "Predict with model" cannot run with ``modelPath`` (see :func:`modelDirectory`): one
+    sentence saying what is wrong and what to do; None when a saved model is in reach.
+
+    Only checks that the folder holds a model description; the weights and their SHA-256
+    are checked when the model is loaded.
+    """
+    if not modelAvailable():
+        return ("This version of THA Annotator has no model inference "
+                f"({MODEL_INFERENCE_MODULE}); update the extension.")
+    folder = modelDirectory(modelPath)
+    if os.path.isfile(os.path.join(folder, MODEL_DESCRIPTION_FILE)):
+        return None
+    if modelPath:
+        return (f"The model folder {folder} holds no trained model (no {MODEL_DESCRIPTION_FILE}); choose "
+                'the folder that "tha-annotator train" wrote in Advanced > Model folder.')
+    places = list(dict.fromkeys(os.path.normpath(p) for p in (moduleModelDirectory(), folder)))
+    return (f"No trained model is installed (no {MODEL_DESCRIPTION_FILE} in {' or '.join(places)}); "
+            'choose the folder that "tha-annotator train" wrote in Advanced > Model folder, or put '
+            f"the trained model in {places[-1]}.")

@@ -1,0 +1,300 @@
+"""Writing a run's result into the scene: segments, the measurements table, the Hough circle
+table and the markups that show one slice's circle; and reading the measurements back."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import vtk
+
+import slicer
+from THAAnnotatorLib.errors import InputError
+from THAAnnotatorLib.result import SIDES, Annotation
+from THAAnnotatorLib.terminology import ANATOMIC_CONTEXT, ANATOMICAL_STRUCTURE, SEGMENTS, TERMINOLOGY_CONTEXT, Code
+from THAAnnotatorLib.volume import Volume
+
+from .mrml import LPS_TO_RAS, ensureSegmentationConverterRules, ijkToRasArray, nodeReferenceInScene, orientedImageFromMask
+
+BONE_SEGMENT_ID = "bone"
+BONE_SEGMENT_NAME = "Bone"
+BONE_COLOR = (0.90, 0.86, 0.74)
+BONE_CODE = Code("SCT", "272673000", "Bone")
+HIP_SEGMENT_IDS = tuple(segment.segment_id for segment in SEGMENTS)
+SEGMENT_IDS = (BONE_SEGMENT_ID,) + HIP_SEGMENT_IDS
+"""Every segment ID this module writes; a run replaces exactly these."""
+
+# Node references kept on the segmentation node, so that a second run reuses the same nodes.
+MEASUREMENTS_REFERENCE = "THAAnnotatorMeasurements"
+CIRCLES_REFERENCE = "THAAnnotatorCircles"
+CIRCLE_CURVE_REFERENCE = "THAAnnotatorCircle_{side}"
+BOUNDARY_POINTS_REFERENCE = "THAAnnotatorBoundary_{side}"
+ROLE_ATTRIBUTE = "THAAnnotator.Role"
+SIDE_ATTRIBUTE = "THAAnnotator.Side"
+SHOWN_SLICE_ATTRIBUTE = "THAAnnotator.ShownSlice"
+PLANE_AXES_ATTRIBUTE = "THAAnnotator.PlaneAxesRAS"
+SLICE_SPACING_ATTRIBUTE = "THAAnnotator.SliceSpacingMm"
+
+MEASUREMENT_COLUMNS = (
+    ("Side", "string", "", "Hip: right or left."),
+    ("Status", "string", "", "segmented, metal (implant, not segmented) or not_found."),
+    ("Center R", "double", "mm", "Femoral head sphere center, patient right (RAS), mm."),
+    ("Center A", "double", "mm", "Femoral head sphere center, anterior (RAS), mm."),
+    ("Center S", "double", "mm", "Femoral head sphere center, superior (RAS), mm."),
+    ("Diameter", "double", "mm", "Femoral head sphere diameter, mm."),
+    ("Initial slice", "string", "",
+     "Axial slice where the femoral head separates from the greater trochanter; index counted "
+     "from the most inferior slice (0), as in annotation.json and the review queue."),
+    ("Surface drop", "double", "HU",
+     "Surface check: mean HU fall from the head's cortex into the joint space at the fitted "
+     "sphere; under 150 HU the hip is flagged (the joint space may not show in this scan)."),
+    ("Needs review", "string", "",
+     "yes when the sphere failed the surface check unmended or the head is of unusual size; "
+     "the warnings say why."),
+    ("Message", "string", "", "Why a hip was not segmented."),
+    ("Warnings", "string", "", "Warnings of the pipeline for this hip."),
+)
+CIRCLE_COLUMNS = (
+    ("Side", "string", "", "Hip: right or left."),
+    ("Slice", "int", "", "Axial slice index counted from the most inferior slice (0)."),
+    ("Center R", "double", "mm", "Hough circle center, RAS, mm."),
+    ("Center A", "double", "mm", "Hough circle center, RAS, mm."),
+    ("Center S", "double", "mm", "Hough circle center, RAS, mm."),
+    ("Radius", "double", "mm", "Hough circle radius, mm."),
+    ("Boundary points", "string", "", "Refined boundary points, JSON list of [R, A, S] in mm."),
+)
+
+
+@dataclass
+class RunOutput:
+    """What a run made or updated in the scene, and the library result."""
+
+    segmentationNode: object
+    volume: Volume
+    bone: np.ndarray
+    annotation: Annotation | None
+    measurementsTableNode: object = None
+    circlesTableNode: object = None
+    circleNodes: dict = field(default_factory=dict)
+    boundaryPointNodes: dict = field(default_factory=dict)
+
+
+def boneTerminologyEntry() -> str:
+    """The "Bone" segment's terminology, serialised as Slicer stores it (see terminology.py)."""
+    return "~".join([TERMINOLOGY_CONTEXT, ANATOMICAL_STRUCTURE.serialized(), BONE_CODE.serialized(),
+                     "^^", ANATOMIC_CONTEXT, "^^", "^^"])
+
+
+def tableColumns(tableNode, columns) -> dict:
+    """name -> vtk array of a table this module wrote; InputError if a column is missing."""
+    out = {}
+    for name, _, _, _ in columns:
+        array = tableNode.GetTable().GetColumnByName(name)
+        if array is None:
+            raise InputError(f'The table "{tableNode.GetName()}" has no column "{name}"; run the module again.')
+        out[name] = array
+    return out
+
+
+def writeResults(volumeNode, segmentationNode, volume: Volume, bone: np.ndarray,
+                 annotation: Annotation | None) -> RunOutput:
+    """Write bone and (if given) hip results of ``volume`` (read from ``volumeNode``) into the scene.
+
+    ``bone`` and ``annotation`` are in the canonical layout of ``volume``. Nodes made here are
+    removed again if writing fails part-way.
+    """
+    scene = volumeNode.GetScene()
+    ensureSegmentationConverterRules()
+    ijkToRas = ijkToRasArray(volumeNode)
+    segments = [(BONE_SEGMENT_ID, BONE_SEGMENT_NAME, BONE_COLOR, boneTerminologyEntry(),
+                 volume.to_source_layout(bone.astype(np.uint8, copy=False)) > 0)]
+    if annotation is not None:
+        sourceLabels = volume.to_source_layout(annotation.side_labels)
+        for segment in SEGMENTS:
+            if annotation.sides.get(segment.side) is not None and annotation.sides[segment.side].status == "segmented":
+                segments.append((segment.segment_id, segment.name, segment.color,
+                                 segment.terminology_entry(), sourceLabels == segment.label_value))
+    images = [(segmentId, name, color, terminology, orientedImageFromMask(mask, ijkToRas))
+              for segmentId, name, color, terminology, mask in segments]
+
+    created = []
+    try:
+        if segmentationNode is None:
+            segmentationNode = scene.AddNewNodeByClass(
+                "vtkMRMLSegmentationNode", scene.GenerateUniqueName(f"{volumeNode.GetName()} THA annotation"))
+            created.append(segmentationNode)
+        if segmentationNode.GetDisplayNode() is None:
+            segmentationNode.CreateDefaultDisplayNodes()
+        segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
+        segmentationNode.SetAndObserveTransformNodeID(volumeNode.GetTransformNodeID())
+        writeSegments(segmentationNode, images)
+        output = RunOutput(segmentationNode, volume, bone, annotation)
+        _writeHipNodes(output, volumeNode, created)
+    except BaseException:
+        for node in reversed(created):
+            if node.GetScene() is scene:
+                scene.RemoveNode(node)
+        raise
+    return output
+
+
+def writeSegments(segmentationNode, images) -> None:
+    """Replace this module's segments by ``images``: (ID, name, colour, terminology, oriented image
+    or None for an empty segment)."""
+    segmentation = segmentationNode.GetSegmentation()
+    wasModified = segmentationNode.StartModify()
+    try:
+        for segmentId in SEGMENT_IDS:
+            if segmentation.GetSegment(segmentId) is not None:
+                segmentation.RemoveSegment(segmentId)
+        for segmentId, name, color, terminology, image in images:
+            segmentation.AddEmptySegment(segmentId, name, color)
+            segment = segmentation.GetSegment(segmentId)
+            segment.SetNameAutoGenerated(False)
+            segment.SetColorAutoGenerated(False)
+            segment.SetTag(segment.GetTerminologyEntryTagName(), terminology)
+            if image is not None and not slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+                    image, segmentationNode, segmentId, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE):
+                raise RuntimeError(f"Could not write the segment {name} into {segmentationNode.GetName()}.")
+    finally:
+        segmentationNode.EndModify(wasModified)
+    displayNode = segmentationNode.GetDisplayNode()
+    if displayNode is not None and segmentation.GetSegment(BONE_SEGMENT_ID) is not None:
+        displayNode.SetSegmentOpacity3D(BONE_SEGMENT_ID, 0.25)
+        displayNode.SetSegmentOpacity2DFill(BONE_SEGMENT_ID, 0.3)
+
+
+def _referencedOrNew(ownerNode, role: str, className: str, name: str, created: list):
+    node = nodeReferenceInScene(ownerNode, role)
+    if node is None:
+        scene = ownerNode.GetScene()
+        node = scene.AddNewNodeByClass(className, scene.GenerateUniqueName(name))
+        created.append(node)
+        ownerNode.SetNodeReferenceID(role, node.GetID())
+    return node
+
+
+def _removeReferenced(ownerNode, role: str) -> None:
+    node = nodeReferenceInScene(ownerNode, role)
+    ownerNode.RemoveNodeReferenceIDs(role)
+    if node is not None:
+        for index in reversed(range(node.GetNumberOfDisplayNodes()) if node.IsA("vtkMRMLDisplayableNode") else []):
+            displayNode = node.GetNthDisplayNode(index)
+            if displayNode is not None:
+                node.GetScene().RemoveNode(displayNode)
+        node.GetScene().RemoveNode(node)
+
+
+def _writeHipNodes(output: RunOutput, volumeNode, created: list) -> None:
+    segmentationNode = output.segmentationNode
+    annotation = output.annotation
+    name = segmentationNode.GetName()
+    if annotation is None:  # bone only: hip results of an earlier run no longer apply
+        for role in (MEASUREMENTS_REFERENCE, CIRCLES_REFERENCE):
+            _removeReferenced(segmentationNode, role)
+        for side in SIDES:
+            _removeReferenced(segmentationNode, CIRCLE_CURVE_REFERENCE.format(side=side))
+            _removeReferenced(segmentationNode, BOUNDARY_POINTS_REFERENCE.format(side=side))
+        return
+
+    measurements = _referencedOrNew(segmentationNode, MEASUREMENTS_REFERENCE, "vtkMRMLTableNode",
+                                    f"{name} measurements", created)
+    measurements.SetAttribute(ROLE_ATTRIBUTE, "measurements")
+    rows = []
+    for side, result in annotation.sides.items():
+        center = result.sphere_center_ras_mm or (np.nan, np.nan, np.nan)
+        rows.append([side, result.status, *center,
+                     result.head_diameter_mm if result.head_diameter_mm is not None else np.nan,
+                     "" if result.initial_slice is None else str(result.initial_slice),
+                     np.nan if result.surface_drop_hu is None else result.surface_drop_hu,
+                     "yes" if result.needs_review else "no",
+                     result.message, "; ".join(result.warnings)])
+    _fillTable(measurements, MEASUREMENT_COLUMNS, rows)
+    output.measurementsTableNode = measurements
+
+    circles = _referencedOrNew(segmentationNode, CIRCLES_REFERENCE, "vtkMRMLTableNode",
+                               f"{name} Hough circles", created)
+    circles.SetAttribute(ROLE_ATTRIBUTE, "circles")
+    volume = output.volume
+    indexToRas = LPS_TO_RAS @ volume.index_to_lps
+    axisU = indexToRas[:3, 1] / np.linalg.norm(indexToRas[:3, 1])
+    axisV = indexToRas[:3, 2] / np.linalg.norm(indexToRas[:3, 2])
+    circles.SetAttribute(PLANE_AXES_ATTRIBUTE, json.dumps([axisU.tolist(), axisV.tolist()]))
+    circles.SetAttribute(SLICE_SPACING_ATTRIBUTE, repr(float(volume.spacing_mm[0])))
+    rows = []
+    for side, result in annotation.sides.items():
+        for circle in result.circles:
+            rows.append([side, circle.slice_index, *circle.center_ras_mm, circle.radius_mm,
+                         json.dumps([list(p) for p in circle.boundary_points_ras_mm])])
+    _fillTable(circles, CIRCLE_COLUMNS, rows)
+    output.circlesTableNode = circles
+
+    transformId = volumeNode.GetTransformNodeID()
+    for side in SIDES:
+        curveRole = CIRCLE_CURVE_REFERENCE.format(side=side)
+        pointsRole = BOUNDARY_POINTS_REFERENCE.format(side=side)
+        result = annotation.sides.get(side)
+        if result is None or result.status != "segmented" or not result.circles:
+            _removeReferenced(segmentationNode, curveRole)
+            _removeReferenced(segmentationNode, pointsRole)
+            continue
+        color = next(s.color for s in SEGMENTS if s.side == side and s.segment_id.endswith("femoral_head"))
+        curve = _referencedOrNew(segmentationNode, curveRole, "vtkMRMLMarkupsClosedCurveNode",
+                                 f"{side.capitalize()} femoral head circle", created)
+        points = _referencedOrNew(segmentationNode, pointsRole, "vtkMRMLMarkupsFiducialNode",
+                                  f"{side.capitalize()} femoral head boundary points", created)
+        for node, role in ((curve, "circle"), (points, "boundary points")):
+            node.SetAttribute(ROLE_ATTRIBUTE, role)
+            node.SetAttribute(SIDE_ATTRIBUTE, side)
+            node.RemoveAttribute(SHOWN_SLICE_ATTRIBUTE)
+            node.RemoveAllControlPoints()
+            node.SetLocked(True)
+            node.SetAndObserveTransformNodeID(transformId)
+            if node.GetDisplayNode() is None:
+                node.CreateDefaultDisplayNodes()
+            display = node.GetDisplayNode()
+            if display is not None:
+                display.SetSelectedColor(color)
+                display.SetColor(color)
+                display.SetPointLabelsVisibility(False)
+                display.SetPropertiesLabelVisibility(False)
+        curve.SetCurveTypeToLinear()
+        output.circleNodes[side] = curve
+        output.boundaryPointNodes[side] = points
+
+
+def _fillTable(tableNode, columns, rows) -> None:
+    wasModified = tableNode.StartModify()
+    tableNode.RemoveAllColumns()
+    arrays = {"string": vtk.vtkStringArray, "double": vtk.vtkDoubleArray, "int": vtk.vtkIntArray}
+    for index, (name, kind, unit, description) in enumerate(columns):
+        array = arrays[kind]()
+        array.SetName(name)
+        array.SetNumberOfValues(len(rows))
+        for row, values in enumerate(rows):
+            value = values[index]
+            array.SetValue(row, value if kind != "string" else str(value))
+        tableNode.AddColumn(array)
+        if unit:
+            tableNode.SetColumnUnitLabel(name, unit)
+        tableNode.SetColumnDescription(name, description)
+        if hasattr(tableNode, "SetColumnTitle"):  # newer Slicer versions show titles
+            tableNode.SetColumnTitle(name, f"{name} ({unit})" if unit else name)
+    if hasattr(tableNode, "SetUseColumnTitleAsColumnHeader"):
+        tableNode.SetUseColumnTitleAsColumnHeader(True)
+    else:
+        tableNode.SetUseColumnNameAsColumnHeader(True)
+    tableNode.EndModify(wasModified)
+
+
+def measurements(segmentationNode) -> dict:
+    """The measurements table as side -> {column name: value} (numbers as float)."""
+    table = nodeReferenceInScene(segmentationNode, MEASUREMENTS_REFERENCE)
+    if table is None:
+        return {}
+    column = tableColumns(table, MEASUREMENT_COLUMNS)
+    out = {}
+    for row in range(table.GetNumberOfRows()):
+        values = {name: column[name].GetValue(row) for name, _, _, _ in MEASUREMENT_COLUMNS}
+        out[values["Side"]] = values
+    return out
