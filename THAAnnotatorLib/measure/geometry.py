@@ -1,0 +1,55 @@
+"""All measurements of one hip from two probes (:mod:`.rays`): its acetabulum and its head.
+
+The same function serves the pipeline's labels and the sweep's drawn shapes (their truth), so
+a benchmark compares one definition applied to both.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .articular import articular_surface
+from .coverage import head_coverage_percent
+from .edge_angles import center_edge_angle, sector_angles
+from .opening import OpeningPlane, opening_plane
+from .rays import Probe
+from .sphere import AcetabularSphere, acetabular_sphere
+from .sphericity import Sphericity, head_sphericity
+
+MIN_COVERED_SHARE = 0.2
+"""Below this share of the directions from the head's center meeting acetabulum, the
+acetabulum is too incomplete to measure (a hemisphere is 0.5, a shallow dysplastic cup 0.3)."""
+
+
+class Incomplete(ValueError):
+    """The acetabulum is too incomplete to measure; the message says why."""
+
+
+@dataclass(frozen=True)
+class HipGeometry:
+    """One hip's measurements in its own frame (:mod:`.rays`): mm and degrees."""
+
+    sphere: AcetabularSphere
+    opening: OpeningPlane
+    center_edge_deg: float | None
+    anterior_sector_deg: float | None
+    posterior_sector_deg: float | None
+    head_coverage_percent: float
+    sphericity: Sphericity | None
+
+
+def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float) -> HipGeometry:
+    """Measure a hip whose head's sphere has its center at the frame's origin. Raises
+    :class:`Incomplete` when too few rays from the head's center meet the acetabulum."""
+    surface = articular_surface(acetabulum, head_radius_mm)
+    covered = float(np.mean(np.isfinite(surface.distance_mm)))
+    if covered < MIN_COVERED_SHARE:
+        raise Incomplete(f"the acetabulum meets {100 * covered:.0f} % of the rays from the head's "
+                         f"center, too few to measure it (a hemisphere meets 50 %)")
+    if not surface.opening.any():
+        raise Incomplete("the acetabulum surrounds the head: no opening to measure")
+    anterior, posterior = sector_angles(acetabulum, head_radius_mm)
+    return HipGeometry(acetabular_sphere(surface), opening_plane(surface),
+                       center_edge_angle(acetabulum, head_radius_mm), anterior, posterior,
+                       head_coverage_percent(surface), head_sphericity(head, head_radius_mm))

@@ -1,0 +1,117 @@
+"""The measurements of each segmented hip of a pipeline result, in patient coordinates."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..result import ACETABULUM, FEMORAL_HEAD, SideResult, segment_code
+from ..volume import Volume
+from .articular import REACH_SHARE
+from .geometry import HipGeometry, Incomplete, measure_geometry
+from .ranges import range_warnings
+from .rays import mask_probe, side_axes
+from .sphere import suggested_cup_mm
+from .sphericity import REGION
+
+AXES_NOTE = ("angles against the scanner's axes (patient axes from the scan's direction cosines); "
+             "the patient's pelvic tilt and rotation are not corrected")
+
+
+@dataclass
+class HipMeasurements:
+    """THA planning measurements of one hip (RAS mm, degrees, percent); every value None and
+    ``not_computed`` saying why where the hip could not be measured."""
+
+    not_computed: str = ""
+    acetabular_center_ras_mm: tuple[float, float, float] | None = None
+    acetabular_diameter_mm: float | None = None
+    concentricity_mm: float | None = None
+    suggested_cup_mm: int | None = None
+    opening_center_ras_mm: tuple[float, float, float] | None = None
+    opening_normal_ras: tuple[float, float, float] | None = None
+    inclination_deg: float | None = None
+    anteversion_deg: float | None = None
+    center_edge_deg: float | None = None
+    anterior_sector_deg: float | None = None
+    posterior_sector_deg: float | None = None
+    head_coverage_percent: float | None = None
+    head_sphericity_rms_mm: float | None = None
+    head_sphericity_max_mm: float | None = None
+    sphericity_region: str = REGION
+    axes: str = AXES_NOTE
+    voxel_mm_zyx: tuple[float, float, float] | None = None
+
+
+def measure_hips(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
+                 results: dict[str, SideResult]) -> None:
+    """Give each hip in ``results`` its :class:`HipMeasurements` (``measurements``), and each
+    segmented one a warning per value outside its usual adult range."""
+    for side, result in results.items():
+        if result.status != "segmented":
+            result.measurements = HipMeasurements(
+                not_computed=f"not segmented ({result.message or result.status})")
+            continue
+        result.measurements = measure_hip(volume, bone, side_labels, result)
+        values = {k: v for k, v in vars(result.measurements).items() if isinstance(v, float)}
+        result.warnings.extend(range_warnings(values))
+        if result.measurements.not_computed:
+            result.warnings.append(f"no measurements: {result.measurements.not_computed}")
+
+
+def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
+                result: SideResult) -> HipMeasurements:
+    """Measure one segmented hip from its acetabulum and femoral head labels (canonical
+    layout). Above the head's slices, where the label definition stops, the bone mask stands
+    for the acetabulum (the roof over the head's top)."""
+    side, center = result.side, np.asarray(result.sphere_center_ras_mm, float)
+    radius = result.head_diameter_mm / 2.0
+    spacing = tuple(round(float(s), 3) for s in volume.spacing_mm)
+    reach = REACH_SHARE * radius + float(np.max(volume.spacing_mm))
+    corners = center + reach * np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1)
+                                         for k in (-1, 1)])
+    index = volume.ras_mm_to_index(corners)
+    if (index < 0).any() or (index > np.array(volume.shape) - 1).any():
+        return HipMeasurements(not_computed=f"the scan's field of view cuts the region within "
+                               f"{reach:.0f} mm of the head's center", voxel_mm_zyx=spacing)
+    own = np.isin(side_labels, [segment_code(side, ACETABULUM), segment_code(side, FEMORAL_HEAD)])
+    top = int(np.flatnonzero(own.any(axis=(1, 2))).max())
+    acetabulum = side_labels == segment_code(side, ACETABULUM)
+    acetabulum[top + 1:] |= bone[top + 1:].astype(bool)
+    try:
+        geometry = measure_geometry(mask_probe(volume, acetabulum, center, side, reach),
+                                    mask_probe(volume, side_labels == segment_code(side, FEMORAL_HEAD),
+                                               center, side, reach), radius)
+    except Incomplete as why:
+        return HipMeasurements(not_computed=str(why), voxel_mm_zyx=spacing)
+    return to_patient(geometry, center, side, spacing)
+
+
+def to_patient(geometry: HipGeometry, head_center_ras_mm: np.ndarray, side: str,
+               voxel_mm_zyx: tuple[float, float, float] | None) -> HipMeasurements:
+    """A hip's measurements (its frame) in RAS, rounded for reporting."""
+    axes = side_axes(side)
+
+    def ras(local_mm: np.ndarray, digits: int = 2) -> tuple[float, float, float]:
+        return tuple(round(float(v), digits) for v in head_center_ras_mm + local_mm @ axes)
+
+    def rounded(value: float | None, digits: int = 1) -> float | None:
+        return None if value is None else round(float(value), digits)
+
+    sphere, opening, sphericity = geometry.sphere, geometry.opening, geometry.sphericity
+    return HipMeasurements(
+        acetabular_center_ras_mm=ras(sphere.center_mm),
+        acetabular_diameter_mm=rounded(sphere.diameter_mm, 2),
+        concentricity_mm=rounded(np.linalg.norm(sphere.center_mm), 2),
+        suggested_cup_mm=suggested_cup_mm(sphere.diameter_mm),
+        opening_center_ras_mm=ras(opening.point_mm),
+        opening_normal_ras=tuple(round(float(v), 4) for v in opening.normal @ axes),
+        inclination_deg=rounded(opening.inclination_deg),
+        anteversion_deg=rounded(opening.anteversion_deg),
+        center_edge_deg=rounded(geometry.center_edge_deg),
+        anterior_sector_deg=rounded(geometry.anterior_sector_deg),
+        posterior_sector_deg=rounded(geometry.posterior_sector_deg),
+        head_coverage_percent=rounded(geometry.head_coverage_percent),
+        head_sphericity_rms_mm=rounded(sphericity and sphericity.rms_mm, 2),
+        head_sphericity_max_mm=rounded(sphericity and sphericity.max_mm, 2),
+        voxel_mm_zyx=voxel_mm_zyx)

@@ -1,0 +1,49 @@
+"""The acetabular opening: a plane fitted to the rim of the articular surface, and its
+orientation as Murray's radiographic inclination and anteversion.
+
+Murray (J Bone Joint Surg Br 1993;75:228-32): the acetabular axis is the opening plane's
+normal. Radiographic inclination is the angle between the longitudinal (superior) axis and
+that axis projected on the coronal plane; radiographic anteversion the angle between the axis
+and the coronal plane. Both are taken against the scanner's axes, not the pelvis's: a patient
+lying with pelvic tilt or rotation shifts them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .articular import ArticularSurface
+
+
+@dataclass(frozen=True)
+class OpeningPlane:
+    """A point on the plane (hip frame, mm: the rim's centroid), its unit normal pointing out
+    of the acetabulum, the angles (degrees) and the rim points' RMS distance from the plane."""
+
+    point_mm: np.ndarray
+    normal: np.ndarray
+    inclination_deg: float
+    anteversion_deg: float
+    rms_mm: float
+
+
+def murray_angles(normal: np.ndarray) -> tuple[float, float]:
+    """Radiographic inclination and anteversion (degrees) of an opening's outward normal in
+    the hip frame (lateral, anterior, superior)."""
+    lateral, anterior, superior = np.asarray(normal, float) / np.linalg.norm(normal)
+    inclination = np.degrees(np.arctan2(lateral, -superior))
+    anteversion = np.degrees(np.arcsin(np.clip(anterior, -1.0, 1.0)))
+    return float(inclination), float(anteversion)
+
+
+def opening_plane(surface: ArticularSurface) -> OpeningPlane:
+    rim = surface.rim & np.isfinite(surface.distance_mm)
+    points = surface.directions[rim] * surface.distance_mm[rim, None]
+    centroid = points.mean(axis=0)
+    normal = np.linalg.svd(points - centroid)[2][-1]
+    if normal @ surface.directions[surface.opening].mean(axis=0) < 0:
+        normal = -normal
+    inclination, anteversion = murray_angles(normal)
+    rms = float(np.sqrt(np.mean(((points - centroid) @ normal) ** 2)))
+    return OpeningPlane(centroid, normal, inclination, anteversion, rms)

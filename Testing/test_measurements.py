@@ -1,0 +1,193 @@
+"""THA planning measurements (THAAnnotatorLib.measure) on shapes with known answers: a cup
+with a known opening, its center-edge and sector angles and coverage worked out by hand; the
+same cup as labels in a volume, mirrored, and stored in another axis order."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from THAAnnotatorLib.measure import Incomplete, measure_geometry, measure_hips
+from THAAnnotatorLib.measure.sphere import suggested_cup_mm
+from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SideResult, segment_code
+from THAAnnotatorLib.volume import Volume, canonicalize
+
+HEAD_MM, INNER_MM, OUTER_MM = 22.0, 24.5, 30.0
+
+
+def cup_pole(inclination_deg: float, anteversion_deg: float) -> np.ndarray:
+    """The cup's pole (hip frame: lateral, anterior, superior): opposite its opening's normal,
+    written from Murray's radiographic definitions."""
+    i, a = np.radians([inclination_deg, anteversion_deg])
+    return -np.array([np.sin(i) * np.cos(a), np.sin(a), -np.cos(i) * np.cos(a)])
+
+
+def cup_probe(pole: np.ndarray, coverage_deg: float):
+    """A spherical shell between INNER_MM and OUTER_MM within ``coverage_deg`` of ``pole``,
+    positive inside."""
+    def probe(q):
+        r = np.linalg.norm(q, axis=-1)
+        angle = np.arccos(np.clip(q @ pole / np.maximum(r, 1e-9), -1, 1))
+        return np.minimum(np.minimum(r - INNER_MM, OUTER_MM - r),
+                          (np.radians(coverage_deg) - angle) * r)
+    return probe
+
+
+def ball_probe(q):
+    return HEAD_MM - np.linalg.norm(q, axis=-1)
+
+
+@pytest.mark.parametrize("inclination, anteversion, coverage", [(40.0, 0.0, 95.0),
+                                                                (55.0, 25.0, 80.0),
+                                                                (35.0, 10.0, 105.0)])
+def test_a_cup_of_known_shape_gives_its_known_values(inclination, anteversion, coverage):
+    pole = cup_pole(inclination, anteversion)
+    geometry = measure_geometry(cup_probe(pole, coverage), ball_probe, HEAD_MM)
+    assert geometry.sphere.diameter_mm == pytest.approx(2 * INNER_MM, abs=0.1)
+    assert np.linalg.norm(geometry.sphere.center_mm) < 0.1
+    assert geometry.opening.inclination_deg == pytest.approx(inclination, abs=0.5)
+    assert geometry.opening.anteversion_deg == pytest.approx(anteversion, abs=0.5)
+
+    # center-edge: in the coronal plane the pole is seen at cos(version) of its full angle
+    cos_cover, cos_version = np.cos(np.radians([coverage, anteversion]))
+    center_edge = np.degrees(np.arccos(cos_cover / cos_version)) - inclination
+    assert geometry.center_edge_deg == pytest.approx(center_edge, abs=0.5)
+    # sector angles: the first axial direction from the medial one, forward and backward,
+    # that leaves the cup (brute force on a fine fan)
+    psi = np.radians(np.arange(0.0, 180.0, 0.01))
+    for sign, measured in ((1, geometry.anterior_sector_deg), (-1, geometry.posterior_sector_deg)):
+        directions = np.column_stack([-np.cos(psi), sign * np.sin(psi), np.zeros_like(psi)])
+        inside = directions @ pole >= cos_cover
+        assert measured == pytest.approx(np.degrees(psi[np.argmin(inside)]), abs=0.5)
+    # coverage: the share of random upper-hemisphere directions within the cup's cone
+    rng = np.random.default_rng(0)
+    d = rng.standard_normal((400_000, 3))
+    d = d[d[:, 2] > 0] / np.linalg.norm(d[d[:, 2] > 0], axis=1, keepdims=True)
+    assert geometry.head_coverage_percent == pytest.approx(100 * np.mean(d @ pole >= cos_cover),
+                                                           abs=1.0)
+    assert geometry.sphericity.rms_mm < 0.05 and geometry.sphericity.max_mm < 0.1
+
+
+def test_a_flattened_head_departs_from_its_sphere_by_the_flattening():
+    cut_mm = 2.0  # the top cut flat 2 mm below the sphere
+    flat = lambda q: np.minimum(ball_probe(q), HEAD_MM - cut_mm - q[..., 2])  # noqa: E731
+    geometry = measure_geometry(cup_probe(cup_pole(45, 15), 95), flat, HEAD_MM)
+    # at polar angle b from the top a ray meets the cut at (R - cut) / cos b, when that is
+    # inside the sphere; the region is the cap within 75 deg of the top (area weight sin b)
+    b = np.radians(np.linspace(0.0, 75.0, 200_001))
+    departure = np.maximum(HEAD_MM - (HEAD_MM - cut_mm) / np.cos(b), 0.0)
+    rms = np.sqrt(np.sum(departure ** 2 * np.sin(b)) / np.sum(np.sin(b)))
+    assert geometry.sphericity.max_mm == pytest.approx(cut_mm, abs=0.1)
+    assert geometry.sphericity.rms_mm == pytest.approx(rms, abs=0.03)
+
+
+def test_an_acetabulum_too_small_to_measure_says_so():
+    with pytest.raises(Incomplete, match="too few to measure"):
+        measure_geometry(cup_probe(cup_pole(45, 15), 30), ball_probe, HEAD_MM)
+
+
+def test_suggested_cup_is_the_diameter_rounded_up_to_an_even_millimetre():
+    assert [suggested_cup_mm(d) for d in (49.0, 50.0, 50.1, 51.9)] == [50, 50, 52, 52]
+
+
+# ---- the same cups as labels in a volume ---------------------------------------------------
+SPACING_MM = 1.0
+SHAPE = (90, 80, 180)  # z, y, x: one hip each side of the middle
+HIPS = {"right": (40.0, 15.0, 95.0), "left": (52.0, 22.0, 88.0)}  # inclination, version, cover
+
+
+def two_hip_scan() -> tuple[Volume, np.ndarray, dict[str, tuple]]:
+    """Canonical volume (1 mm, LPS axes) with a ball and a cup per hip, their segment codes,
+    and each hip's head center in RAS mm."""
+    index_to_lps = np.zeros((4, 4))
+    index_to_lps[0, 2] = index_to_lps[1, 1] = index_to_lps[2, 0] = SPACING_MM
+    index_to_lps[:3, 3] = (-90.0, -40.0, 100.0)
+    index_to_lps[3, 3] = 1.0
+    volume = Volume(np.zeros(SHAPE, np.float32), index_to_lps)
+    zyx = np.stack(np.meshgrid(*map(np.arange, SHAPE), indexing="ij"), axis=-1).astype(float)
+    ras = volume.index_to_ras_mm(zyx)
+    labels = np.zeros(SHAPE, np.uint8)
+    centers = {}
+    for side, (inclination, version, cover) in HIPS.items():
+        center_index = np.array([45.0, 40.0, 45.0 if side == "right" else 134.0])
+        center = volume.index_to_ras_mm(center_index)
+        lateral = 1.0 if side == "right" else -1.0
+        q = (ras - center) * np.array([lateral, 1.0, 1.0])  # hip frame
+        cup = cup_probe(cup_pole(inclination, version), cover)(q) > 0
+        labels[cup] = segment_code(side, ACETABULUM)
+        labels[ball_probe(q) > 0] = segment_code(side, FEMORAL_HEAD)
+        centers[side] = tuple(center)
+    return volume, labels, centers
+
+
+def measured(volume: Volume, labels: np.ndarray, centers: dict) -> dict:
+    results = {side: SideResult(side, "segmented", sphere_center_ras_mm=center,
+                                head_diameter_mm=2 * HEAD_MM) for side, center in centers.items()}
+    measure_hips(volume, (labels > 0).astype(np.uint8), labels, results)
+    return {side: r.measurements for side, r in results.items()}
+
+
+ANGLES = ("inclination_deg", "anteversion_deg", "center_edge_deg", "anterior_sector_deg",
+          "posterior_sector_deg")
+
+
+@pytest.fixture(scope="module")
+def scan():
+    volume, labels, centers = two_hip_scan()
+    return volume, labels, centers, measured(volume, labels, centers)
+
+
+def test_labels_of_a_known_cup_give_its_values_in_patient_coordinates(scan):
+    volume, labels, centers, values = scan
+    for side, (inclination, version, cover) in HIPS.items():
+        m = values[side]
+        assert m.not_computed == ""
+        assert m.inclination_deg == pytest.approx(inclination, abs=1.5)
+        assert m.anteversion_deg == pytest.approx(version, abs=1.5)
+        assert m.acetabular_diameter_mm == pytest.approx(2 * INNER_MM, abs=0.6)
+        assert m.concentricity_mm < 0.3 and m.suggested_cup_mm == 50
+        assert np.allclose(m.acetabular_center_ras_mm, centers[side], atol=0.3)
+        assert m.voxel_mm_zyx == (1.0, 1.0, 1.0)
+        # the opening's normal points lateral (+x RAS for the right hip), forward and down
+        lateral = 1.0 if side == "right" else -1.0
+        assert m.opening_normal_ras[0] * lateral > 0.4
+        assert m.opening_normal_ras[1] > 0 and m.opening_normal_ras[2] < 0
+
+
+def test_a_mirrored_scan_swaps_the_hips_values(scan):
+    volume, labels, centers, values = scan
+    # left and right swapped: the array reversed along x, each hip's segments the other's
+    swap_sides = np.zeros(5, np.uint8)
+    for side, other in (("right", "left"), ("left", "right")):
+        for cls in (ACETABULUM, FEMORAL_HEAD):
+            swap_sides[segment_code(side, cls)] = segment_code(other, cls)
+    mirrored_labels = swap_sides[labels[..., ::-1]]
+    mid_r = volume.index_to_ras_mm(np.array([0.0, 0.0, (SHAPE[2] - 1) / 2]))[0]
+    mirrored_centers = {("left" if s == "right" else "right"): (2 * mid_r - c[0], c[1], c[2])
+                        for s, c in centers.items()}
+    swapped = measured(volume, mirrored_labels, mirrored_centers)
+    for side, other in (("right", "left"), ("left", "right")):
+        for name in ANGLES + ("acetabular_diameter_mm", "head_coverage_percent"):
+            assert getattr(swapped[other], name) == pytest.approx(getattr(values[side], name),
+                                                                  abs=0.1), name
+
+
+@pytest.mark.parametrize("storage", ["RAS", "transposed"])
+def test_storage_order_does_not_change_the_values(scan, storage):
+    """The same scan stored RAS (rows and columns reversed) or with its axes in another order
+    gives the same values: patient axes come from the direction cosines."""
+    volume, labels, centers, values = scan
+    source_to_canonical = np.eye(4)
+    if storage == "RAS":
+        array = labels[:, ::-1, ::-1]
+        source_to_canonical[1, 1] = source_to_canonical[2, 2] = -1
+        source_to_canonical[1, 3], source_to_canonical[2, 3] = SHAPE[1] - 1, SHAPE[2] - 1
+    else:
+        array = np.transpose(labels, (2, 0, 1))  # stored x, z, y
+        source_to_canonical = np.eye(4)[[1, 2, 0, 3]]
+    restored = canonicalize(array.astype(np.float32), volume.index_to_lps @ source_to_canonical)
+    canonical_labels = restored.hu.astype(np.uint8)
+    again = measured(restored, canonical_labels, centers)
+    for side in HIPS:
+        for name in ANGLES:
+            assert getattr(again[side], name) == pytest.approx(getattr(values[side], name),
+                                                               abs=0.1), name
