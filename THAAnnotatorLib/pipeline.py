@@ -9,6 +9,7 @@ from .afs.frame import SideFrame
 from .afs.side import HeadNotFound, SideFit, segment_side
 from .bone import extract_bone
 from .errors import InputError
+from .measure import measure_hips
 from .metal import METAL_MESSAGE  # noqa: F401 (part of this module's interface: results' message)
 from .metal import Metal, head_not_found_result, implant_at_hip, metal_elsewhere_warnings
 from .params import Params
@@ -148,6 +149,7 @@ def annotate(volume: Volume, params: Params = Params(), sides: Iterable[str] = S
         results[side].warnings.extend(resolution_warnings(volume.spacing_mm))
         for cls in (ACETABULUM, FEMORAL_HEAD):
             frame.paste(side_labels, segment_code(side, cls), fit.labels == cls)
+    measure_hips(volume, bone, side_labels, results)
     report(1.0, "done")
 
     refuse_without_a_hip(results)

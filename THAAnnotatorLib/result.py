@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .measure import HipMeasurements
 
 SIDES = ("right", "left")
 ACETABULUM, FEMORAL_HEAD = 1, 2
@@ -47,6 +51,8 @@ class SideResult:
     # datasets leave such hips out
     needs_review: bool = False
     warnings: list[str] = field(default_factory=list)
+    # THA planning measurements (measure.measure_hips); None where the pipeline did not run them
+    measurements: HipMeasurements | None = None
 
 
 @dataclass

@@ -14,6 +14,19 @@ from .rays import mask_probe, side_axes
 from .sphere import suggested_cup_mm
 from .sphericity import REGION
 
+REPORTED = {
+    # field: short heading (unit) for tables: manifest.csv, the batch report
+    "acetabular_diameter_mm": "acetabular diameter (mm)",
+    "suggested_cup_mm": "suggested cup (mm)",
+    "inclination_deg": "inclination (deg)",
+    "anteversion_deg": "anteversion (deg)",
+    "center_edge_deg": "center-edge angle (deg)",
+    "anterior_sector_deg": "anterior sector angle (deg)",
+    "posterior_sector_deg": "posterior sector angle (deg)",
+    "head_coverage_percent": "head coverage (%)",
+    "head_sphericity_rms_mm": "head sphericity RMS (mm)",
+}
+"""The measurements shown in tables, each with its heading."""
 AXES_NOTE = ("angles against the scanner's axes (patient axes from the scan's direction cosines); "
              "the patient's pelvic tilt and rotation are not corrected")
 
@@ -68,20 +81,22 @@ def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
     radius = result.head_diameter_mm / 2.0
     spacing = tuple(round(float(s), 3) for s in volume.spacing_mm)
     reach = REACH_SHARE * radius + float(np.max(volume.spacing_mm))
-    corners = center + reach * np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1)
-                                         for k in (-1, 1)])
-    index = volume.ras_mm_to_index(corners)
+    # the acetabulum lies within reach of the head's center, except below it, where it ends
+    # above the head's lowest point
+    extent = np.vstack([reach * np.eye(3), -reach * np.eye(3)[:2], [[0.0, 0.0, -radius]]])
+    index = volume.ras_mm_to_index(center + extent)
     if (index < 0).any() or (index > np.array(volume.shape) - 1).any():
-        return HipMeasurements(not_computed=f"the scan's field of view cuts the region within "
-                               f"{reach:.0f} mm of the head's center", voxel_mm_zyx=spacing)
-    own = np.isin(side_labels, [segment_code(side, ACETABULUM), segment_code(side, FEMORAL_HEAD)])
-    top = int(np.flatnonzero(own.any(axis=(1, 2))).max())
+        return HipMeasurements(not_computed="the scan's field of view cuts the acetabulum (it "
+                               f"must reach {reach:.0f} mm from the head's center, and below "
+                               "it the head's lowest point)", voxel_mm_zyx=spacing)
     acetabulum = side_labels == segment_code(side, ACETABULUM)
+    head_code = segment_code(side, FEMORAL_HEAD)
+    top = int(np.flatnonzero((acetabulum | (side_labels == head_code)).any(axis=(1, 2))).max())
     acetabulum[top + 1:] |= bone[top + 1:].astype(bool)
     try:
         geometry = measure_geometry(mask_probe(volume, acetabulum, center, side, reach),
-                                    mask_probe(volume, side_labels == segment_code(side, FEMORAL_HEAD),
-                                               center, side, reach), radius)
+                                    mask_probe(volume, side_labels == head_code, center, side,
+                                               reach), radius)
     except Incomplete as why:
         return HipMeasurements(not_computed=str(why), voxel_mm_zyx=spacing)
     return to_patient(geometry, center, side, spacing)
@@ -112,6 +127,6 @@ def to_patient(geometry: HipGeometry, head_center_ras_mm: np.ndarray, side: str,
         anterior_sector_deg=rounded(geometry.anterior_sector_deg),
         posterior_sector_deg=rounded(geometry.posterior_sector_deg),
         head_coverage_percent=rounded(geometry.head_coverage_percent),
-        head_sphericity_rms_mm=rounded(sphericity and sphericity.rms_mm, 2),
-        head_sphericity_max_mm=rounded(sphericity and sphericity.max_mm, 2),
+        head_sphericity_rms_mm=None if sphericity is None else rounded(sphericity.rms_mm, 2),
+        head_sphericity_max_mm=None if sphericity is None else rounded(sphericity.max_mm, 2),
         voxel_mm_zyx=voxel_mm_zyx)

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 USUAL_RANGES = {
     # field: (low, high, what it is called in a warning, unit); None: no bound that side
-    "acetabular_diameter_mm": (40.0, 64.0, "an acetabular diameter", "mm"),
-    "concentricity_mm": (None, 2.0, "a head center off the acetabular sphere's by", "mm"),
-    "inclination_deg": (30.0, 60.0, "an acetabular inclination", "deg"),
-    "anteversion_deg": (10.0, 35.0, "an acetabular anteversion", "deg"),
-    "center_edge_deg": (20.0, 40.0, "a lateral center-edge angle", "deg"),
-    "anterior_sector_deg": (50.0, None, "an anterior acetabular sector angle", "deg"),
-    "posterior_sector_deg": (90.0, None, "a posterior acetabular sector angle", "deg"),
-    "head_sphericity_rms_mm": (None, 1.0, "a head surface off its sphere by (RMS)", "mm"),
+    "acetabular_diameter_mm": (40.0, 64.0, "the acetabular diameter", "mm"),
+    "concentricity_mm": (None, 2.0, "the head's distance from the acetabulum's center",
+                         "mm"),
+    "inclination_deg": (30.0, 60.0, "the acetabular inclination", "deg"),
+    "anteversion_deg": (10.0, 35.0, "the acetabular anteversion", "deg"),
+    "center_edge_deg": (20.0, 40.0, "the lateral center-edge angle", "deg"),
+    "anterior_sector_deg": (50.0, None, "the anterior acetabular sector angle", "deg"),
+    "posterior_sector_deg": (90.0, None, "the posterior acetabular sector angle", "deg"),
+    "head_sphericity_rms_mm": (None, 1.0, "the head's sphericity (RMS)", "mm"),
 }
 
 
@@ -37,6 +38,6 @@ def range_warnings(values: dict) -> list[str]:
             usual = f"at least {low:g}"
         else:
             usual = f"{low:g}-{high:g}"
-        warnings.append(f"{name} {value:.1f} {unit} is outside the usual adult range "
+        warnings.append(f"{name} of {value:.1f} {unit} is outside the usual adult range "
                         f"({usual} {unit}): check this hip")
     return warnings

@@ -42,6 +42,12 @@ def plane_fan(first_axis: np.ndarray, second_axis: np.ndarray,
     return np.cos(a) * np.asarray(first_axis, float) + np.sin(a) * np.asarray(second_axis, float)
 
 
+def cube_corners(center_ras_mm, half_width_mm: float) -> np.ndarray:
+    """The 8 corners (RAS mm) of the axis-aligned cube ``half_width_mm`` around a point."""
+    signs = np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)], float)
+    return np.asarray(center_ras_mm, float) + half_width_mm * signs
+
+
 def mask_probe(volume: Volume, mask: np.ndarray, center_ras_mm, side: str,
                reach_mm: float) -> Probe:
     """A probe of a canonical (z, y, x) mask around the head centered at ``center_ras_mm``:
@@ -49,9 +55,7 @@ def mask_probe(volume: Volume, mask: np.ndarray, center_ras_mm, side: str,
     one out). Only the box ``reach_mm`` around the center is kept."""
     center = np.asarray(center_ras_mm, float)
     axes = side_axes(side)
-    corners = center + reach_mm * np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1)
-                                            for k in (-1, 1)])
-    index = volume.ras_mm_to_index(corners)
+    index = volume.ras_mm_to_index(cube_corners(center, reach_mm))
     low = np.clip(np.floor(index.min(axis=0)).astype(int) - 1, 0, None)
     high = np.minimum(np.ceil(index.max(axis=0)).astype(int) + 2, volume.shape)
     crop = mask[tuple(slice(a, b) for a, b in zip(low, high))].astype(np.float32)

@@ -15,7 +15,8 @@ import numpy as np
 from .rays import Probe, crossings, fibonacci_directions
 
 MIN_ELEVATION_DEG = 15.0
-REGION = f"head surface more than {MIN_ELEVATION_DEG:g} deg above the axial plane through its center"
+REGION = (f"head surface more than {MIN_ELEVATION_DEG:g} deg above the axial plane through "
+          "its center")
 _DIRECTIONS = 4000
 _START_SHARE, _REACH_SHARE = 0.5, 1.3
 
