@@ -40,7 +40,7 @@ from .cli_types import OneLineErrorParser, number, seed
 from .errors import InputError, InvalidParam
 from .labels import truth_side_labels
 from .metrics import dice
-from .overview import render_overview_png, side_summary
+from .overview import measurement_lines, render_overview_png, side_summary
 from .params import PARAM_RANGES, Params, allowed_values
 from .phantom import Phantom, generate_phantom
 from .result import CLASS_NAMES, SIDES, Annotation, segment_code
@@ -221,6 +221,8 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[float, str], None]]:
 def _print_summary(annotation: Annotation, written: dict[str, Path], out_dir: Path) -> None:
     for result in annotation.sides.values():
         print(side_summary(result))
+        for line in measurement_lines(result):
+            print(line)
         for warning in result.warnings:
             print(f"  warning: {warning}")
     names = sorted(os.path.relpath(path, out_dir) for path in written.values())

@@ -121,4 +121,6 @@ def _side_record(result) -> dict:
             "surface_drop_hu": result.surface_drop_hu,
             "surface_edge_offset_mm": result.surface_edge_offset_mm,
             "needs_review": result.needs_review,
+            "measurements": (None if result.measurements is None
+                             else asdict(result.measurements)),
             "warnings": list(result.warnings)}

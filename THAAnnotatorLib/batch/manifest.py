@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import InputError
+from ..measure.hip import REPORTED
 from ..model.files import write_bytes_atomic, write_json_atomic
 from ..result import SIDES
 from .discover import ScanSource
@@ -27,7 +28,8 @@ MANIFEST_CSV = "manifest.csv"
 CSV_COLUMNS = ("case", "source", "checksum", "status", "duplicate_of", "reasons", "sides_found",
                *(f"{side}_head_diameter_mm" for side in SIDES),
                *(f"{side}_surface_drop_hu" for side in SIDES),
-               *(f"{side}_needs_review" for side in SIDES), "run_time_s", "finished",
+               *(f"{side}_needs_review" for side in SIDES),
+               *(f"{side}_{name}" for side in SIDES for name in REPORTED), "run_time_s", "finished",
                "version", "parameters")
 
 
@@ -101,6 +103,10 @@ def _csv_row(record: dict) -> dict:
             row[f"{side}_{key}"] = "" if value is None else value
         review = results.get(side, {}).get("needs_review")
         row[f"{side}_needs_review"] = "" if review is None else ("yes" if review else "no")
+        measurements = results.get(side, {}).get("measurements") or {}
+        for name in REPORTED:
+            value = measurements.get(name)
+            row[f"{side}_{name}"] = "" if value is None else value
     row["parameters"] = json.dumps({"params": record.get("params"), "sides": record.get("sides")},
                                    sort_keys=True, separators=(",", ":"))
     return row

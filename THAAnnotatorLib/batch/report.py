@@ -1,9 +1,9 @@
 """The build's quality report: one static HTML page (no server, no network), ``report.html``.
 
 Counts, the failures with their reasons, and a table of cases, sortable by clicking a column
-header (head diameter, the surface check's drop, warnings, run time ...), with each case's
-overview picture (an axial slice through each head with the masks, Hough circle and boundary
-points drawn) as thumbnail.
+header (head diameter, the surface check's drop, the THA planning measurements, warnings, run
+time ...), with each case's overview picture (an axial slice through each head with the masks,
+Hough circle and boundary points drawn) as thumbnail.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .. import __version__
+from ..measure.hip import REPORTED
 from ..model.files import write_bytes_atomic
 from ..result import SIDES
 from .case import OVERVIEW_FILE, THUMBNAIL_FILE
@@ -96,6 +97,8 @@ def render_report(records: list[dict]) -> str:
         "Case", "Status", *(f"{side.capitalize()} head &#8960; (mm)" for side in SIDES),
         "Right &minus; left (mm)",
         *(f"{side.capitalize()} surface drop (HU)" for side in SIDES),
+        *(html.escape(f"{side.capitalize()} {heading}") for side in SIDES
+          for heading in REPORTED.values()),
         "Warnings", "Run time (s)", "Overview"))
     parts.append(f'<h2>Cases</h2><table class="cases"><thead><tr>{header}</tr></thead><tbody>')
     parts += [_case_row(record) for record in records]
@@ -119,6 +122,10 @@ def _case_row(record: dict) -> str:
     # the surface check's cortex-to-joint-space drop: sorted up, the least certain hips first
     for side in SIDES:
         cells.append(_number_cell(results.get(side, {}).get("surface_drop_hu")))
+    # THA planning measurements (measure.hip.REPORTED); empty where not computed
+    for side in SIDES:
+        measurements = results.get(side, {}).get("measurements") or {}
+        cells += [_number_cell(measurements.get(name)) for name in REPORTED]
     cells.append(f'<td class="warn" data-sort="{len(notes)}">'
                  f"{'<br>'.join(html.escape(n) for n in notes)}</td>")
     cells.append(_number_cell(record.get("run_time_s")))
