@@ -1,23 +1,11 @@
 """THA Annotator: a 3D Slicer module that segments the hips of a CT scan.
 
-Bone extraction (BE) and acetabulum / femoral head segmentation (AFS) come from the pure-Python
-library ``THAAnnotatorLib`` (method of Zhang et al.); this module moves data between MRML nodes
-and that library and shows the results:
-
-- segments "Bone", "Right/Left acetabulum" and "Right/Left femoral head" in a segmentation node,
-  with colours and standard (SNOMED CT) terminology;
-- per hip, the Hough circle of the slice being viewed (a markups closed curve) and its refined
-  boundary points (a markups point list); all circles are kept in a table node, so they follow
-  the red slice view and survive saving the scene;
-- a measurements table: per hip status, femoral head center (RAS, mm), diameter (mm), initial
-  slice and warnings;
-- a review queue of uncertain slices (see ``THAAnnotatorSlicerLib.review.REVIEW_QUEUE_FORMAT``).
-
-This file holds what Slicer looks for: the module, the panel (Widget), a thin Logic that runs the
-library and writes its result, and the self-test. Their parts live in the package
-``THAAnnotatorSlicerLib`` beside this file. The Logic needs only MRML, not the Slicer application:
-it runs in Slicer and headless on the ``slicer-core`` wheel. Nothing here imports qt or ctk
-except the Widget, when Slicer builds the panel.
+Bone extraction (BE) and acetabulum / femoral head segmentation (AFS), or a trained network, come
+from the pure-Python library ``THAAnnotatorLib`` (method of Zhang et al.). This file holds what
+Slicer looks for: the module, the panel (Widget), a thin Logic that runs the library and writes
+its result into the scene, and the self-test. Their parts, one file each, are in the package
+``THAAnnotatorSlicerLib`` beside it. The Logic needs only MRML: it runs in Slicer and headless on
+the ``slicer-core`` wheel; only the Widget imports qt, when Slicer builds the panel.
 """
 from __future__ import annotations
 
@@ -34,10 +22,11 @@ import slicer
 # Importing the package first makes THAAnnotatorLib importable from a source checkout. Only the
 # library's light modules (numpy and the standard library) are imported here; the algorithms
 # need scipy, scikit-image and PyMaxflow, which Slicer may have to install first.
-from THAAnnotatorSlicerLib import dependencies, model, mrml, parameters, results, review
+from THAAnnotatorSlicerLib import dependencies, edits, model, mrml, parameters, results
 from THAAnnotatorSlicerLib.application import (SLICER_APPLICATION, ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                                ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from THAAnnotatorSlicerLib.overlays import CircleOverlays, setOverlaysVisible
+from THAAnnotatorSlicerLib.reviewpanel import ReviewQueueSection
 from THAAnnotatorLib.errors import Cancelled, InputError
 from THAAnnotatorLib.params import Params
 from THAAnnotatorLib.result import SIDES
@@ -107,7 +96,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._cancelRequested = False
         self._busy = False
         self._observedSliceNode = None
-        self._reviewEntries = []
+        self.reviewQueue = None
         self._predictToolTip = ""
 
     def setup(self):
@@ -117,10 +106,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = THAAnnotatorLogic()
-
-        self.ui.queueTableWidget.setColumnCount(5)
-        self.ui.queueTableWidget.setHorizontalHeaderLabels(["Uncertainty", "Side", "Slice", "Corrected", "Scan"])
-        self.ui.queueTableWidget.horizontalHeader().setStretchLastSection(True)
+        self.reviewQueue = ReviewQueueSection(self.ui, lambda: self._parameterNode)
         self.ui.progressBar.setRange(0, 100)
 
         self._predictToolTip = self.ui.predictButton.toolTip  # the .ui file's description
@@ -148,9 +134,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.segmentHipsButton.connect("clicked(bool)", self.onSegmentHips)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.showOverlaysCheckBox.connect("toggled(bool)", self.onShowOverlaysToggled)
-        self.ui.loadQueueButton.connect("clicked(bool)", self.onLoadQueue)
-        self.ui.queueTableWidget.connect("itemSelectionChanged()", self.onQueueSelectionChanged)
-        self.ui.markCorrectedButton.connect("clicked(bool)", self.onMarkCorrected)
+        self.ui.restorePreviousButton.connect("clicked(bool)", self.onRestorePrevious)
 
         self._observeRedSlice()
         self.initializeParameterNode()
@@ -257,7 +241,10 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             f"Not available: {modelProblem}" if modelProblem is not None
             else self._predictToolTip if hasInput else "Select a CT volume first.")
         self.ui.cancelButton.enabled = self._busy
-        self.ui.markCorrectedButton.enabled = not self._busy and self._selectedReviewEntry() is not None
+        self.ui.restorePreviousButton.enabled = not self._busy and edits.hasPreviousResult(
+            self._parameterNode.GetNodeReference("OutputSegmentation") if self._parameterNode is not None else None)
+        self.reviewQueue.busy = self._busy
+        self.reviewQueue.updateButtons()
         self.ui.extractBoneButton.toolTip = (
             'Bone extraction (BE) only: writes the "Bone" segment.' if hasInput else "Select a CT volume first.")
 
@@ -293,7 +280,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._setBusy(True)
             common = dict(params=parameters.paramsFromParameterNode(node),
                           sides=parameters.sidesFromParameterNode(node), progress=self._onProgress,
-                          cancel=lambda: self._cancelRequested)
+                          cancel=lambda: self._cancelRequested, onEdited=self._askAboutEdits)
             if mode == "model":  # the folder is looked up as THAAnnotatorLogic.modelDirectory says
                 output = self.logic.predict(volumeNode, segmentationNode,
                                             modelPath=node.GetParameter("ModelPath") or None, **common)
@@ -316,6 +303,32 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         node.SetNodeReferenceID("OutputSegmentation", output.segmentationNode.GetID())
         self._showResults(output, volumeNode)
 
+    def _askAboutEdits(self, segmentationNode, segmentIds) -> str:
+        """The Logic's question before a run overwrites edited segments, as a dialog."""
+        import qt
+
+        names = ", ".join(segmentationNode.GetSegmentation().GetSegment(i).GetName() for i in segmentIds)
+        box = qt.QMessageBox(qt.QMessageBox.Question, "THA Annotator: edited segments",
+                             f'{names} in "{segmentationNode.GetName()}" changed since THA Annotator wrote them. '
+                             "Write the new result into a new segmentation, or replace the segments (they are "
+                             'kept: "Restore previous result" brings them back)?')
+        newButton = box.addButton("New segmentation", qt.QMessageBox.AcceptRole)
+        replaceButton = box.addButton("Replace", qt.QMessageBox.DestructiveRole)
+        box.addButton(qt.QMessageBox.Cancel)
+        box.setDefaultButton(newButton)
+        box.exec_()
+        return {newButton: edits.NEW_SEGMENTATION, replaceButton: edits.REPLACE}.get(box.clickedButton(), edits.CANCEL)
+
+    def onRestorePrevious(self):
+        segmentationNode = self._parameterNode.GetNodeReference("OutputSegmentation")
+        try:
+            self.logic.restorePreviousResult(segmentationNode)
+        except InputError as error:
+            self.ui.statusLabel.text = str(error)
+            return
+        self.ui.statusLabel.text = ("Previous result restored (the measurements and circles are still those of "
+                                    'the last run); "Restore previous result" again brings back the newer one.')
+
     def _onProgress(self, fraction: float, message: str):
         self.ui.progressBar.value = int(round(100 * fraction))
         self.ui.statusLabel.text = message[:1].upper() + message[1:] + "..."
@@ -332,16 +345,9 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         slicer.util.setSliceViewerLayers(background=volumeNode)
         self.ui.segmentationShow3DButton.setSegmentationNode(output.segmentationNode)
         self.ui.measurementsTableView.setMRMLTableNode(output.measurementsTableNode)
+        self.ui.statusLabel.text = results.summary(output.annotation)
         if output.annotation is None:
-            self.ui.statusLabel.text = "Bone extracted."
             return
-        lines = []
-        for side, result in output.annotation.sides.items():
-            if result.head_diameter_mm is not None:
-                lines.append(f"{side.capitalize()} hip: femoral head diameter {result.head_diameter_mm:.1f} mm.")
-            else:
-                lines.append(f"{side.capitalize()} hip: {result.message}.")
-        self.ui.statusLabel.text = " ".join(lines)
         first = next((r for r in output.annotation.sides.values() if r.initial_slice is not None
                       and r.sphere_center_ras_mm is not None), None)
         if first is not None:
@@ -390,72 +396,6 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.measurementsTableView.setMRMLTableNode(mrml.nodeReferenceInScene(node, results.MEASUREMENTS_REFERENCE))
         self.onRedSliceModified()
 
-    # --- review queue -------------------------------------------------------------------------
-
-    def onLoadQueue(self):
-        path = self.ui.queuePathLineEdit.currentPath
-        try:
-            self._reviewEntries = review.readReviewQueue(path)
-        except InputError as error:
-            self._reviewEntries = []
-            self.ui.queueStatusLabel.text = str(error)
-            slicer.util.errorDisplay(str(error), windowTitle="THA Annotator review queue")
-        else:
-            self.ui.queuePathLineEdit.addCurrentPathToHistory()
-            open_ = sum(not e.corrected for e in self._reviewEntries)
-            self.ui.queueStatusLabel.text = f"{len(self._reviewEntries)} slices, {open_} to review."
-        self._fillQueueTable()
-
-    def _fillQueueTable(self):
-        import qt
-
-        table = self.ui.queueTableWidget
-        table.setRowCount(len(self._reviewEntries))
-        for row, entry in enumerate(self._reviewEntries):
-            values = (f"{entry.uncertainty:.4g}", entry.side, str(entry.slice), "yes" if entry.corrected else "",
-                      entry.scan)
-            for column, value in enumerate(values):
-                table.setItem(row, column, qt.QTableWidgetItem(value))
-        self._updateButtonStates()
-
-    def _selectedReviewEntry(self):
-        rows = {index.row() for index in self.ui.queueTableWidget.selectionModel().selectedRows()}
-        return self._reviewEntries[rows.pop()] if len(rows) == 1 and self._reviewEntries else None
-
-    def onQueueSelectionChanged(self):
-        self._updateButtonStates()
-        entry = self._selectedReviewEntry()
-        if entry is None:
-            return
-        volumeNode = self._parameterNode.GetNodeReference("InputVolume")
-        segmentationNode = self._parameterNode.GetNodeReference("OutputSegmentation")
-        if volumeNode is None:
-            self.ui.queueStatusLabel.text = "Select the CT volume of this scan first."
-            return
-        try:
-            review.jumpToReviewEntry(entry, volumeNode, segmentationNode)
-        except InputError as error:
-            self.ui.queueStatusLabel.text = str(error)
-            return
-        note = "" if review.reviewEntryMatchesVolume(entry, volumeNode) else (
-            f' Note: the entry is for "{entry.scan}", but the selected volume is "{volumeNode.GetName()}".')
-        self.ui.queueStatusLabel.text = f"{entry.side.capitalize()} hip, slice {entry.slice}.{note}"
-
-    def onMarkCorrected(self):
-        entry = self._selectedReviewEntry()
-        if entry is None:
-            return
-        path = self.ui.queuePathLineEdit.currentPath
-        try:
-            review.markReviewEntryCorrected(path, entry)
-            self._reviewEntries = review.readReviewQueue(path)
-        except InputError as error:
-            self.ui.queueStatusLabel.text = str(error)
-            slicer.util.errorDisplay(str(error), windowTitle="THA Annotator review queue")
-            return
-        self._fillQueueTable()
-        self.ui.queueStatusLabel.text = f"Marked {entry.side} hip, slice {entry.slice} as corrected."
-
 
 #
 # THAAnnotatorLogic
@@ -492,26 +432,33 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
     # --- running ------------------------------------------------------------------------------
 
     def run(self, volumeNode, segmentationNode=None, params: Params | None = None, sides=SIDES,
-            progress=None, cancel=None, boneOnly: bool = False) -> results.RunOutput:
+            progress=None, cancel=None, boneOnly: bool = False, onEdited=None) -> results.RunOutput:
         """Segment the hips of a CT volume node into a segmentation node.
 
         Parameters
         ----------
         volumeNode : scalar volume node holding the CT in HU, in a MRML scene.
         segmentationNode : where the segments go; None makes a new segmentation node. A run
-            replaces this module's segments, circles, points and tables of a previous run.
+            replaces this module's segments, circles, points and tables of a previous run,
+            unless the annotator edited those segments since: see ``onEdited``.
         params : pipeline parameters (default ``Params()``).
         sides : "both", "right", "left" or an iterable of "right" / "left".
         progress : called as ``progress(fraction, message)`` with fraction in [0, 1].
         cancel : polled during the work; when it returns True, :class:`Cancelled` is raised.
         boneOnly : run bone extraction only and write just the "Bone" segment.
+        onEdited : asked, before the work starts, where to write when segments of
+            ``segmentationNode`` were edited since a run wrote them: called as
+            ``onEdited(segmentationNode, editedSegmentIds)``, it answers ``edits.REPLACE`` (the
+            replaced segments are kept for :meth:`restorePreviousResult`),
+            ``edits.NEW_SEGMENTATION`` (the default, also without ``onEdited``) or ``edits.CANCEL``.
 
         Raises
         ------
         InputError : bad input (no CT, not in HU, no hip found, ...); the scene is unchanged.
         Cancelled : the user cancelled; the scene is unchanged.
         """
-        params, sides, volume, report = self._prepare(volumeNode, segmentationNode, params, sides, progress)
+        params, sides, volume, report, target = self._prepare(volumeNode, segmentationNode, params, sides,
+                                                              progress, onEdited)
         missing = dependencies.missingPythonPackages()
         if missing:
             raise InputError(f"THA Annotator needs the Python packages {', '.join(missing)}; install them "
@@ -529,10 +476,10 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
 
             annotation = annotate(volume, params, sides, libraryProgress, cancel)
             bone = annotation.bone
-        return self._finish(volumeNode, segmentationNode, volume, bone, annotation, report, cancel)
+        return self._finish(volumeNode, target, volume, bone, annotation, report, cancel)
 
     def predict(self, volumeNode, segmentationNode=None, params: Params | None = None, sides=SIDES,
-                progress=None, cancel=None, modelPath=None, device: str = "auto") -> results.RunOutput:
+                progress=None, cancel=None, modelPath=None, device: str = "auto", onEdited=None) -> results.RunOutput:
         """Segment the hips with the trained network instead of the pipeline (BE + network).
 
         Same arguments, results and errors as :meth:`run`, plus ``modelPath``, the folder of a
@@ -545,7 +492,8 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
         if problem is not None:
             raise InputError(problem)
         modelPath = model.modelDirectory(modelPath)
-        params, sides, volume, report = self._prepare(volumeNode, segmentationNode, params, sides, progress)
+        params, sides, volume, report, target = self._prepare(volumeNode, segmentationNode, params, sides,
+                                                              progress, onEdited)
         missing = dependencies.missingPythonPackages(model=True) + (
             ["torch"] if importlib.util.find_spec("torch") is None else [])
         if missing:
@@ -561,10 +509,11 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
             report(0.05 + 0.9 * fraction, message)
 
         annotation = predict_scan(volume, network, params, sides, progress=libraryProgress, cancel=cancel)
-        return self._finish(volumeNode, segmentationNode, volume, annotation.bone, annotation, report, cancel)
+        return self._finish(volumeNode, target, volume, annotation.bone, annotation, report, cancel)
 
-    def _prepare(self, volumeNode, segmentationNode, params, sides, progress):
-        """Check the inputs of a run; returns params, sides, the canonical volume and a reporter."""
+    def _prepare(self, volumeNode, segmentationNode, params, sides, progress, onEdited):
+        """Check the inputs of a run; returns params, sides, the canonical volume, a reporter and
+        the write target (see :meth:`_writeTarget`)."""
         params = params if params is not None else Params()
         sides = parameters.sidesFromChoice(sides)
         volume = mrml.volumeFromNode(volumeNode)
@@ -579,23 +528,43 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
             if progress is not None:
                 progress(min(max(fraction, 0.0), 1.0), message)
 
+        target = self._writeTarget(segmentationNode, onEdited)
         report(0.0, "starting")
-        return params, sides, volume, report
+        return params, sides, volume, report, target
 
-    def _finish(self, volumeNode, segmentationNode, volume, bone, annotation, report, cancel) -> results.RunOutput:
+    @staticmethod
+    def _writeTarget(segmentationNode, onEdited) -> tuple:
+        """(segmentation to write into or None for a new one, whether to back up what it replaces)."""
+        edited = edits.editedSegments(segmentationNode, results.SEGMENT_IDS)
+        if not edited:
+            return segmentationNode, False
+        choice = onEdited(segmentationNode, edited) if onEdited is not None else edits.NEW_SEGMENTATION
+        if choice not in edits.EDIT_CHOICES:
+            raise ValueError(f"onEdited answered {choice!r}, not one of {', '.join(edits.EDIT_CHOICES)}.")
+        if choice == edits.CANCEL:
+            raise Cancelled("Cancelled; the edited segments were left as they are.")
+        return (segmentationNode, True) if choice == edits.REPLACE else (None, False)
+
+    def _finish(self, volumeNode, target, volume, bone, annotation, report, cancel) -> results.RunOutput:
         if cancel is not None and cancel():
             raise Cancelled("Cancelled before the results were written.")
         report(0.95, "writing results")
-        output = self.writeResults(volumeNode, segmentationNode, volume, bone, annotation)
+        segmentationNode, backUp = target
+        output = self.writeResults(volumeNode, segmentationNode, volume, bone, annotation, backUp)
         report(1.0, "done")
         return output
 
-    def writeResults(self, volumeNode, segmentationNode, volume, bone, annotation) -> results.RunOutput:
+    def writeResults(self, volumeNode, segmentationNode, volume, bone, annotation, backUp=False) -> results.RunOutput:
         """Write a result into the scene (:func:`THAAnnotatorSlicerLib.results.writeResults`) and
         show the circles of the red view's slice."""
-        output = results.writeResults(volumeNode, segmentationNode, volume, bone, annotation)
+        output = results.writeResults(volumeNode, segmentationNode, volume, bone, annotation, backUp)
         self.overlays.showAfterRun(output)
         return output
+
+    @staticmethod
+    def restorePreviousResult(segmentationNode) -> None:
+        """Bring back the segments the last "replace" overwrote; again: the newer ones."""
+        edits.restorePreviousResult(segmentationNode, results.SEGMENT_IDS)
 
 
 #

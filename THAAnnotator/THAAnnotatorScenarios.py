@@ -21,7 +21,7 @@ import numpy as np
 
 import slicer
 from THAAnnotator import THAAnnotatorLogic
-from THAAnnotatorSlicerLib import model, mrml, parameters, picture, results, review
+from THAAnnotatorSlicerLib import edits, model, mrml, parameters, picture, results, review
 from THAAnnotatorSlicerLib.overlays import CIRCLE_POLYGON_POINTS
 from THAAnnotatorLib.errors import Cancelled, InputError
 from THAAnnotatorLib.params import Params
@@ -144,6 +144,18 @@ def sceneSnapshot(scene) -> list:
             segments = tuple(segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments()))
         snapshot.append((node.GetID(), node.GetClassName(), node.GetName(), segments))
     return snapshot
+
+
+def segmentsState(segmentationNode, volumeNode) -> list:
+    """Every segment in order: ID, name, colour and its voxels in the volume's layout."""
+    segmentation = segmentationNode.GetSegmentation()
+    return [(segmentId, segmentation.GetSegment(segmentId).GetName(), tuple(segmentation.GetSegment(segmentId).GetColor()),
+             mrml.segmentArray(segmentationNode, segmentId, volumeNode)) for segmentId in _segmentIds(segmentationNode)]
+
+
+def sameSegments(a: list, b: list) -> bool:
+    """Whether two :func:`segmentsState` lists are equal, voxel for voxel."""
+    return len(a) == len(b) and all(x[:3] == y[:3] and np.array_equal(x[3], y[3]) for x, y in zip(a, b))
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -555,6 +567,60 @@ def scenarioReviewQueue(scene) -> dict:
     return {}
 
 
+def scenarioEditedSegmentsSurviveARerun(scene) -> dict:
+    """A segment edited since the run that wrote it is never overwritten unasked: a re-run writes
+    into a new segmentation by default, or cancels; "replace" keeps the replaced segments, and
+    "Restore previous result" brings them back voxel for voxel (and again, the newer result)."""
+    logic = THAAnnotatorLogic(scene)
+    volumeNode = addPhantomVolume(scene, PERMUTED_LAYOUT)
+    annotation = truthAnnotation()
+    segmentationNode = logic.writeResults(volumeNode, None, mrml.volumeFromNode(volumeNode), annotation.bone,
+                                          annotation).segmentationNode
+    assert edits.editedSegments(segmentationNode, results.SEGMENT_IDS) == [], "an unedited segment counts as edited"
+
+    # the annotator erases the lower half of the right femoral head, as the Segment Editor would
+    head = mrml.segmentArray(segmentationNode, "right_femoral_head", volumeNode)
+    edited = head.copy()
+    edited[: int(np.median(np.nonzero(head)[0]))] = 0
+    assert 0 < edited.sum() < head.sum()
+    slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+        mrml.orientedImageFromMask(edited, mrml.ijkToRasArray(volumeNode)), segmentationNode, "right_femoral_head",
+        slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
+    assert edits.editedSegments(segmentationNode, results.SEGMENT_IDS) == ["right_femoral_head"]
+    before = segmentsState(segmentationNode, volumeNode)
+
+    # asked before any work; cancelling leaves the scene as it was
+    asked, nodes = [], sceneSnapshot(scene)
+    try:
+        logic.run(volumeNode, segmentationNode, Params(), boneOnly=True,
+                  onEdited=lambda node, segmentIds: asked.append((node, segmentIds)) or edits.CANCEL)
+    except Cancelled:
+        pass
+    else:
+        raise AssertionError("the run was not cancelled")
+    assert asked == [(segmentationNode, ["right_femoral_head"])], asked
+    assert sceneSnapshot(scene) == nodes and sameSegments(segmentsState(segmentationNode, volumeNode), before)
+
+    # by default (and unasked, as here) the new result goes into a new segmentation
+    output = logic.run(volumeNode, segmentationNode, Params(), boneOnly=True)
+    assert output.segmentationNode is not segmentationNode
+    assert sameSegments(segmentsState(segmentationNode, volumeNode), before), "the edited segmentation changed"
+
+    # "replace": the new result replaces the module's segments, which the hidden backup keeps
+    output = logic.run(volumeNode, segmentationNode, Params(), boneOnly=True, onEdited=lambda *args: edits.REPLACE)
+    assert output.segmentationNode is segmentationNode and _segmentIds(segmentationNode) == [results.BONE_SEGMENT_ID]
+    newer = segmentsState(segmentationNode, volumeNode)
+    backup = segmentationNode.GetNodeReference(edits.BACKUP_REFERENCE)
+    assert backup.GetHideFromEditors() and backup.GetDisplayNode() is None
+    logic.restorePreviousResult(segmentationNode)
+    assert sameSegments(segmentsState(segmentationNode, volumeNode), before), "the restored segments differ"
+    # the restored head is still an edit: the next run asks again
+    assert edits.editedSegments(segmentationNode, results.SEGMENT_IDS) == ["right_femoral_head"]
+    logic.restorePreviousResult(segmentationNode)
+    assert sameSegments(segmentsState(segmentationNode, volumeNode), newer)
+    return {"right femoral head voxels, written and edited": (int(head.sum()), int(edited.sum()))}
+
+
 class ScenarioSkipped(Exception):
     """A scenario cannot run in this environment; the message says why."""
 
@@ -641,6 +707,7 @@ SCENARIOS = (
     scenarioBadInputLeavesSceneUnchanged,
     scenarioNoHipLeavesSceneUnchanged,
     scenarioReviewQueue,
+    scenarioEditedSegmentsSurviveARerun,
     scenarioPredictWithoutModel,
     scenarioPredictWithModel,
     scenarioSegmentHips,

@@ -231,15 +231,17 @@ def test_predict_button_is_disabled_with_the_reason_when_no_model_is_found(monke
     widget = object.__new__(THAAnnotator.THAAnnotatorWidget)  # skips the Qt set-up
     description = "Bone extraction, then the trained network labels ..."
     widget.logic, widget._parameterNode, widget._busy, widget._predictToolTip = logic, parameterNode, False, description
-    widget._selectedReviewEntry = lambda: None
+    widget.reviewQueue = SimpleNamespace(updateButtons=lambda: None)
     widget.ui = SimpleNamespace(**{name: Button(enabled=None, toolTip="") for name in (
-        "extractBoneButton", "segmentHipsButton", "predictButton", "cancelButton", "markCorrectedButton")})
+        "extractBoneButton", "segmentHipsButton", "predictButton", "cancelButton", "markCorrectedButton",
+        "restorePreviousButton")})
 
     empty = tmp_path / "empty"
     empty.mkdir()
     parameterNode.SetParameter("ModelPath", str(empty))
     widget._updateButtonStates()
     assert widget.ui.predictButton.enabled is False and widget.ui.segmentHipsButton.enabled is True
+    assert widget.ui.restorePreviousButton.enabled is False  # no output segmentation, so nothing to restore
     assert widget.ui.predictButton.toolTip == f"Not available: {model.modelProblem(str(empty))}"
     if not model.modelAvailable():
         return
@@ -251,3 +253,32 @@ def test_predict_button_is_disabled_with_the_reason_when_no_model_is_found(monke
     widget._busy = True
     widget._updateButtonStates()
     assert widget.ui.predictButton.enabled is False and widget.ui.cancelButton.enabled is True
+
+
+def test_a_failed_write_leaves_an_existing_segmentation_exactly_as_it_was(monkeypatch):
+    """A write that fails after the segments were replaced (here: writing the tables) puts the
+    segmentation back: the user's segment, the previous result, their order, names and voxels."""
+    scene = slicer.vtkMRMLScene()
+    logic = THAAnnotatorLogic(scene)
+    volumeNode = THAAnnotatorScenarios.addPhantomVolume(scene)
+    volume = mrml.volumeFromNode(volumeNode)
+    segmentationNode = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "my segmentation")
+    mine = np.zeros(slicer.util.arrayFromVolume(volumeNode).shape, dtype=bool)
+    mine[10:20, 30:60, 40:90] = True
+    segmentationNode.GetSegmentation().AddEmptySegment("mine", "My segment", [1.0, 0.0, 0.0])
+    slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+        mrml.orientedImageFromMask(mine, mrml.ijkToRasArray(volumeNode)), segmentationNode, "mine",
+        slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
+    annotation = THAAnnotatorScenarios.truthAnnotation()
+    logic.writeResults(volumeNode, segmentationNode, volume, annotation.bone, annotation)
+    before = THAAnnotatorScenarios.segmentsState(segmentationNode, volumeNode)
+    nodes = THAAnnotatorScenarios.sceneSnapshot(scene)
+
+    def failing(*args):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(results, "_writeHipNodes", failing)
+    with pytest.raises(RuntimeError, match="injected failure"):  # a bone-only result, all hip segments replaced
+        logic.writeResults(volumeNode, segmentationNode, volume, np.zeros_like(annotation.bone), None)
+    assert THAAnnotatorScenarios.sameSegments(THAAnnotatorScenarios.segmentsState(segmentationNode, volumeNode), before)
+    assert THAAnnotatorScenarios.sceneSnapshot(scene) == nodes

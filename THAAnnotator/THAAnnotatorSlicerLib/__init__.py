@@ -6,10 +6,13 @@
 - :mod:`.mrml`: volume node <-> canonical volume, segment arrays, slice geometry;
 - :mod:`.results`: segments, measurements and circle tables written into the scene;
 - :mod:`.overlays`: the Hough circle and boundary points of the slice being viewed;
+- :mod:`.edits`: segment fingerprints, the backup of replaced segments, undoing a failed write;
 - :mod:`.review`: review queue files and jumping to their slices;
-- :mod:`.picture`: an off-screen picture of a result.
+- :mod:`.reviewpanel`: the panel's review queue section (the only one with Qt widgets);
+- :mod:`.picture`: an off-screen picture of a result;
+- :mod:`.application`: Slicer's scripted-module base classes, or stand-ins without Slicer.
 
-None of them imports qt or ctk: they run in Slicer and headless on the ``slicer-core`` wheel.
+None of the others imports qt or ctk: they run in Slicer and headless on the ``slicer-core`` wheel.
 Importing this package makes ``THAAnnotatorLib`` importable first.
 """
 import importlib.util

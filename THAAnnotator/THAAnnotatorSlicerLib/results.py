@@ -14,6 +14,7 @@ from THAAnnotatorLib.result import SIDES, Annotation
 from THAAnnotatorLib.terminology import ANATOMIC_CONTEXT, ANATOMICAL_STRUCTURE, SEGMENTS, TERMINOLOGY_CONTEXT, Code
 from THAAnnotatorLib.volume import Volume
 
+from . import edits
 from .mrml import LPS_TO_RAS, ensureSegmentationConverterRules, ijkToRasArray, nodeReferenceInScene, orientedImageFromMask
 
 BONE_SEGMENT_ID = "bone"
@@ -85,6 +86,18 @@ def boneTerminologyEntry() -> str:
                      "^^", ANATOMIC_CONTEXT, "^^", "^^"])
 
 
+def summary(annotation: Annotation | None) -> str:
+    """One line per hip for the panel's status: diameter and whether it needs review, or why not."""
+    if annotation is None:
+        return "Bone extracted."
+    lines = []
+    for side, result in annotation.sides.items():
+        found = (f"femoral head diameter {result.head_diameter_mm:.1f} mm" if result.head_diameter_mm is not None
+                 else result.message)
+        lines.append(f"{side.capitalize()} hip: {found}{'; needs review' if result.needs_review else ''}.")
+    return " ".join(lines)
+
+
 def tableColumns(tableNode, columns) -> dict:
     """name -> vtk array of a table this module wrote; InputError if a column is missing."""
     out = {}
@@ -97,11 +110,13 @@ def tableColumns(tableNode, columns) -> dict:
 
 
 def writeResults(volumeNode, segmentationNode, volume: Volume, bone: np.ndarray,
-                 annotation: Annotation | None) -> RunOutput:
+                 annotation: Annotation | None, backUp: bool = False) -> RunOutput:
     """Write bone and (if given) hip results of ``volume`` (read from ``volumeNode``) into the scene.
 
-    ``bone`` and ``annotation`` are in the canonical layout of ``volume``. Nodes made here are
-    removed again if writing fails part-way.
+    ``bone`` and ``annotation`` are in the canonical layout of ``volume``. With ``backUp``, the
+    module's segments the write replaces are kept in the segmentation's hidden backup
+    (:func:`edits.restorePreviousResult`). If writing fails part-way, the nodes made here are
+    removed and an existing segmentation's segments and transform are put back exactly.
     """
     scene = volumeNode.GetScene()
     ensureSegmentationConverterRules()
@@ -118,6 +133,7 @@ def writeResults(volumeNode, segmentationNode, volume: Volume, bone: np.ndarray,
               for segmentId, name, color, terminology, mask in segments]
 
     created = []
+    snapshot = None if segmentationNode is None else edits.SegmentationSnapshot(segmentationNode)
     try:
         if segmentationNode is None:
             segmentationNode = scene.AddNewNodeByClass(
@@ -130,7 +146,11 @@ def writeResults(volumeNode, segmentationNode, volume: Volume, bone: np.ndarray,
         writeSegments(segmentationNode, images)
         output = RunOutput(segmentationNode, volume, bone, annotation)
         _writeHipNodes(output, volumeNode, created)
+        if backUp and snapshot is not None:
+            edits.backUpSegments(segmentationNode, snapshot.segmentation, SEGMENT_IDS, created)
     except BaseException:
+        if snapshot is not None:
+            snapshot.restore()
         for node in reversed(created):
             if node.GetScene() is scene:
                 scene.RemoveNode(node)
@@ -156,6 +176,7 @@ def writeSegments(segmentationNode, images) -> None:
             if image is not None and not slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
                     image, segmentationNode, segmentId, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE):
                 raise RuntimeError(f"Could not write the segment {name} into {segmentationNode.GetName()}.")
+        edits.stampFingerprints(segmentationNode, [segmentId for segmentId, *_ in images])
     finally:
         segmentationNode.EndModify(wasModified)
     displayNode = segmentationNode.GetDisplayNode()
