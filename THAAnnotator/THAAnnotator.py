@@ -18,10 +18,10 @@ from dataclasses import replace
 import vtk
 
 import slicer
+from slicer.util import VTKObservationMixin
 
-# Importing the package first makes THAAnnotatorLib importable from a source checkout. Only the
-# library's light modules (numpy and the standard library) are imported here; the algorithms
-# need scipy, scikit-image and PyMaxflow, which Slicer may have to install first.
+# The package first: it makes THAAnnotatorLib importable from a checkout. Only the library's light
+# modules load here; the algorithms need packages Slicer may have to install first.
 from THAAnnotatorSlicerLib import dependencies, edits, model, mrml, parameters, results
 from THAAnnotatorSlicerLib.application import (SLICER_APPLICATION, ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                                ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
@@ -30,8 +30,6 @@ from THAAnnotatorSlicerLib.reviewpanel import ReviewQueueSection
 from THAAnnotatorLib.errors import Cancelled, InputError
 from THAAnnotatorLib.params import Params
 from THAAnnotatorLib.result import SIDES
-
-from slicer.util import VTKObservationMixin
 
 RELOADED_PACKAGES = ("THAAnnotatorLib", "THAAnnotatorSlicerLib", "THAAnnotatorScenarios")
 """What "Reload and Test" reloads besides this file (Slicer itself reloads only this file)."""
@@ -118,7 +116,8 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for selector in (self.ui.inputVolumeSelector, self.ui.outputSegmentationSelector):
             selector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateParameterNodeFromGUI)
         self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onOutputSegmentationChanged)
-        self.ui.sideComboBox.connect("currentIndexChanged(int)", self.updateParameterNodeFromGUI)
+        for comboBox in (self.ui.sideComboBox, self.ui.deviceComboBox):
+            comboBox.connect("currentIndexChanged(int)", self.updateParameterNodeFromGUI)
         for checkBox in (self.ui.fsgCheckBox, self.ui.lnmsCheckBox, self.ui.ahsCheckBox, self.ui.halfMaximumCheckBox,
                          self.ui.slabHeightCheckBox, self.ui.showOverlaysCheckBox):
             checkBox.connect("toggled(bool)", self.updateParameterNodeFromGUI)
@@ -128,10 +127,9 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                             self.updateParameterNodeFromGUI)
         self.ui.queuePathLineEdit.connect("currentPathChanged(QString)", self.updateParameterNodeFromGUI)
         self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.updateParameterNodeFromGUI)
-        self.ui.predictButton.connect("clicked(bool)", self.onPredict)
-
-        self.ui.extractBoneButton.connect("clicked(bool)", self.onExtractBone)
-        self.ui.segmentHipsButton.connect("clicked(bool)", self.onSegmentHips)
+        for button, mode in ((self.ui.extractBoneButton, "bone"), (self.ui.segmentHipsButton, "hips"),
+                             (self.ui.predictButton, "model")):
+            button.connect("clicked(bool)", lambda checked=False, mode=mode: self._run(mode))
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.showOverlaysCheckBox.connect("toggled(bool)", self.onShowOverlaysToggled)
         self.ui.restorePreviousButton.connect("clicked(bool)", self.onRestorePrevious)
@@ -190,6 +188,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.inputVolumeSelector.setCurrentNode(node.GetNodeReference("InputVolume"))
             self.ui.outputSegmentationSelector.setCurrentNode(node.GetNodeReference("OutputSegmentation"))
             self.ui.sideComboBox.currentIndex = parameters.SIDE_CHOICES.index(node.GetParameter("Side") or "both")
+            self.ui.deviceComboBox.currentIndex = model.DEVICE_CHOICES.index(parameters.deviceFromParameterNode(node))
             params = parameters.paramsFromParameterNode(node)
             self.ui.fsgCheckBox.checked = params.use_fsg
             self.ui.lnmsCheckBox.checked = params.use_lnms
@@ -215,6 +214,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         node.SetNodeReferenceID("InputVolume", self.ui.inputVolumeSelector.currentNodeID)
         node.SetNodeReferenceID("OutputSegmentation", self.ui.outputSegmentationSelector.currentNodeID)
         node.SetParameter("Side", parameters.SIDE_CHOICES[max(0, self.ui.sideComboBox.currentIndex)])
+        node.SetParameter("Device", model.DEVICE_CHOICES[max(0, self.ui.deviceComboBox.currentIndex)])
         parameters.setParametersFromParams(node, replace(
             parameters.paramsFromParameterNode(node),
             use_fsg=bool(self.ui.fsgCheckBox.checked), use_lnms=bool(self.ui.lnmsCheckBox.checked),
@@ -250,15 +250,6 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # --- running ------------------------------------------------------------------------------
 
-    def onExtractBone(self):
-        self._run("bone")
-
-    def onSegmentHips(self):
-        self._run("hips")
-
-    def onPredict(self):
-        self._run("model")
-
     def onCancel(self):
         self._cancelRequested = True
         self.ui.statusLabel.text = "Cancelling..."
@@ -282,8 +273,8 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                           sides=parameters.sidesFromParameterNode(node), progress=self._onProgress,
                           cancel=lambda: self._cancelRequested, onEdited=self._askAboutEdits)
             if mode == "model":  # the folder is looked up as THAAnnotatorLogic.modelDirectory says
-                output = self.logic.predict(volumeNode, segmentationNode,
-                                            modelPath=node.GetParameter("ModelPath") or None, **common)
+                output = self.logic.predict(volumeNode, segmentationNode, modelPath=node.GetParameter("ModelPath") or None,
+                                            device=parameters.deviceFromParameterNode(node), **common)
             else:
                 output = self.logic.run(volumeNode, segmentationNode, boneOnly=mode == "bone", **common)
         except Cancelled:
@@ -345,7 +336,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         slicer.util.setSliceViewerLayers(background=volumeNode)
         self.ui.segmentationShow3DButton.setSegmentationNode(output.segmentationNode)
         self.ui.measurementsTableView.setMRMLTableNode(output.measurementsTableNode)
-        self.ui.statusLabel.text = results.summary(output.annotation)
+        self.ui.statusLabel.text = " ".join([results.summary(output.annotation), *output.messages])
         if output.annotation is None:
             return
         first = next((r for r in output.annotation.sides.values() if r.initial_slice is not None
@@ -416,6 +407,7 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
         ScriptedLoadableModuleLogic.__init__(self)
         self._scene = scene
         self.overlays = CircleOverlays()
+        self.models = model.ModelCache()
         mrml.ensureSegmentationConverterRules()
 
     @property
@@ -428,8 +420,6 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self, scene=None):
         """The module's singleton parameter node in ``scene`` (created with defaults if missing)."""
         return parameters.getParameterNode(scene if scene is not None else self.scene, self.moduleName)
-
-    # --- running ------------------------------------------------------------------------------
 
     def run(self, volumeNode, segmentationNode=None, params: Params | None = None, sides=SIDES,
             progress=None, cancel=None, boneOnly: bool = False, onEdited=None) -> results.RunOutput:
@@ -459,10 +449,6 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
         """
         params, sides, volume, report, target = self._prepare(volumeNode, segmentationNode, params, sides,
                                                               progress, onEdited)
-        missing = dependencies.missingPythonPackages()
-        if missing:
-            raise InputError(f"THA Annotator needs the Python packages {', '.join(missing)}; install them "
-                             "(the module panel offers to) and try again.")
 
         def libraryProgress(fraction: float, message: str) -> None:
             report(0.95 * fraction, message)
@@ -482,38 +468,47 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
                 progress=None, cancel=None, modelPath=None, device: str = "auto", onEdited=None) -> results.RunOutput:
         """Segment the hips with the trained network instead of the pipeline (BE + network).
 
-        Same arguments, results and errors as :meth:`run`, plus ``modelPath``, the folder of a
-        saved model (default: the bundled model, see :func:`THAAnnotatorSlicerLib.model.modelDirectory`; none there is an
-        InputError saying what to do, raised before anything else is checked), and ``device`` ("auto",
-        "cpu" or "cuda"). Needs torch (see :func:`THAAnnotatorSlicerLib.dependencies.ensureTorch`), monai and safetensors. The
-        network fits no circles or spheres, so the measurements table has no center or diameter.
+        As :meth:`run`, plus ``modelPath``, a saved model's folder (default: see
+        ``model.modelDirectory``; none there is an InputError saying what to do, before any other
+        check), and ``device`` ("auto", "cpu" or "cuda"; when the GPU runs out of memory the
+        prediction runs again on the CPU, as ``RunOutput.messages`` says). The network stays
+        loaded while its files are unchanged. Needs torch, MONAI and safetensors. It fits no
+        circles or spheres, so the table has no center or diameter; a hip with warnings needs review.
         """
         problem = model.modelProblem(modelPath)
         if problem is not None:
             raise InputError(problem)
         modelPath = model.modelDirectory(modelPath)
         params, sides, volume, report, target = self._prepare(volumeNode, segmentationNode, params, sides,
-                                                              progress, onEdited)
-        missing = dependencies.missingPythonPackages(model=True) + (
-            ["torch"] if importlib.util.find_spec("torch") is None else [])
-        if missing:
-            raise InputError(f"Model inference needs the Python packages {', '.join(missing)}; install them "
-                             "(the module panel offers to; torch comes with the PyTorch extension) and try again.")
+                                                              progress, onEdited, forModel=True)
         from THAAnnotatorLib.model.inference import predict_scan
-        from THAAnnotatorLib.model.network import load_model
 
-        report(0.0, "loading the model")
-        network = load_model(modelPath, device)
+        import torch
 
         def libraryProgress(fraction: float, message: str) -> None:
             report(0.05 + 0.9 * fraction, message)
 
-        annotation = predict_scan(volume, network, params, sides, progress=libraryProgress, cancel=cancel)
-        return self._finish(volumeNode, target, volume, annotation.bone, annotation, report, cancel)
+        def predictOn(device: str):
+            report(0.0, "loading the model")
+            return predict_scan(volume, self.models.load(modelPath, device), params, sides,
+                                progress=libraryProgress, cancel=cancel)
 
-    def _prepare(self, volumeNode, segmentationNode, params, sides, progress, onEdited):
-        """Check the inputs of a run; returns params, sides, the canonical volume, a reporter and
-        the write target (see :meth:`_writeTarget`)."""
+        messages = []
+        try:
+            annotation = predictOn(device)
+        except torch.cuda.OutOfMemoryError:
+            messages.append("The GPU ran out of memory, so the model ran on the CPU.")
+            logging.warning("THA Annotator: %s", messages[-1])
+            torch.cuda.empty_cache()
+            annotation = predictOn("cpu")
+        results.flagModelResult(annotation, volume)
+        output = self._finish(volumeNode, target, volume, annotation.bone, annotation, report, cancel)
+        output.messages.extend(messages)
+        return output
+
+    def _prepare(self, volumeNode, segmentationNode, params, sides, progress, onEdited, forModel=False):
+        """Check the inputs and packages of a run, then ask about edits; returns params, sides, the
+        canonical volume, a reporter and the write target (see :meth:`_writeTarget`)."""
         params = params if params is not None else Params()
         sides = parameters.sidesFromChoice(sides)
         volume = mrml.volumeFromNode(volumeNode)
@@ -528,6 +523,11 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
             if progress is not None:
                 progress(min(max(fraction, 0.0), 1.0), message)
 
+        missing = dependencies.missingPythonPackages(model=forModel) + (
+            ["torch"] if forModel and importlib.util.find_spec("torch") is None else [])
+        if missing:
+            raise InputError(f"THA Annotator needs the Python packages {', '.join(missing)}; install them (the "
+                             "module panel offers to; torch comes with the PyTorch extension) and try again.")
         target = self._writeTarget(segmentationNode, onEdited)
         report(0.0, "starting")
         return params, sides, volume, report, target

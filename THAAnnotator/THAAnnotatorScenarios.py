@@ -625,6 +625,23 @@ class ScenarioSkipped(Exception):
     """A scenario cannot run in this environment; the message says why."""
 
 
+def saveFemoralHeadModel(folder) -> None:
+    """Save a tiny network that answers "femoral head" everywhere (needs torch and MONAI)."""
+    import torch
+    from THAAnnotatorLib.model.config import ModelConfig
+    from THAAnnotatorLib.model.network import build_network, save_model
+    from THAAnnotatorLib.model.roi import RoiSpec
+
+    config = ModelConfig(channels=(4, 8), strides=(2,), num_res_units=0, roi=RoiSpec(pixels=64))
+    network = build_network(config)
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.zero_()
+        last = [m for m in network.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][-1]
+        last.bias.copy_(torch.tensor([0.0, 0.0, 5.0]))  # background, acetabulum, femoral head
+    save_model(folder, network, config)
+
+
 def scenarioPredictWithModel(scene) -> dict:
     """"Predict with model" writes the network's labels like the pipeline's, without circles.
 
@@ -639,25 +656,13 @@ def scenarioPredictWithModel(scene) -> dict:
         raise ScenarioSkipped(f"this THAAnnotatorLib has no {model.MODEL_INFERENCE_MODULE}")
     if missing:
         raise ScenarioSkipped(f"model inference needs {', '.join(missing)}, not installed here")
-    import torch
-    from THAAnnotatorLib.model.config import ModelConfig
     from THAAnnotatorLib.model.inference import MODEL_MESSAGE
-    from THAAnnotatorLib.model.network import build_network, save_model
-    from THAAnnotatorLib.model.roi import RoiSpec
-
-    config = ModelConfig(channels=(4, 8), strides=(2,), num_res_units=0, roi=RoiSpec(pixels=64))
-    network = build_network(config)
-    with torch.no_grad():
-        for parameter in network.parameters():
-            parameter.zero_()
-        last = [m for m in network.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][-1]
-        last.bias.copy_(torch.tensor([0.0, 0.0, 5.0]))  # background, acetabulum, femoral head
 
     logic = THAAnnotatorLogic(scene)
     layout = PERMUTED_LAYOUT
     volumeNode = addPhantomVolume(scene, layout)
     with tempfile.TemporaryDirectory() as folder:
-        save_model(folder, network, config)
+        saveFemoralHeadModel(folder)
         output = logic.predict(volumeNode, None, Params(), sides="both", modelPath=folder, device="cpu")
     annotation = output.annotation
     assert {s: r.status for s, r in annotation.sides.items()} == {"right": "segmented", "left": "segmented"}
@@ -672,6 +677,7 @@ def scenarioPredictWithModel(scene) -> dict:
     rows = results.measurements(segmentationNode)
     for side in SIDES:
         assert rows[side]["Status"] == "segmented" and rows[side]["Message"] == MODEL_MESSAGE, rows[side]
+        assert rows[side]["Needs review"] == "no", rows[side]  # no warning at the phantom's voxel size
         assert np.isnan(rows[side]["Diameter"]) and np.isnan(rows[side]["Center R"])
     assert output.circlesTableNode.GetNumberOfRows() == 0 and not output.circleNodes
     return figures

@@ -5,6 +5,7 @@ Slicer (THAAnnotatorTest.runTest) runs exactly the same checks.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -72,9 +73,9 @@ def test_missing_packages_are_named_and_leave_the_scene_unchanged(monkeypatch):
     realFindSpec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *args: None if name in ("maxflow", "skimage") else realFindSpec(name, *args))
-    assert dependencies.missingPythonPackages() == ["scikit-image", "PyMaxflow"]
+    assert dependencies.missingPythonPackages() == ["scikit-image>=0.21", "PyMaxflow>=1.3"]
     before = THAAnnotatorScenarios.sceneSnapshot(scene)
-    with pytest.raises(InputError, match="scikit-image, PyMaxflow"):
+    with pytest.raises(InputError, match="scikit-image>=0.21, PyMaxflow>=1.3"):
         logic.run(volumeNode, None, Params())
     assert THAAnnotatorScenarios.sceneSnapshot(scene) == before
 
@@ -83,13 +84,13 @@ def test_packages_are_installed_with_pip_but_never_simpleitk(monkeypatch):
     installed = []
     monkeypatch.setattr(slicer.util, "pip_install", lambda requirements, **kwargs: installed.append(requirements),
                         raising=False)
-    dependencies.installPythonPackages(["scipy", "SimpleITK", "PyMaxflow"])
-    assert installed == ["scipy PyMaxflow"]
+    dependencies.installPythonPackages(["scipy>=1.10", "SimpleITK", "PyMaxflow>=1.3"])
+    assert installed == ["scipy>=1.10 PyMaxflow>=1.3"]
     realFindSpec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *args: None if name == "maxflow" else realFindSpec(name, *args))
     with pytest.raises(RuntimeError, match="could not be installed: PyMaxflow"):
-        dependencies.installPythonPackages(["PyMaxflow"])
+        dependencies.installPythonPackages(["PyMaxflow>=1.3"])
 
 
 def test_torch_comes_from_the_pytorch_extension_or_a_clear_message(monkeypatch):
@@ -104,8 +105,8 @@ def test_torch_comes_from_the_pytorch_extension_or_a_clear_message(monkeypatch):
 
     class FakePyTorchUtils:  # the extension's helper, declining the installation
         class PyTorchUtilsLogic:
-            def installTorch(self, askConfirmation=True):
-                assert askConfirmation
+            def installTorch(self, askConfirmation=True, torchVersionRequirement=None):
+                assert askConfirmation and torchVersionRequirement == ">=2.4"
                 return None
 
     monkeypatch.setitem(sys.modules, "PyTorchUtils", FakePyTorchUtils)
@@ -282,3 +283,120 @@ def test_a_failed_write_leaves_an_existing_segmentation_exactly_as_it_was(monkey
         logic.writeResults(volumeNode, segmentationNode, volume, np.zeros_like(annotation.bone), None)
     assert THAAnnotatorScenarios.sameSegments(THAAnnotatorScenarios.segmentsState(segmentationNode, volumeNode), before)
     assert THAAnnotatorScenarios.sceneSnapshot(scene) == nodes
+
+
+def test_package_versions_are_those_pyproject_asks_for():
+    import tomllib
+
+    project = tomllib.loads((MODULE_DIR.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = {requirement.partition(">=")[0]: requirement for requirement in
+              project["dependencies"] + project["optional-dependencies"]["model"]}
+    pinned = [r for _, r in dependencies.REQUIRED_PACKAGES + dependencies.MODEL_PACKAGES] + [dependencies.TORCH_REQUIREMENT]
+    assert pinned == [wanted[r.partition(">=")[0]] for r in pinned]
+
+
+def test_old_packages_count_as_missing_and_torch_is_version_checked(monkeypatch):
+    realVersion = importlib.metadata.version
+    old = {"scikit-image": "0.19.3", "torch": "2.1.0+cu118"}
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: old.get(name) or realVersion(name))
+    assert dependencies.missingPythonPackages() == ["scikit-image>=0.21"]
+    if importlib.util.find_spec("torch") is not None:
+        with pytest.raises(InputError, match=r"PyTorch 2\.4 or newer, but PyTorch 2\.1\.0\+cu118 is installed"):
+            dependencies.ensureTorch()
+
+
+def test_slicers_pip_ensure_installs_where_slicer_has_it(monkeypatch):
+    """Slicer 5.11+ has slicer.packaging.pip_ensure (it asks and installs with progress): used with
+    the pinned requirements, and what is still missing afterwards is named."""
+    from types import SimpleNamespace
+
+    realFindSpec = importlib.util.find_spec
+    absent = {"maxflow"}
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name in absent else realFindSpec(name, *args))
+    calls = []
+    monkeypatch.setattr(slicer, "packaging", SimpleNamespace(
+        pip_ensure=lambda requirements, requester: calls.append((requirements, requester)) or absent.clear()),
+        raising=False)
+    dependencies.ensurePythonPackages()
+    assert calls == [(["PyMaxflow>=1.3"], "THA Annotator")]
+    absent.add("maxflow")
+    slicer.packaging.pip_ensure = lambda requirements, requester: None  # the user declined
+    with pytest.raises(InputError, match="PyMaxflow>=1.3 are not installed"):
+        dependencies.ensurePythonPackages()
+
+
+def test_device_parameter():
+    node = THAAnnotatorLogic(slicer.vtkMRMLScene()).getParameterNode()
+    assert parameters.deviceFromParameterNode(node) == "auto"
+    node.SetParameter("Device", "cuda")
+    assert parameters.deviceFromParameterNode(node) == "cuda"
+    node.SetParameter("Device", "tpu")
+    with pytest.raises(InputError, match="Device"):
+        parameters.deviceFromParameterNode(node)
+
+
+def _needModel():
+    if not model.modelAvailable() or any(importlib.util.find_spec(n) is None for n in ("torch", "monai", "safetensors")):
+        pytest.skip("model inference needs torch, MONAI and safetensors")
+
+
+def test_the_loaded_model_is_kept_while_its_files_are_unchanged(tmp_path):
+    _needModel()
+    THAAnnotatorScenarios.saveFemoralHeadModel(tmp_path)
+    cache = model.ModelCache()
+    first = cache.load(str(tmp_path), "cpu")
+    assert cache.load(str(tmp_path), "cpu") is first
+    description = tmp_path / "model.json"
+    stat = description.stat()
+    os.utime(description, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # a retrained model
+    second = cache.load(str(tmp_path), "cpu")
+    assert second is not first and cache.load(str(tmp_path), "cpu") is second
+
+
+def test_a_gpu_out_of_memory_runs_the_model_again_on_the_cpu(monkeypatch, tmp_path):
+    _needModel()
+    import torch
+    from types import SimpleNamespace
+
+    from THAAnnotatorLib.model import inference, network
+
+    realLoad, realPredict = network.load_model, inference.predict_scan
+    devices = []
+
+    def load(folder, device="auto"):
+        devices.append(device)
+        return SimpleNamespace(device=torch.device("cuda")) if device == "cuda" else realLoad(folder, device)
+
+    def predict(volume, loaded, *args, **kwargs):
+        if loaded.device.type == "cuda":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return realPredict(volume, loaded, *args, **kwargs)
+
+    monkeypatch.setattr(network, "load_model", load)
+    monkeypatch.setattr(inference, "predict_scan", predict)
+    THAAnnotatorScenarios.saveFemoralHeadModel(tmp_path)
+    scene = slicer.vtkMRMLScene()
+    volumeNode = THAAnnotatorScenarios.addPhantomVolume(scene)
+    output = THAAnnotatorLogic(scene).predict(volumeNode, None, Params(), modelPath=str(tmp_path), device="cuda")
+    assert devices == ["cuda", "cpu"]
+    assert output.messages == ["The GPU ran out of memory, so the model ran on the CPU."]
+    assert {r.status for r in output.annotation.sides.values()} == {"segmented"}
+
+
+def test_model_results_on_the_real_ct_carry_the_librarys_warnings_and_needs_review(shared_ct_path):
+    """The real CT has 3 mm voxels, for which the library warns (and the pipeline flags its right
+    hip); the model's right hip must not pass for checked either (it said "needs review: no")."""
+    _needModel()
+    scene = slicer.vtkMRMLScene()
+    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(shared_ct_path))
+    volumeNode = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "pelvis")
+    assert storage.ReadData(volumeNode)
+    output = THAAnnotatorLogic(scene).predict(volumeNode, None, Params(), device="cpu")
+    right = results.measurements(output.segmentationNode)["right"]
+    assert right["Status"] == "segmented" and right["Needs review"] == "yes", right
+    from THAAnnotatorLib.pipeline import resolution_warnings
+
+    expected = resolution_warnings(mrml.volumeFromNode(volumeNode).spacing_mm)
+    assert expected and all(warning in right["Warnings"] for warning in expected), right["Warnings"]

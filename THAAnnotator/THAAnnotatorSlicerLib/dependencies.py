@@ -1,31 +1,54 @@
-"""Python packages the algorithms and the model need beyond what 3D Slicer ships."""
+"""Python packages the algorithms and the model need beyond what 3D Slicer ships, installed on
+demand with the versions ``pyproject.toml`` asks for (a test checks that they agree)."""
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
+import re
 
 import slicer
 from THAAnnotatorLib.errors import InputError
 
-REQUIRED_PACKAGES = (("scipy", "scipy"), ("skimage", "scikit-image"), ("maxflow", "PyMaxflow"))
+REQUIRED_PACKAGES = (("scipy", "scipy>=1.10"), ("skimage", "scikit-image>=0.21"), ("maxflow", "PyMaxflow>=1.3"))
 """(import name, pip requirement) of the packages the algorithms need beyond what Slicer ships."""
 SLICER_BUNDLED_PACKAGES = (("SimpleITK", "SimpleITK"),)
 """Packages that come with Slicer; never pip-installed over Slicer's own build."""
-MODEL_PACKAGES = (("monai", "monai"), ("safetensors", "safetensors"))
+MODEL_PACKAGES = (("monai", "monai>=1.5"), ("safetensors", "safetensors>=0.4"))
 """Packages model inference needs besides torch (which comes through the PyTorch extension)."""
+TORCH_REQUIREMENT = "torch>=2.4"
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """(2, 4, 1) for "2.4.1+cu121"."""
+    return tuple(int(part) for part in re.match(r"\d+(?:\.\d+)*", text).group().split("."))
+
+
+def _satisfied(module: str, requirement: str) -> bool:
+    """Whether ``module`` imports and its distribution is at least the requirement's version."""
+    if importlib.util.find_spec(module) is None:
+        return False
+    name, _, minimum = requirement.partition(">=")
+    if not minimum:
+        return True
+    try:
+        installed = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:  # importable, yet not installed by pip: built in
+        return True
+    return _version(installed) >= _version(minimum)
 
 
 def missingPythonPackages(model: bool = False) -> list[str]:
-    """pip names of the packages the algorithms (and, with ``model``, inference) need that
-    cannot be imported. torch is not listed: see :func:`ensureTorch`."""
+    """pip requirements of the packages the algorithms (and, with ``model``, inference) need that
+    cannot be imported or are older than required. torch is not listed: see :func:`ensureTorch`."""
     packages = REQUIRED_PACKAGES + SLICER_BUNDLED_PACKAGES + (MODEL_PACKAGES if model else ())
-    return [requirement for module, requirement in packages if importlib.util.find_spec(module) is None]
+    return [requirement for module, requirement in packages if not _satisfied(module, requirement)]
 
 
 def installPythonPackages(requirements: list[str]) -> None:
     """Install pip requirements into Slicer's Python (call after asking the user)."""
     bundled = {name for _, name in SLICER_BUNDLED_PACKAGES}
-    toInstall = [r for r in requirements if r not in bundled]
+    toInstall = [r for r in requirements if r.partition(">=")[0] not in bundled]
     if toInstall:
         slicer.util.pip_install(" ".join(toInstall))
     importlib.invalidate_caches()
@@ -36,15 +59,22 @@ def installPythonPackages(requirements: list[str]) -> None:
 
 
 def ensureTorch(askConfirmation: bool = True):
-    """Import torch, installing it through the PyTorch extension's helper if needed."""
+    """Import torch (at least :data:`TORCH_REQUIREMENT`), installing it through the PyTorch
+    extension's helper if needed."""
+    minimum = TORCH_REQUIREMENT.partition(">=")[2]
     if importlib.util.find_spec("torch") is not None:
+        if not _satisfied("torch", TORCH_REQUIREMENT):
+            raise InputError(f"Model inference needs PyTorch {minimum} or newer, but PyTorch "
+                             f"{importlib.metadata.version('torch')} is installed; update it with the "
+                             '"PyTorch Utils" module (uninstall, then install) and restart 3D Slicer.')
         return importlib.import_module("torch")
     try:
         import PyTorchUtils
     except ModuleNotFoundError:
         raise InputError('Model inference needs PyTorch: install the "PyTorch" extension from the '
                          "Extensions Manager, restart 3D Slicer, and try again.") from None
-    torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=askConfirmation)
+    torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=askConfirmation,
+                                                          torchVersionRequirement=f">={minimum}")
     if torch is None:
         raise InputError("PyTorch was not installed; model inference needs it. Install it with the "
                          '"PyTorch Utils" module and try again.')
@@ -56,8 +86,10 @@ def ensurePythonPackages(model: bool = False, confirm=None) -> None:
     PyTorch extension, which asks the user itself) importable, installing the missing ones from
     PyPI once ``confirm(question)`` returns True.
 
-    ``confirm`` defaults to asking the user in a dialog of the Slicer application. Raises
-    InputError, one sentence on what is missing, when the user declines or the installation fails.
+    Without ``confirm``, Slicer's ``slicer.packaging.pip_ensure`` asks and installs where the
+    running Slicer has it (5.11 and later), else a dialog asks and ``slicer.util.pip_install``
+    installs, with the same version requirements. Raises InputError, one sentence on what is
+    missing, when the user declines or the installation fails.
     """
     if model:
         ensureTorch(askConfirmation=True)
@@ -68,6 +100,14 @@ def ensurePythonPackages(model: bool = False, confirm=None) -> None:
     if bundled:
         raise InputError(f"THA Annotator needs {', '.join(bundled)}, which normally comes with 3D Slicer but is "
                          "missing here; reinstall 3D Slicer.")
+    packaging = getattr(slicer, "packaging", None)
+    if confirm is None and hasattr(packaging, "pip_ensure"):  # Slicer's own check, question and progress
+        packaging.pip_ensure(missing, requester="THA Annotator")
+        importlib.invalidate_caches()
+        still = missingPythonPackages(model=model)
+        if still:
+            raise InputError(f"Not run: the Python packages {', '.join(still)} are not installed.")
+        return
     if confirm is None:
         def confirm(question):
             return slicer.util.confirmOkCancelDisplay(question, windowTitle="THA Annotator: install Python packages")

@@ -67,3 +67,33 @@ def modelProblem(modelPath=None) -> str | None:
     return (f"No trained model is installed (no {MODEL_DESCRIPTION_FILE} in {' or '.join(places)}); "
             'choose the folder that "tha-annotator train" wrote in Advanced > Model folder, or put '
             f"the trained model in {places[-1]}.")
+
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+"""Where the network runs: "auto" takes the GPU when there is one (the "Device" parameter)."""
+
+
+def _folderSignature(folder: str) -> tuple:
+    """Name, modification time and size of each file of a model folder."""
+    return tuple(sorted((entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
+                        for entry in os.scandir(folder) if entry.is_file()))
+
+
+class ModelCache:
+    """The last loaded network, reused while its folder's files and the device are unchanged
+    (loading checks the weights' SHA-256, which takes a while for each run)."""
+
+    def __init__(self):
+        self._key = None
+        self._model = None
+
+    def load(self, folder: str, device: str):
+        """``THAAnnotatorLib.model.network.load_model(folder, device)``, or the one loaded before."""
+        from THAAnnotatorLib.model.network import load_model
+
+        key = (os.path.realpath(folder), device, _folderSignature(folder))
+        if key != self._key:
+            self._model, self._key = None, None  # free the old network (GPU memory) before loading
+            self._model = load_model(folder, device)
+            self._key = key
+        return self._model

@@ -8,6 +8,8 @@ from THAAnnotatorLib.errors import InputError
 from THAAnnotatorLib.params import Params
 from THAAnnotatorLib.result import SIDES
 
+from .model import DEVICE_CHOICES
+
 SIDE_CHOICES = ("both", "right", "left")
 """Values of the "Side" parameter, in the order of the panel's side combo box."""
 
@@ -24,6 +26,7 @@ PARAMETER_DEFAULTS = {
     "EnhancePercentile": repr(Params.enhance_percentile),
     "ReviewQueuePath": "",
     "ModelPath": "",
+    "Device": "auto",
     "ShowOverlays": "true",
 }
 """Parameter node values (strings) and their defaults. Node references: InputVolume,
@@ -101,3 +104,11 @@ def setParametersFromParams(parameterNode, params: Params) -> None:
 
 def sidesFromParameterNode(parameterNode) -> tuple[str, ...]:
     return sidesFromChoice(parameterNode.GetParameter("Side") or "both")
+
+
+def deviceFromParameterNode(parameterNode) -> str:
+    """Where the network runs: one of ``model.DEVICE_CHOICES``."""
+    device = parameterNode.GetParameter("Device") or "auto"
+    if device not in DEVICE_CHOICES:
+        raise InputError(f'The parameter Device is "{device}"; choose {", ".join(DEVICE_CHOICES)} in the Advanced section.')
+    return device

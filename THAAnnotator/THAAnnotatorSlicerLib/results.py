@@ -78,12 +78,26 @@ class RunOutput:
     circlesTableNode: object = None
     circleNodes: dict = field(default_factory=dict)
     boundaryPointNodes: dict = field(default_factory=dict)
+    messages: list = field(default_factory=list)
+    """What the user should know about how the run went (e.g. a fallback to the CPU)."""
 
 
 def boneTerminologyEntry() -> str:
     """The "Bone" segment's terminology, serialised as Slicer stores it (see terminology.py)."""
     return "~".join([TERMINOLOGY_CONTEXT, ANATOMICAL_STRUCTURE.serialized(), BONE_CODE.serialized(),
                      "^^", ANATOMIC_CONTEXT, "^^", "^^"])
+
+
+def flagModelResult(annotation: Annotation, volume: Volume) -> None:
+    """Give each hip the network segmented the library's warnings on the scan's voxel size, and
+    mark it for review wherever a warning applies: the network fits no sphere, so no surface
+    check vouches for its labels as it does for the pipeline's."""
+    from THAAnnotatorLib.pipeline import resolution_warnings
+
+    for result in annotation.sides.values():
+        if result.status == "segmented":
+            result.warnings.extend(w for w in resolution_warnings(volume.spacing_mm) if w not in result.warnings)
+            result.needs_review = result.needs_review or bool(result.warnings)
 
 
 def summary(annotation: Annotation | None) -> str:
