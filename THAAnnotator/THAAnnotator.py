@@ -235,7 +235,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             button.enabled = hasInput and not self._busy
         # "Predict with model" only with a trained model in reach; the tooltip says why not
         modelProblem = model.modelProblem(self._parameterNode.GetParameter("ModelPath") or None
-                                               if self._parameterNode is not None else None)
+                                          if self._parameterNode is not None else None)
         self.ui.predictButton.enabled = hasInput and not self._busy and modelProblem is None
         self.ui.predictButton.toolTip = (
             f"Not available: {modelProblem}" if modelProblem is not None
@@ -272,7 +272,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             common = dict(params=parameters.paramsFromParameterNode(node),
                           sides=parameters.sidesFromParameterNode(node), progress=self._onProgress,
                           cancel=lambda: self._cancelRequested, onEdited=self._askAboutEdits)
-            if mode == "model":  # the folder is looked up as THAAnnotatorLogic.modelDirectory says
+            if mode == "model":  # the folder is looked up as model.modelDirectory says
                 output = self.logic.predict(volumeNode, segmentationNode, modelPath=node.GetParameter("ModelPath") or None,
                                             device=parameters.deviceFromParameterNode(node), **common)
             else:
