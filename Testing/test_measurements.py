@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from THAAnnotatorLib.measure import Incomplete, measure_geometry, measure_hips
+from THAAnnotatorLib.measure import Incomplete, measure_geometry, measure_hips, sphericity
 from THAAnnotatorLib.measure.sphere import suggested_cup_mm
 from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SideResult, segment_code
 from THAAnnotatorLib.volume import Volume, canonicalize
@@ -21,13 +22,13 @@ def cup_pole(inclination_deg: float, anteversion_deg: float) -> np.ndarray:
     return -np.array([np.sin(i) * np.cos(a), np.sin(a), -np.cos(i) * np.cos(a)])
 
 
-def cup_probe(pole: np.ndarray, coverage_deg: float):
-    """A spherical shell between INNER_MM and OUTER_MM within ``coverage_deg`` of ``pole``,
-    positive inside."""
+def cup_probe(pole: np.ndarray, coverage_deg: float, inner_mm: float = INNER_MM):
+    """A spherical shell between ``inner_mm`` and OUTER_MM within ``coverage_deg`` of
+    ``pole``, positive inside."""
     def probe(q):
         r = np.linalg.norm(q, axis=-1)
         angle = np.arccos(np.clip(q @ pole / np.maximum(r, 1e-9), -1, 1))
-        return np.minimum(np.minimum(r - INNER_MM, OUTER_MM - r),
+        return np.minimum(np.minimum(r - inner_mm, OUTER_MM - r),
                           (np.radians(coverage_deg) - angle) * r)
     return probe
 
@@ -67,17 +68,25 @@ def test_a_cup_of_known_shape_gives_its_known_values(inclination, anteversion, c
     assert geometry.sphericity.rms_mm < 0.05 and geometry.sphericity.max_mm < 0.1
 
 
-def test_a_flattened_head_departs_from_its_sphere_by_the_flattening():
+def test_a_flattened_head_departs_from_its_sphere_by_the_flattening(monkeypatch):
     cut_mm = 2.0  # the top cut flat 2 mm below the sphere
     flat = lambda q: np.minimum(ball_probe(q), HEAD_MM - cut_mm - q[..., 2])  # noqa: E731
+    monkeypatch.setattr(sphericity, "SMOOTHING_DEG", 0.0)  # each point's own departure
     geometry = measure_geometry(cup_probe(cup_pole(45, 15), 95), flat, HEAD_MM)
-    # at polar angle b from the top a ray meets the cut at (R - cut) / cos b, when that is
-    # inside the sphere; the region is the cap within 75 deg of the top (area weight sin b)
-    b = np.radians(np.linspace(0.0, 75.0, 200_001))
-    departure = np.maximum(HEAD_MM - (HEAD_MM - cut_mm) / np.cos(b), 0.0)
-    rms = np.sqrt(np.sum(departure ** 2 * np.sin(b)) / np.sum(np.sin(b)))
-    assert geometry.sphericity.max_mm == pytest.approx(cut_mm, abs=0.1)
-    assert geometry.sphericity.rms_mm == pytest.approx(rms, abs=0.03)
+    # the surface in the region (within 75 deg of the top), on random directions: at polar
+    # angle b a ray meets the cut at (R - cut) / cos b when that is inside the sphere
+    rng = np.random.default_rng(1)
+    d = rng.standard_normal((300_000, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    d = d[d[:, 2] > np.sin(np.radians(15.0))]
+    points = d * np.minimum(HEAD_MM, (HEAD_MM - cut_mm) / d[:, 2])[:, None]
+    a = np.column_stack([2 * points, np.ones(len(points))])
+    solution = np.linalg.lstsq(a, (points ** 2).sum(axis=1), rcond=None)[0]
+    departure = (np.linalg.norm(points - solution[:3], axis=1)
+                 - np.sqrt(solution[3] + solution[:3] @ solution[:3]))
+    assert geometry.sphericity.rms_mm == pytest.approx(np.sqrt(np.mean(departure ** 2)), abs=0.03)
+    assert geometry.sphericity.max_mm == pytest.approx(np.abs(departure).max(), abs=0.1)
+    assert geometry.sphericity.rms_mm > 0.3
 
 
 def test_an_acetabulum_too_small_to_measure_says_so():
@@ -95,9 +104,11 @@ SHAPE = (90, 80, 180)  # z, y, x: one hip each side of the middle
 HIPS = {"right": (40.0, 15.0, 95.0), "left": (52.0, 22.0, 88.0)}  # inclination, version, cover
 
 
-def two_hip_scan() -> tuple[Volume, np.ndarray, dict[str, tuple]]:
-    """Canonical volume (1 mm, LPS axes) with a ball and a cup per hip, their segment codes,
-    and each hip's head center in RAS mm."""
+def two_hip_scan(joint_in_label: bool = False) -> tuple[Volume, np.ndarray, dict[str, tuple]]:
+    """Canonical volume (1 mm, LPS axes; bone 1000 HU, the rest 40 HU, blurred as a scanner
+    does) with a ball and a cup per hip, their segment codes, and each hip's head center in
+    RAS mm. ``joint_in_label``: the acetabulum's label reaches across the joint space to the
+    head, as it does where bone extraction keeps a narrow joint."""
     index_to_lps = np.zeros((4, 4))
     index_to_lps[0, 2] = index_to_lps[1, 1] = index_to_lps[2, 0] = SPACING_MM
     index_to_lps[:3, 3] = (-90.0, -40.0, 100.0)
@@ -112,10 +123,16 @@ def two_hip_scan() -> tuple[Volume, np.ndarray, dict[str, tuple]]:
         center = volume.index_to_ras_mm(center_index)
         lateral = 1.0 if side == "right" else -1.0
         q = (ras - center) * np.array([lateral, 1.0, 1.0])  # hip frame
-        cup = cup_probe(cup_pole(inclination, version), cover)(q) > 0
-        labels[cup] = segment_code(side, ACETABULUM)
-        labels[ball_probe(q) > 0] = segment_code(side, FEMORAL_HEAD)
+        pole = cup_pole(inclination, version)
+        cup = cup_probe(pole, cover)(q) > 0
+        head = ball_probe(q) > 0
+        volume.hu[cup | head] = 1000.0
+        labelled = cup_probe(pole, cover, HEAD_MM)(q) > 0 if joint_in_label else cup
+        labels[labelled & ~head] = segment_code(side, ACETABULUM)
+        labels[head] = segment_code(side, FEMORAL_HEAD)
         centers[side] = tuple(center)
+    volume.hu[volume.hu == 0] = 40.0
+    volume.hu[:] = ndimage.gaussian_filter(volume.hu, 0.6)
     return volume, labels, centers
 
 
@@ -147,6 +164,7 @@ def test_labels_of_a_known_cup_give_its_values_in_patient_coordinates(scan):
         assert m.concentricity_mm < 0.3 and m.suggested_cup_mm == 50
         assert np.allclose(m.acetabular_center_ras_mm, centers[side], atol=0.3)
         assert m.voxel_mm_zyx == (1.0, 1.0, 1.0)
+        assert m.head_sphericity_rms_mm < 0.15  # a ball: the label's voxel steps do not count
         # the opening's normal points lateral (+x RAS for the right hip), forward and down
         lateral = 1.0 if side == "right" else -1.0
         assert m.opening_normal_ras[0] * lateral > 0.4
@@ -178,16 +196,29 @@ def test_storage_order_does_not_change_the_values(scan, storage):
     volume, labels, centers, values = scan
     source_to_canonical = np.eye(4)
     if storage == "RAS":
-        array = labels[:, ::-1, ::-1]
+        store = lambda a: a[:, ::-1, ::-1]  # noqa: E731
         source_to_canonical[1, 1] = source_to_canonical[2, 2] = -1
         source_to_canonical[1, 3], source_to_canonical[2, 3] = SHAPE[1] - 1, SHAPE[2] - 1
     else:
-        array = np.transpose(labels, (2, 0, 1))  # stored x, z, y
+        store = lambda a: np.transpose(a, (2, 0, 1))  # noqa: E731 (stored x, z, y)
         source_to_canonical = np.eye(4)[[1, 2, 0, 3]]
-    restored = canonicalize(array.astype(np.float32), volume.index_to_lps @ source_to_canonical)
-    canonical_labels = restored.hu.astype(np.uint8)
+    index_to_lps = volume.index_to_lps @ source_to_canonical
+    restored = canonicalize(store(volume.hu), index_to_lps)
+    canonical_labels = canonicalize(store(labels), index_to_lps).hu.astype(np.uint8)
     again = measured(restored, canonical_labels, centers)
     for side in HIPS:
-        for name in ANGLES:
+        for name in ANGLES + ("acetabular_diameter_mm",):
             assert getattr(again[side], name) == pytest.approx(getattr(values[side], name),
                                                                abs=0.1), name
+
+
+def test_the_ct_places_the_articular_surface_where_the_label_crosses_the_joint_space():
+    """The acetabulum's label reaching across the 2.5 mm joint space to the head: the sphere
+    fitted to the label alone is as small as the head's; the CT's half maximum beyond the
+    joint space gives the acetabulum's own."""
+    volume, labels, centers = two_hip_scan(joint_in_label=True)
+    with_ct = measured(volume, labels, centers)
+    without = measured(Volume(np.zeros(SHAPE, np.float32), volume.index_to_lps), labels, centers)
+    for side in HIPS:
+        assert with_ct[side].acetabular_diameter_mm == pytest.approx(2 * INNER_MM, abs=0.5)
+        assert without[side].acetabular_diameter_mm < 2 * INNER_MM - 3.0

@@ -15,6 +15,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from .edges import acetabular_surface_distances
 from .rays import Probe, crossings, fibonacci_directions
 
 DIRECTIONS = 4000
@@ -22,6 +23,11 @@ DIRECTIONS = 4000
 START_SHARE, REACH_SHARE = 0.6, 1.35
 """Rays look for the acetabulum between these shares of the head's radius from its center
 (the joint space is a few mm: the inner surface lies at 1.0-1.2 radii)."""
+MIN_PLACED = 200
+"""Rays (of :data:`DIRECTIONS`) on which the CT must place the surface for the sphere to be
+fitted to those points alone (a hemisphere holds 2000)."""
+HEAD_START_SHARE = 0.5
+"""Rays look for the head's surface from this share of its radius outward."""
 _NEIGHBOURS = 6
 
 
@@ -29,33 +35,49 @@ _NEIGHBOURS = 6
 class ArticularSurface:
     """``directions`` (n, 3) unit vectors; ``distance_mm`` (n,) from the head's center to the
     acetabulum along each (NaN: none within reach); ``opening`` (n,) the directions through
-    the acetabular opening; ``neighbours`` (n, k) each direction's nearest others."""
+    the acetabular opening; ``neighbours`` (n, k) each direction's nearest others;
+    ``placed_mm`` (n,) the distance to the surface the CT shows beyond the joint space
+    (:mod:`.edges`; NaN where it shows none, or without a CT)."""
 
     directions: np.ndarray
     distance_mm: np.ndarray
     opening: np.ndarray
     neighbours: np.ndarray
+    placed_mm: np.ndarray
 
     @property
     def points_mm(self) -> np.ndarray:
-        """The inner surface's points (hip frame, mm) where a ray met it."""
+        """The inner surface's points (hip frame, mm): where the CT placed it on at least
+        :data:`MIN_PLACED` rays, else where the rays met the acetabulum."""
+        placed = np.isfinite(self.placed_mm)
+        if placed.sum() >= MIN_PLACED:
+            return self.directions[placed] * self.placed_mm[placed, None]
         hit = np.isfinite(self.distance_mm)
         return self.directions[hit] * self.distance_mm[hit, None]
 
     @property
     def rim(self) -> np.ndarray:
-        """Covered directions next to the opening: the rim of the articular surface."""
-        return ~self.opening & self.opening[self.neighbours].any(axis=1)
+        """Covered directions next to the opening, where a ray met the acetabulum: the rim of
+        the articular surface."""
+        return (~self.opening & self.opening[self.neighbours].any(axis=1)
+                & np.isfinite(self.distance_mm))
 
 
-def articular_surface(acetabulum: Probe, head_radius_mm: float,
-                      count: int = DIRECTIONS) -> ArticularSurface:
+def articular_surface(acetabulum: Probe, head_radius_mm: float, head: Probe | None = None,
+                      ct: Probe | None = None, count: int = DIRECTIONS) -> ArticularSurface:
+    """The surface seen from the head's center (the frame's origin); with the ``head`` and
+    the ``ct`` (HU), also where the CT places it beyond the joint space (:mod:`.edges`)."""
     directions = fibonacci_directions(count)
     distance = crossings(acetabulum, directions, START_SHARE * head_radius_mm,
                          REACH_SHARE * head_radius_mm)
+    placed = np.full(count, np.nan)
+    if ct is not None:
+        head_edge = crossings(head, directions, HEAD_START_SHARE * head_radius_mm,
+                              REACH_SHARE * head_radius_mm, entering=False)
+        placed = acetabular_surface_distances(ct, directions, head_edge, distance)
     neighbours = cKDTree(directions).query(directions, _NEIGHBOURS + 1)[1][:, 1:]
     return ArticularSurface(directions, distance, _largest_open_region(distance, neighbours),
-                            neighbours)
+                            neighbours, placed)
 
 
 def _largest_open_region(distance: np.ndarray, neighbours: np.ndarray) -> np.ndarray:

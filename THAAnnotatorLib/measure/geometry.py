@@ -39,10 +39,12 @@ class HipGeometry:
     sphericity: Sphericity | None
 
 
-def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float) -> HipGeometry:
-    """Measure a hip whose head's sphere has its center at the frame's origin. Raises
+def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float,
+                     ct: Probe | None = None) -> HipGeometry:
+    """Measure a hip whose head's sphere has its center at the frame's origin; with ``ct``
+    (HU) the acetabulum's articular surface is placed by the CT (:mod:`.edges`). Raises
     :class:`Incomplete` when too few rays from the head's center meet the acetabulum."""
-    surface = articular_surface(acetabulum, head_radius_mm)
+    surface = articular_surface(acetabulum, head_radius_mm, head, ct)
     covered = float(np.mean(np.isfinite(surface.distance_mm)))
     if covered < MIN_COVERED_SHARE:
         raise Incomplete(f"the acetabulum meets {100 * covered:.0f} % of the rays from the head's "
@@ -50,6 +52,6 @@ def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float) -> H
     if not surface.opening.any():
         raise Incomplete("the acetabulum surrounds the head: no opening to measure")
     anterior, posterior = sector_angles(acetabulum, head_radius_mm)
-    return HipGeometry(acetabular_sphere(surface), opening_plane(surface),
+    return HipGeometry(acetabular_sphere(surface), opening_plane(surface, head_radius_mm),
                        center_edge_angle(acetabulum, head_radius_mm), anterior, posterior,
                        head_coverage_percent(surface), head_sphericity(head, head_radius_mm))

@@ -10,7 +10,7 @@ from ..volume import Volume
 from .articular import REACH_SHARE
 from .geometry import HipGeometry, Incomplete, measure_geometry
 from .ranges import range_warnings
-from .rays import mask_probe, side_axes
+from .rays import mask_probe, side_axes, volume_probe
 from .sphere import suggested_cup_mm
 from .sphericity import REGION
 
@@ -75,8 +75,9 @@ def measure_hips(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
 def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
                 result: SideResult) -> HipMeasurements:
     """Measure one segmented hip from its acetabulum and femoral head labels (canonical
-    layout). Above the head's slices, where the label definition stops, the bone mask stands
-    for the acetabulum (the roof over the head's top)."""
+    layout), with the CT placing their surfaces (:mod:`.edges`). Above the head's slices,
+    where the label definition stops, the bone mask stands for the acetabulum (the roof over
+    the head's top)."""
     side, center = result.side, np.asarray(result.sphere_center_ras_mm, float)
     radius = result.head_diameter_mm / 2.0
     spacing = tuple(round(float(s), 3) for s in volume.spacing_mm)
@@ -96,7 +97,8 @@ def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
     try:
         geometry = measure_geometry(mask_probe(volume, acetabulum, center, side, reach),
                                     mask_probe(volume, side_labels == head_code, center, side,
-                                               reach), radius)
+                                               reach), radius,
+                                    volume_probe(volume, volume.hu, center, side, reach))
     except Incomplete as why:
         return HipMeasurements(not_computed=str(why), voxel_mm_zyx=spacing)
     return to_patient(geometry, center, side, spacing)

@@ -1,11 +1,12 @@
 """The acetabular opening: a plane fitted to the rim of the articular surface, and its
 orientation as Murray's radiographic inclination and anteversion.
 
-Murray (J Bone Joint Surg Br 1993;75:228-32): the acetabular axis is the opening plane's
-normal. Radiographic inclination is the angle between the longitudinal (superior) axis and
-that axis projected on the coronal plane; radiographic anteversion the angle between the axis
-and the coronal plane. Both are taken against the scanner's axes, not the pelvis's: a patient
-lying with pelvic tilt or rotation shifts them.
+The rim is the edge of the articular surface next to the opening (:mod:`.articular`), without
+its lowest part (:data:`RIM_FLOOR_SHARE`). Murray (J Bone Joint Surg Br 1993;75:228-32): the
+acetabular axis is the opening plane's normal; radiographic inclination is the angle between
+the longitudinal (superior) axis and that axis projected on the coronal plane, radiographic
+anteversion the angle between the axis and the coronal plane. Both are taken against the
+scanner's axes, not the pelvis's: a patient lying with pelvic tilt or rotation shifts them.
 """
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .articular import ArticularSurface
+
+RIM_FLOOR_SHARE = 0.8
+"""Rim points lower than this share of the head's radius below its center are left out: the
+acetabular notch lies there, bridged by the transverse ligament rather than bone, and the
+labels end with the head's lowest slices."""
 
 
 @dataclass(frozen=True)
@@ -37,9 +43,11 @@ def murray_angles(normal: np.ndarray) -> tuple[float, float]:
     return float(inclination), float(anteversion)
 
 
-def opening_plane(surface: ArticularSurface) -> OpeningPlane:
-    rim = surface.rim & np.isfinite(surface.distance_mm)
-    points = surface.directions[rim] * surface.distance_mm[rim, None]
+def opening_plane(surface: ArticularSurface, head_radius_mm: float) -> OpeningPlane:
+    """The plane through the rim's points above :data:`RIM_FLOOR_SHARE` of the head's radius
+    below its center."""
+    points = surface.directions[surface.rim] * surface.distance_mm[surface.rim, None]
+    points = points[points[:, 2] >= -RIM_FLOOR_SHARE * head_radius_mm]
     centroid = points.mean(axis=0)
     normal = np.linalg.svd(points - centroid)[2][-1]
     if normal @ surface.directions[surface.opening].mean(axis=0) < 0:

@@ -48,25 +48,32 @@ def cube_corners(center_ras_mm, half_width_mm: float) -> np.ndarray:
     return np.asarray(center_ras_mm, float) + half_width_mm * signs
 
 
-def mask_probe(volume: Volume, mask: np.ndarray, center_ras_mm, side: str,
-               reach_mm: float) -> Probe:
-    """A probe of a canonical (z, y, x) mask around the head centered at ``center_ras_mm``:
-    the mask interpolated trilinearly, less one half (its edge halfway between a voxel in and
-    one out). Only the box ``reach_mm`` around the center is kept."""
+def volume_probe(volume: Volume, array: np.ndarray, center_ras_mm, side: str, reach_mm: float,
+                 level: float = 0.0) -> Probe:
+    """A probe of a canonical (z, y, x) array (a mask, or the CT in HU) around the head
+    centered at ``center_ras_mm``: the array interpolated trilinearly, less ``level``. Only the
+    box ``reach_mm`` around the center is kept."""
     center = np.asarray(center_ras_mm, float)
     axes = side_axes(side)
     index = volume.ras_mm_to_index(cube_corners(center, reach_mm))
     low = np.clip(np.floor(index.min(axis=0)).astype(int) - 1, 0, None)
     high = np.minimum(np.ceil(index.max(axis=0)).astype(int) + 2, volume.shape)
-    crop = mask[tuple(slice(a, b) for a, b in zip(low, high))].astype(np.float32)
+    crop = array[tuple(slice(a, b) for a, b in zip(low, high))].astype(np.float32)
 
     def probe(q: np.ndarray) -> np.ndarray:
         zyx = volume.ras_mm_to_index(center + q @ axes) - low
         flat = zyx.reshape(-1, 3).T
         values = ndimage.map_coordinates(crop, flat, order=1, mode="constant", cval=0.0)
-        return values.reshape(q.shape[:-1]) - 0.5
+        return values.reshape(q.shape[:-1]) - level
 
     return probe
+
+
+def mask_probe(volume: Volume, mask: np.ndarray, center_ras_mm, side: str,
+               reach_mm: float) -> Probe:
+    """A probe of a mask (:func:`volume_probe`) whose edge lies halfway between a voxel in and
+    one out."""
+    return volume_probe(volume, mask, center_ras_mm, side, reach_mm, level=0.5)
 
 
 def crossings(probe: Probe, directions: np.ndarray, start_mm: float, stop_mm: float,

@@ -1,0 +1,63 @@
+"""The acetabulum's articular surface placed by the CT itself, beyond the joint space.
+
+Where the joint space is narrow or blurred, bone extraction keeps it, and the acetabulum's
+label then reaches across it to the head's label: on the sweep its edge lay a median 2 mm
+inside the drawn surface. Along each ray from the head's center the CT shows the joint space
+as a dip after the head's cortex and the acetabulum's cortex as the rise after it; the surface
+is where that rise crosses halfway from the dip to its peak (the half-maximum rule of the
+pipeline's label edges). The first dip past the head's label edge followed by a rise of at
+least :data:`MIN_CONTRAST_HU` within :data:`RISE_MM` counts; where there is none (a closed
+joint, thick slices blurring a ray's profile) the ray has no such surface point.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .rays import Probe
+
+MIN_CONTRAST_HU = 150.0
+RISE_MM = 3.0
+BEYOND_LABEL_MM = 3.0
+"""The dip is looked for from just inside the head's label edge to this far past the
+acetabulum's label edge."""
+_STEP_MM = 0.1
+_SMOOTH_MM = 0.3  # against noise making dips of its own
+_INSIDE_HEAD_MM = 0.5  # profiles start this far inside the head's label edge, in its cortex
+
+
+def acetabular_surface_distances(ct: Probe, directions: np.ndarray, head_edge_mm: np.ndarray,
+                                 label_edge_mm: np.ndarray) -> np.ndarray:
+    """The distance along each unit direction to the CT's half maximum beyond the joint-space
+    dip, from the rays' distances to the acetabulum's label (``label_edge_mm``) and where they
+    leave the head's label (``head_edge_mm``); NaN where either is NaN or there is no dip."""
+    label_edge_mm = np.asarray(label_edge_mm, float)
+    out = np.full(len(directions), np.nan)
+    rows = np.flatnonzero(np.isfinite(label_edge_mm) & np.isfinite(head_edge_mm))
+    if rows.size == 0:
+        return out
+    start = np.minimum(head_edge_mm[rows], label_edge_mm[rows]) - _INSIDE_HEAD_MM
+    length = label_edge_mm[rows].max() - start.min() + BEYOND_LABEL_MM + RISE_MM
+    offsets = np.arange(0.0, length, _STEP_MM)
+    t = start[:, None] + offsets[None, :]
+    hu = ndimage.gaussian_filter1d(ct(directions[rows, None, :] * t[..., None]),
+                                   _SMOOTH_MM / _STEP_MM, axis=1)
+    rise = int(round(RISE_MM / _STEP_MM))
+    # the highest value within RISE_MM after each sample
+    ahead = ndimage.maximum_filter1d(hu, rise + 1, axis=1, origin=-(rise // 2), mode="nearest")
+    dip = ((hu[:, 1:-1] <= hu[:, :-2]) & (hu[:, 1:-1] < hu[:, 2:])
+           & (ahead[:, 1:-1] - hu[:, 1:-1] >= MIN_CONTRAST_HU)
+           & (t[:, 1:-1] <= label_edge_mm[rows, None] + BEYOND_LABEL_MM))
+    found = dip.any(axis=1)
+    first = np.argmax(dip, axis=1) + 1
+    index = np.arange(len(rows))
+    half = 0.5 * (hu[index, first] + ahead[index, first])
+    # the first sample at or above half maximum after the dip, and the crossing before it
+    above = (hu >= half[:, None]) & (np.arange(len(offsets))[None, :] > first[:, None])
+    k = np.argmax(above, axis=1)
+    a, b = hu[index, k - 1], hu[index, k]
+    share = np.clip((half - a) / np.where(b > a, b - a, 1.0), 0.0, 1.0)
+    edge = t[index, k - 1] + share * _STEP_MM
+    keep = found & above.any(axis=1)
+    out[rows[keep]] = edge[keep]
+    return out
