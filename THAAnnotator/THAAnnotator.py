@@ -9,7 +9,6 @@ the ``slicer-core`` wheel; only the Widget imports qt, when Slicer builds the pa
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import sys
@@ -22,7 +21,7 @@ from slicer.util import VTKObservationMixin
 
 # The package first: it makes THAAnnotatorLib importable from a checkout. Only the library's light
 # modules load here; the algorithms need packages Slicer may have to install first.
-from THAAnnotatorSlicerLib import dependencies, edits, model, mrml, parameters, results
+from THAAnnotatorSlicerLib import dependencies, edits, model, mrml, parameters, results, runner, worker
 from THAAnnotatorSlicerLib.application import (SLICER_APPLICATION, ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                                ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from THAAnnotatorSlicerLib.overlays import CircleOverlays, setOverlaysVisible
@@ -91,7 +90,8 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._updatingGUIFromParameterNode = False
-        self._cancelRequested = False
+        self._job = None
+        self._timer = None
         self._busy = False
         self._observedSliceNode = None
         self.reviewQueue = None
@@ -106,6 +106,11 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = THAAnnotatorLogic()
         self.reviewQueue = ReviewQueueSection(self.ui, lambda: self._parameterNode)
         self.ui.progressBar.setRange(0, 100)
+        import qt
+
+        self._timer = qt.QTimer()
+        self._timer.setInterval(100)
+        self._timer.connect("timeout()", self._pollJob)
 
         self._predictToolTip = self.ui.predictButton.toolTip  # the .ui file's description
         self.ui.predictButton.visible = True
@@ -138,6 +143,8 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def cleanup(self):
+        if self._job is not None:
+            self._job.cancel()
         self.removeObservers()
 
     def onReload(self):
@@ -241,6 +248,8 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             f"Not available: {modelProblem}" if modelProblem is not None
             else self._predictToolTip if hasInput else "Select a CT volume first.")
         self.ui.cancelButton.enabled = self._busy
+        for section in (self.ui.inputsCollapsibleButton, self.ui.advancedCollapsibleButton):
+            section.enabled = not self._busy
         self.ui.restorePreviousButton.enabled = not self._busy and edits.hasPreviousResult(
             self._parameterNode.GetNodeReference("OutputSegmentation") if self._parameterNode is not None else None)
         self.reviewQueue.busy = self._busy
@@ -251,48 +260,58 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # --- running ------------------------------------------------------------------------------
 
     def onCancel(self):
-        self._cancelRequested = True
-        self.ui.statusLabel.text = "Cancelling..."
+        if self._job is not None:
+            self._job.cancel()  # the next poll reports it
 
     def _run(self, mode: str):
-        """Run "bone" (BE), "hips" (BE + AFS) or "model" (BE + network) with progress and Cancel."""
+        """Start "bone" (BE), "hips" (BE + AFS) or "model" (BE + network) in the background."""
         if self._busy:
             return
         node = self._parameterNode
-        volumeNode = node.GetNodeReference("InputVolume")
-        segmentationNode = node.GetNodeReference("OutputSegmentation")
-        self._cancelRequested = False
         try:
             if mode == "model":  # say a model is missing before offering to install what it would need
                 problem = model.modelProblem(node.GetParameter("ModelPath") or None)
                 if problem is not None:
                     raise InputError(problem)
             dependencies.ensurePythonPackages(model=mode == "model")
-            self._setBusy(True)
-            common = dict(params=parameters.paramsFromParameterNode(node),
-                          sides=parameters.sidesFromParameterNode(node), progress=self._onProgress,
-                          cancel=lambda: self._cancelRequested, onEdited=self._askAboutEdits)
-            if mode == "model":  # the folder is looked up as model.modelDirectory says
-                output = self.logic.predict(volumeNode, segmentationNode, modelPath=node.GetParameter("ModelPath") or None,
-                                            device=parameters.deviceFromParameterNode(node), **common)
-            else:
-                output = self.logic.run(volumeNode, segmentationNode, boneOnly=mode == "bone", **common)
-        except Cancelled:
+            self._job = self.logic.start(
+                mode, node.GetNodeReference("InputVolume"), node.GetNodeReference("OutputSegmentation"),
+                parameters.paramsFromParameterNode(node), parameters.sidesFromParameterNode(node),
+                modelPath=node.GetParameter("ModelPath") or None, device=parameters.deviceFromParameterNode(node),
+                onEdited=self._askAboutEdits)
+        except Exception as error:
+            self._showFailure(error)
+            return
+        self._setBusy(True)
+        self._timer.start()
+
+    def _pollJob(self):
+        """The QTimer's tick while a run works: its progress, then its result written into the scene."""
+        state = self._job.poll()
+        self.ui.progressBar.value = int(round(100 * self._job.fraction))
+        self.ui.statusLabel.text = self._job.message[:1].upper() + self._job.message[1:] + "..."
+        if state == runner.RUNNING:
+            return
+        self._timer.stop()
+        job, self._job = self._job, None
+        self._setBusy(False)
+        try:
+            output = self.logic.finish(job)
+        except Exception as error:
+            self._showFailure(error)
+            return
+        self._parameterNode.SetNodeReferenceID("OutputSegmentation", output.segmentationNode.GetID())
+        self._showResults(output, job.volumeNode)
+
+    def _showFailure(self, error: Exception):
+        if isinstance(error, Cancelled):
             self.ui.statusLabel.text = "Cancelled; the scene was left unchanged."
             return
-        except InputError as error:
-            self.ui.statusLabel.text = str(error)
-            slicer.util.errorDisplay(str(error), windowTitle="THA Annotator")
-            return
-        except Exception as error:  # an unexpected failure: show it, keep the details in the log
-            logging.exception("THA Annotator failed")
-            self.ui.statusLabel.text = f"Failed: {error}"
-            slicer.util.errorDisplay(f"THA Annotator failed: {error}", windowTitle="THA Annotator")
-            return
-        finally:
-            self._setBusy(False)
-        node.SetNodeReferenceID("OutputSegmentation", output.segmentationNode.GetID())
-        self._showResults(output, volumeNode)
+        if not isinstance(error, InputError):  # an unexpected failure: keep the details in the log
+            logging.error("THA Annotator failed: %s", error, exc_info=error)
+        message = str(error) if isinstance(error, InputError) else f"THA Annotator failed: {error}"
+        self.ui.statusLabel.text = message
+        slicer.util.errorDisplay(message, windowTitle="THA Annotator")
 
     def _askAboutEdits(self, segmentationNode, segmentIds) -> str:
         """The Logic's question before a run overwrites edited segments, as a dialog."""
@@ -320,17 +339,11 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.statusLabel.text = ("Previous result restored (the measurements and circles are still those of "
                                     'the last run); "Restore previous result" again brings back the newer one.')
 
-    def _onProgress(self, fraction: float, message: str):
-        self.ui.progressBar.value = int(round(100 * fraction))
-        self.ui.statusLabel.text = message[:1].upper() + message[1:] + "..."
-        slicer.app.processEvents()
-
     def _setBusy(self, busy: bool):
         self._busy = busy
         if busy:
             self.ui.progressBar.value = 0
         self._updateButtonStates()
-        slicer.app.processEvents()
 
     def _showResults(self, output: results.RunOutput, volumeNode):
         slicer.util.setSliceViewerLayers(background=volumeNode)
@@ -410,16 +423,12 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
         self.models = model.ModelCache()
         mrml.ensureSegmentationConverterRules()
 
-    @property
-    def scene(self):
-        scene = self._scene if self._scene is not None else getattr(slicer, "mrmlScene", None)
+    def getParameterNode(self, scene=None):
+        """The module's singleton parameter node in ``scene`` (default: the Logic's, else Slicer's)."""
+        scene = next((s for s in (scene, self._scene, getattr(slicer, "mrmlScene", None)) if s is not None), None)
         if scene is None:
             raise RuntimeError("No MRML scene: pass one to THAAnnotatorLogic(scene=...).")
-        return scene
-
-    def getParameterNode(self, scene=None):
-        """The module's singleton parameter node in ``scene`` (created with defaults if missing)."""
-        return parameters.getParameterNode(scene if scene is not None else self.scene, self.moduleName)
+        return parameters.getParameterNode(scene, self.moduleName)
 
     def run(self, volumeNode, segmentationNode=None, params: Params | None = None, sides=SIDES,
             progress=None, cancel=None, boneOnly: bool = False, onEdited=None) -> results.RunOutput:
@@ -436,33 +445,18 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
         progress : called as ``progress(fraction, message)`` with fraction in [0, 1].
         cancel : polled during the work; when it returns True, :class:`Cancelled` is raised.
         boneOnly : run bone extraction only and write just the "Bone" segment.
-        onEdited : asked, before the work starts, where to write when segments of
-            ``segmentationNode`` were edited since a run wrote them: called as
-            ``onEdited(segmentationNode, editedSegmentIds)``, it answers ``edits.REPLACE`` (the
-            replaced segments are kept for :meth:`restorePreviousResult`),
-            ``edits.NEW_SEGMENTATION`` (the default, also without ``onEdited``) or ``edits.CANCEL``.
+        onEdited : asked before the work where to write when segments of ``segmentationNode``
+            were edited since written: ``onEdited(segmentationNode, editedIds)`` answers
+            ``edits.REPLACE`` (kept for :meth:`restorePreviousResult`), ``edits.CANCEL`` or
+            ``edits.NEW_SEGMENTATION`` (the default, also without ``onEdited``).
 
         Raises
         ------
         InputError : bad input (no CT, not in HU, no hip found, ...); the scene is unchanged.
         Cancelled : the user cancelled; the scene is unchanged.
         """
-        params, sides, volume, report, target = self._prepare(volumeNode, segmentationNode, params, sides,
-                                                              progress, onEdited)
-
-        def libraryProgress(fraction: float, message: str) -> None:
-            report(0.95 * fraction, message)
-
-        if boneOnly:
-            from THAAnnotatorLib.bone import extract_bone
-
-            bone, annotation = extract_bone(volume, params, libraryProgress, cancel), None
-        else:
-            from THAAnnotatorLib.pipeline import annotate
-
-            annotation = annotate(volume, params, sides, libraryProgress, cancel)
-            bone = annotation.bone
-        return self._finish(volumeNode, target, volume, bone, annotation, report, cancel)
+        return self._runHere("bone" if boneOnly else "hips", volumeNode, segmentationNode, params, sides,
+                             progress, cancel, onEdited)
 
     def predict(self, volumeNode, segmentationNode=None, params: Params | None = None, sides=SIDES,
                 progress=None, cancel=None, modelPath=None, device: str = "auto", onEdited=None) -> results.RunOutput:
@@ -475,89 +469,94 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
         loaded while its files are unchanged. Needs torch, MONAI and safetensors. It fits no
         circles or spheres, so the table has no center or diameter; a hip with warnings needs review.
         """
-        problem = model.modelProblem(modelPath)
-        if problem is not None:
-            raise InputError(problem)
-        modelPath = model.modelDirectory(modelPath)
-        params, sides, volume, report, target = self._prepare(volumeNode, segmentationNode, params, sides,
-                                                              progress, onEdited, forModel=True)
-        from THAAnnotatorLib.model.inference import predict_scan
+        return self._runHere("model", volumeNode, segmentationNode, params, sides, progress, cancel, onEdited,
+                             modelPath, device)
 
-        import torch
+    def start(self, mode: str, volumeNode, segmentationNode=None, params: Params | None = None, sides=SIDES,
+              modelPath=None, device: str = "auto", onEdited=None) -> runner.BackgroundRun:
+        """Begin a run of ``mode`` ("bone", "hips" or "model"; arguments as :meth:`run` and
+        :meth:`predict`) in a separate process and return at once. Poll it until it is done,
+        then :meth:`finish` writes the result into the scene; cancelling it, or closing the
+        scene, stops it at once and leaves the scene as it was."""
+        params, sides, target, modelPath = self._check(mode, volumeNode, segmentationNode, params, sides, onEdited,
+                                                       modelPath)
+        request = dict(mode=mode, params=params, sides=sides, modelPath=modelPath, device=device,
+                       name=mrml.checkVolumeNode(volumeNode), arrayIndexToLps=mrml.arrayIndexToLps(volumeNode))
+        job = runner.BackgroundRun(request, slicer.util.arrayFromVolume(volumeNode), results.withMasks)
+        job.volumeNode, job.target = volumeNode, target
+        scene = volumeNode.GetScene()
+        tag = scene.AddObserver(scene.StartCloseEvent, lambda caller, event: job.cancel())
+        job.closeCallbacks.append(lambda: scene.RemoveObserver(tag))
+        return job
 
-        def libraryProgress(fraction: float, message: str) -> None:
-            report(0.05 + 0.9 * fraction, message)
-
-        def predictOn(device: str):
-            report(0.0, "loading the model")
-            return predict_scan(volume, self.models.load(modelPath, device), params, sides,
-                                progress=libraryProgress, cancel=cancel)
-
-        messages = []
+    def finish(self, job: runner.BackgroundRun) -> results.RunOutput:
+        """Write what a finished :meth:`start` computed into the scene (or raise why it failed)."""
         try:
-            annotation = predictOn(device)
-        except torch.cuda.OutOfMemoryError:
-            messages.append("The GPU ran out of memory, so the model ran on the CPU.")
-            logging.warning("THA Annotator: %s", messages[-1])
-            torch.cuda.empty_cache()
-            annotation = predictOn("cpu")
-        results.flagModelResult(annotation, volume)
-        output = self._finish(volumeNode, target, volume, annotation.bone, annotation, report, cancel)
+            state = job.poll()
+            if state != runner.DONE:
+                raise job.error() if state == runner.FAILED else Cancelled(f"The run is {state}; nothing was written.")
+            if job.volumeNode.GetScene() is None:
+                raise InputError(f'The volume "{job.volumeNode.GetName()}" was removed during the run; nothing was written.')
+            result = job.result()
+            segmentationNode, backUp = job.target
+            messages = list(result["messages"])
+            if segmentationNode is not None and (segmentationNode.GetScene() is None or not backUp and edits.editedSegments(
+                    segmentationNode, results.SEGMENT_IDS)):  # removed or edited meanwhile: keep it as it is
+                segmentationNode = None
+                messages.append("The output segmentation changed during the run, so the result went into a new one.")
+            output = self.writeResults(job.volumeNode, segmentationNode, mrml.geometryOnlyVolume(*result["geometry"]),
+                                       result["bone"], result["annotation"], backUp, result["masks"])
+            output.messages.extend(messages)
+            return output
+        finally:
+            job.close()
+
+    def _runHere(self, mode, volumeNode, segmentationNode, params, sides, progress, cancel, onEdited, modelPath=None,
+                 device="auto") -> results.RunOutput:
+        params, sides, target, modelPath = self._check(mode, volumeNode, segmentationNode, params, sides, onEdited,
+                                                       modelPath)
+
+        def report(fraction: float, message: str) -> None:
+            if progress is not None:
+                progress(min(max(fraction, 0.0), 1.0), message)
+
+        report(0.0, "starting")
+        volume = mrml.volumeFromNode(volumeNode)
+        bone, annotation, messages = worker.compute(mode, volume, params, sides, lambda f, m: report(0.95 * f, m),
+                                                    cancel, modelPath, device, self.models)
+        if cancel is not None and cancel():
+            raise Cancelled("Cancelled before the results were written.")
+        report(0.95, "writing results")
+        output = self.writeResults(volumeNode, target[0], volume, bone, annotation, target[1])
         output.messages.extend(messages)
+        report(1.0, "done")
         return output
 
-    def _prepare(self, volumeNode, segmentationNode, params, sides, progress, onEdited, forModel=False):
-        """Check the inputs and packages of a run, then ask about edits; returns params, sides, the
-        canonical volume, a reporter and the write target (see :meth:`_writeTarget`)."""
+    def _check(self, mode, volumeNode, segmentationNode, params, sides, onEdited, modelPath):
+        """The checks before a run (model, inputs, packages; none reads the voxels), then the question
+        about edits; returns params, sides, the write target (``edits.chooseTarget``) and the model folder."""
+        if mode == "model":
+            problem = model.modelProblem(modelPath)
+            if problem is not None:
+                raise InputError(problem)
+            modelPath = model.modelDirectory(modelPath)
         params = params if params is not None else Params()
         sides = parameters.sidesFromChoice(sides)
-        volume = mrml.volumeFromNode(volumeNode)
+        mrml.checkVolumeNode(volumeNode)
         scene = volumeNode.GetScene()
         if scene is None:
             raise InputError(f'The volume "{volumeNode.GetName()}" is not in a MRML scene; add it to the scene first.')
         if segmentationNode is not None and segmentationNode.GetScene() is not scene:
             raise InputError(f'The segmentation "{segmentationNode.GetName()}" is not in the scene of the volume; '
                              "choose another output segmentation or create a new one.")
+        dependencies.requirePythonPackages(model=mode == "model")
+        return params, sides, edits.chooseTarget(segmentationNode, results.SEGMENT_IDS, onEdited), modelPath
 
-        def report(fraction: float, message: str) -> None:
-            if progress is not None:
-                progress(min(max(fraction, 0.0), 1.0), message)
-
-        missing = dependencies.missingPythonPackages(model=forModel) + (
-            ["torch"] if forModel and importlib.util.find_spec("torch") is None else [])
-        if missing:
-            raise InputError(f"THA Annotator needs the Python packages {', '.join(missing)}; install them (the "
-                             "module panel offers to; torch comes with the PyTorch extension) and try again.")
-        target = self._writeTarget(segmentationNode, onEdited)
-        report(0.0, "starting")
-        return params, sides, volume, report, target
-
-    @staticmethod
-    def _writeTarget(segmentationNode, onEdited) -> tuple:
-        """(segmentation to write into or None for a new one, whether to back up what it replaces)."""
-        edited = edits.editedSegments(segmentationNode, results.SEGMENT_IDS)
-        if not edited:
-            return segmentationNode, False
-        choice = onEdited(segmentationNode, edited) if onEdited is not None else edits.NEW_SEGMENTATION
-        if choice not in edits.EDIT_CHOICES:
-            raise ValueError(f"onEdited answered {choice!r}, not one of {', '.join(edits.EDIT_CHOICES)}.")
-        if choice == edits.CANCEL:
-            raise Cancelled("Cancelled; the edited segments were left as they are.")
-        return (segmentationNode, True) if choice == edits.REPLACE else (None, False)
-
-    def _finish(self, volumeNode, target, volume, bone, annotation, report, cancel) -> results.RunOutput:
-        if cancel is not None and cancel():
-            raise Cancelled("Cancelled before the results were written.")
-        report(0.95, "writing results")
-        segmentationNode, backUp = target
-        output = self.writeResults(volumeNode, segmentationNode, volume, bone, annotation, backUp)
-        report(1.0, "done")
-        return output
-
-    def writeResults(self, volumeNode, segmentationNode, volume, bone, annotation, backUp=False) -> results.RunOutput:
+    def writeResults(self, volumeNode, segmentationNode, volume, bone, annotation, backUp=False,
+                     masks=None) -> results.RunOutput:
         """Write a result into the scene (:func:`THAAnnotatorSlicerLib.results.writeResults`) and
         show the circles of the red view's slice."""
-        output = results.writeResults(volumeNode, segmentationNode, volume, bone, annotation, backUp)
+        output = results.writeResults(volumeNode, segmentationNode, volume, bone, annotation, backUp, masks)
         self.overlays.showAfterRun(output)
         return output
 

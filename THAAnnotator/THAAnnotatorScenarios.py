@@ -88,12 +88,16 @@ PERMUTED_LAYOUT = Layout("permuted and flipped", (1, 0, 2), (False, True, False)
 LAYOUTS = (LPS_LAYOUT, PERMUTED_LAYOUT)
 
 
-@functools.lru_cache(maxsize=2)
-def phantom(hips: bool = True):
+LARGE_FOV_MM = (400.0, 409.6, 409.6)
+"""A 512 x 512 x 200 scan at the phantom's voxel size, for timing the panel's responsiveness."""
+
+
+@functools.lru_cache(maxsize=3)
+def phantom(hips: bool = True, fovMm=FOV_MM):
     """The phantom of these scenarios (cached: generation takes a few seconds)."""
     from THAAnnotatorLib.phantom import generate_phantom
 
-    return generate_phantom(spacing_mm=SPACING_MM, fov_mm=FOV_MM, seed=SEED, hips=hips)
+    return generate_phantom(spacing_mm=SPACING_MM, fov_mm=fovMm, seed=SEED, hips=hips)
 
 
 @functools.lru_cache(maxsize=1)
@@ -103,9 +107,10 @@ def truthSideLabels() -> np.ndarray:
     return truth_side_labels(phantom(True), Params())
 
 
-def addPhantomVolume(scene, layout: Layout = PERMUTED_LAYOUT, hips: bool = True, name: str = "phantom CT"):
+def addPhantomVolume(scene, layout: Layout = PERMUTED_LAYOUT, hips: bool = True, name: str = "phantom CT",
+                     fovMm=FOV_MM):
     """A scalar volume node holding the phantom (int16 HU) in ``layout``."""
-    ph = phantom(hips)
+    ph = phantom(hips, fovMm)
     volume = ph.volume
     hu = np.clip(np.rint(volume.hu), -1024, 3071).astype(np.int16)
     node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
@@ -621,6 +626,49 @@ def scenarioEditedSegmentsSurviveARerun(scene) -> dict:
     return {"right femoral head voxels, written and edited": (int(head.sum()), int(edited.sum()))}
 
 
+def scenarioBackgroundRun(scene) -> dict:
+    """A run in a separate process writes what a run in this process writes; bad input found
+    there is reported as such; closing the scene cancels a run and leaves nothing behind."""
+    import time
+
+    from THAAnnotatorSlicerLib import runner
+
+    def waitFor(job):
+        end = time.monotonic() + 300
+        while (state := job.poll()) == runner.RUNNING and time.monotonic() < end:
+            time.sleep(0.05)
+        return state
+
+    logic = THAAnnotatorLogic(scene)
+    volumeNode = addPhantomVolume(scene)
+    job = logic.start("bone", volumeNode)
+    state = waitFor(job)
+    assert state == runner.DONE and job.fraction == 1.0, job.error() if state == runner.FAILED else state
+    output = logic.finish(job)
+    assert not os.path.exists(job.folder)
+    here = logic.run(volumeNode, None, Params(), boneOnly=True)
+    assert np.array_equal(mrml.segmentArray(output.segmentationNode, results.BONE_SEGMENT_ID, volumeNode),
+                          mrml.segmentArray(here.segmentationNode, results.BONE_SEGMENT_ID, volumeNode))
+
+    flat = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "not a CT")
+    slicer.util.updateVolumeFromArray(flat, np.full((8, 9, 10), 100, dtype=np.int16))
+    before = sceneSnapshot(scene)
+    job = logic.start("hips", flat)
+    assert waitFor(job) == runner.FAILED
+    try:
+        logic.finish(job)
+    except InputError as error:
+        message = str(error)
+    else:
+        raise AssertionError("bad input was written")
+    assert '"not a CT"' in message and "same value" in message and sceneSnapshot(scene) == before, message
+
+    job = logic.start("hips", volumeNode)
+    scene.Clear(0)
+    assert job.poll() == runner.CANCELLED and not os.path.exists(job.folder)
+    return {"bad input": message}
+
+
 class ScenarioSkipped(Exception):
     """A scenario cannot run in this environment; the message says why."""
 
@@ -714,6 +762,7 @@ SCENARIOS = (
     scenarioNoHipLeavesSceneUnchanged,
     scenarioReviewQueue,
     scenarioEditedSegmentsSurviveARerun,
+    scenarioBackgroundRun,
     scenarioPredictWithoutModel,
     scenarioPredictWithModel,
     scenarioSegmentHips,

@@ -9,6 +9,7 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -235,7 +236,7 @@ def test_predict_button_is_disabled_with_the_reason_when_no_model_is_found(monke
     widget.reviewQueue = SimpleNamespace(updateButtons=lambda: None)
     widget.ui = SimpleNamespace(**{name: Button(enabled=None, toolTip="") for name in (
         "extractBoneButton", "segmentHipsButton", "predictButton", "cancelButton", "markCorrectedButton",
-        "restorePreviousButton")})
+        "restorePreviousButton", "inputsCollapsibleButton", "advancedCollapsibleButton")})
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -254,6 +255,7 @@ def test_predict_button_is_disabled_with_the_reason_when_no_model_is_found(monke
     widget._busy = True
     widget._updateButtonStates()
     assert widget.ui.predictButton.enabled is False and widget.ui.cancelButton.enabled is True
+    assert widget.ui.inputsCollapsibleButton.enabled is False and widget.ui.advancedCollapsibleButton.enabled is False
 
 
 def test_a_failed_write_leaves_an_existing_segmentation_exactly_as_it_was(monkeypatch):
@@ -400,3 +402,27 @@ def test_model_results_on_the_real_ct_carry_the_librarys_warnings_and_needs_revi
 
     expected = resolution_warnings(mrml.volumeFromNode(volumeNode).spacing_mm)
     assert expected and all(warning in right["Warnings"] for warning in expected), right["Warnings"]
+
+
+def test_a_background_run_on_a_512_by_512_by_200_scan_is_cancelled_within_half_a_second():
+    """Cancel kills the worker whatever the library is doing; nothing reaches the scene."""
+    from THAAnnotatorSlicerLib import runner
+
+    scene = slicer.vtkMRMLScene()
+    volumeNode = THAAnnotatorScenarios.addPhantomVolume(scene, fovMm=THAAnnotatorScenarios.LARGE_FOV_MM)
+    assert slicer.util.arrayFromVolume(volumeNode).size == 512 * 512 * 200
+    logic = THAAnnotatorLogic(scene)
+    before = THAAnnotatorScenarios.sceneSnapshot(scene)
+    job = logic.start("hips", volumeNode)
+    end = time.monotonic() + 120
+    while job.poll() == runner.RUNNING and job.fraction == 0.0 and time.monotonic() < end:
+        time.sleep(0.05)  # until the worker is inside the library
+    time.sleep(1.0)
+    assert job.poll() == runner.RUNNING, job.message
+    began = time.monotonic()
+    job.cancel()
+    assert job.poll() == runner.CANCELLED
+    latency = time.monotonic() - began
+    assert latency < 0.5 and job._process.poll() is not None and not os.path.exists(job.folder), latency
+    assert THAAnnotatorScenarios.sceneSnapshot(scene) == before
+    print(f"cancelled during {job.message!r} in {latency * 1000:.0f} ms")

@@ -45,6 +45,15 @@ def missingPythonPackages(model: bool = False) -> list[str]:
     return [requirement for module, requirement in packages if not _satisfied(module, requirement)]
 
 
+def requirePythonPackages(model: bool = False) -> None:
+    """InputError naming what is missing, for a run that cannot install (see :func:`ensurePythonPackages`)."""
+    missing = missingPythonPackages(model=model) + (["torch"] if model and importlib.util.find_spec("torch") is None
+                                                     else [])
+    if missing:
+        raise InputError(f"THA Annotator needs the Python packages {', '.join(missing)}; install them (the "
+                         "module panel offers to; torch comes with the PyTorch extension) and try again.")
+
+
 def installPythonPackages(requirements: list[str]) -> None:
     """Install pip requirements into Slicer's Python (call after asking the user)."""
     bundled = {name for _, name in SLICER_BUNDLED_PACKAGES}

@@ -14,7 +14,7 @@ import vtk
 import vtk.util.numpy_support
 
 import slicer
-from THAAnnotatorLib.errors import InputError
+from THAAnnotatorLib.errors import Cancelled, InputError
 
 from .mrml import matrixToArray, nodeReferenceInScene
 
@@ -71,6 +71,21 @@ def editedSegments(segmentationNode, segmentIds) -> list[str]:
     segmentation = segmentationNode.GetSegmentation()
     return [segmentId for segmentId in segmentIds if segmentation.GetSegment(segmentId) is not None
             and _tag(segmentation.GetSegment(segmentId), FINGERPRINT_TAG) != maskFingerprint(segmentationNode, segmentId)]
+
+
+def chooseTarget(segmentationNode, segmentIds, onEdited) -> tuple:
+    """Where a run writes: (the segmentation, or None for a new one; whether to back up what it
+    replaces). Where ``segmentIds`` were edited, ``onEdited(segmentationNode, editedIds)`` chooses
+    (without it: a new segmentation); CANCEL raises Cancelled."""
+    edited = editedSegments(segmentationNode, segmentIds)
+    if not edited:
+        return segmentationNode, False
+    choice = onEdited(segmentationNode, edited) if onEdited is not None else NEW_SEGMENTATION
+    if choice not in EDIT_CHOICES:
+        raise ValueError(f"onEdited answered {choice!r}, not one of {', '.join(EDIT_CHOICES)}.")
+    if choice == CANCEL:
+        raise Cancelled("Cancelled; the edited segments were left as they are.")
+    return (segmentationNode, True) if choice == REPLACE else (None, False)
 
 
 class SegmentationSnapshot:

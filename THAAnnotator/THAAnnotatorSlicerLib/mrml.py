@@ -57,26 +57,38 @@ def nodeReferenceInScene(node, role: str):
     return referenced if referenced is not None and referenced.GetScene() is node.GetScene() else None
 
 
-def orientedImageFromMask(mask: np.ndarray, ijkToRas: np.ndarray):
-    """A vtkOrientedImageData of a (k, j, i) mask cropped to its bounding box; None if empty."""
+def cropMask(mask: np.ndarray):
+    """(lower (k, j, i) corner, uint8 mask cropped to its bounding box) of a (k, j, i) mask; None if
+    empty. Pure numpy, so it may run off the main thread."""
     present = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
     if any(p.size == 0 for p in present):
         return None
     (k0, k1), (j0, j1), (i0, i1) = ((int(p[0]), int(p[-1])) for p in present)
+    return (k0, j0, i0), np.ascontiguousarray(mask[k0:k1 + 1, j0:j1 + 1, i0:i1 + 1], dtype=np.uint8)
+
+
+def orientedImage(cropped, ijkToRas: np.ndarray):
+    """The vtkOrientedImageData of a :func:`cropMask` result (None stays None)."""
+    if cropped is None:
+        return None
+    (k0, j0, i0), values = cropped
+    nk, nj, ni = values.shape
     image = slicer.vtkOrientedImageData()
-    image.SetExtent(i0, i1, j0, j1, k0, k1)
+    image.SetExtent(i0, i0 + ni - 1, j0, j0 + nj - 1, k0, k0 + nk - 1)
     image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
-    target = vtk.util.numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
-    target.reshape(k1 - k0 + 1, j1 - j0 + 1, i1 - i0 + 1)[:] = mask[k0:k1 + 1, j0:j1 + 1, i0:i1 + 1]
+    vtk.util.numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(values.shape)[:] = values
     image.SetImageToWorldMatrix(arrayToMatrix(ijkToRas))
     return image
 
 
-def volumeFromNode(volumeNode) -> Volume:
-    """The CT of a scalar volume node as a canonical, validated :class:`Volume`.
+def orientedImageFromMask(mask: np.ndarray, ijkToRas: np.ndarray):
+    """A vtkOrientedImageData of a (k, j, i) mask cropped to its bounding box; None if empty."""
+    return orientedImage(cropMask(mask), ijkToRas)
 
-    Raises InputError if the node is missing, empty, not a scalar volume or not a CT in HU.
-    """
+
+def checkVolumeNode(volumeNode) -> str:
+    """The quick checks of :func:`volumeFromNode` (no look at the voxels); returns the volume's
+    description for messages. Raises InputError if the node is missing, empty or not scalar."""
     if volumeNode is None:
         raise InputError("No CT volume is selected; select the hip CT as the input volume.")
     name = f'The volume "{volumeNode.GetName()}"'
@@ -89,12 +101,28 @@ def volumeFromNode(volumeNode) -> Volume:
     if imageData.GetNumberOfScalarComponents() != 1:
         raise InputError(f"{name} has {imageData.GetNumberOfScalarComponents()} values per voxel "
                          "(a colour or vector image); select a grey-scale CT volume.")
+    return name
+
+
+def volumeFromNode(volumeNode) -> Volume:
+    """The CT of a scalar volume node as a canonical, validated :class:`Volume`.
+
+    Raises InputError if the node is missing, empty, not a scalar volume or not a CT in HU.
+    """
+    name = checkVolumeNode(volumeNode)
     array = slicer.util.arrayFromVolume(volumeNode)  # (k, j, i), a view of the node's voxels
     volume = canonicalize(array, arrayIndexToLps(volumeNode))
     from THAAnnotatorLib.io import validate_ct
 
     validate_ct(volume, name=name)
     return volume
+
+
+def geometryOnlyVolume(indexToLps, sourceAxes, sourceFlipped, shape) -> Volume:
+    """A :class:`Volume` that knows its layout and geometry but holds no voxels (its ``hu`` is NaN
+    everywhere, without memory): what writing a result computed in another process needs."""
+    return Volume(np.broadcast_to(np.float32(np.nan), tuple(shape)), np.asarray(indexToLps),
+                  tuple(sourceAxes), tuple(sourceFlipped))
 
 
 def segmentArray(segmentationNode, segmentId: str, volumeNode) -> np.ndarray:

@@ -15,7 +15,8 @@ from THAAnnotatorLib.terminology import ANATOMIC_CONTEXT, ANATOMICAL_STRUCTURE, 
 from THAAnnotatorLib.volume import Volume
 
 from . import edits
-from .mrml import LPS_TO_RAS, ensureSegmentationConverterRules, ijkToRasArray, nodeReferenceInScene, orientedImageFromMask
+from .mrml import (LPS_TO_RAS, cropMask, ensureSegmentationConverterRules, geometryOnlyVolume, ijkToRasArray,
+                   nodeReferenceInScene, orientedImage)
 
 BONE_SEGMENT_ID = "bone"
 BONE_SEGMENT_NAME = "Bone"
@@ -88,18 +89,6 @@ def boneTerminologyEntry() -> str:
                      "^^", ANATOMIC_CONTEXT, "^^", "^^"])
 
 
-def flagModelResult(annotation: Annotation, volume: Volume) -> None:
-    """Give each hip the network segmented the library's warnings on the scan's voxel size, and
-    mark it for review wherever a warning applies: the network fits no sphere, so no surface
-    check vouches for its labels as it does for the pipeline's."""
-    from THAAnnotatorLib.pipeline import resolution_warnings
-
-    for result in annotation.sides.values():
-        if result.status == "segmented":
-            result.warnings.extend(w for w in resolution_warnings(volume.spacing_mm) if w not in result.warnings)
-            result.needs_review = result.needs_review or bool(result.warnings)
-
-
 def summary(annotation: Annotation | None) -> str:
     """One line per hip for the panel's status: diameter and whether it needs review, or why not."""
     if annotation is None:
@@ -123,18 +112,9 @@ def tableColumns(tableNode, columns) -> dict:
     return out
 
 
-def writeResults(volumeNode, segmentationNode, volume: Volume, bone: np.ndarray,
-                 annotation: Annotation | None, backUp: bool = False) -> RunOutput:
-    """Write bone and (if given) hip results of ``volume`` (read from ``volumeNode``) into the scene.
-
-    ``bone`` and ``annotation`` are in the canonical layout of ``volume``. With ``backUp``, the
-    module's segments the write replaces are kept in the segmentation's hidden backup
-    (:func:`edits.restorePreviousResult`). If writing fails part-way, the nodes made here are
-    removed and an existing segmentation's segments and transform are put back exactly.
-    """
-    scene = volumeNode.GetScene()
-    ensureSegmentationConverterRules()
-    ijkToRas = ijkToRasArray(volumeNode)
+def segmentMasks(volume: Volume, bone: np.ndarray, annotation: Annotation | None) -> list:
+    """(ID, name, colour, terminology, :func:`mrml.cropMask` in the volume node's layout) of each
+    segment a result writes. Pure numpy, so a background run prepares them off the main thread."""
     segments = [(BONE_SEGMENT_ID, BONE_SEGMENT_NAME, BONE_COLOR, boneTerminologyEntry(),
                  volume.to_source_layout(bone.astype(np.uint8, copy=False)) > 0)]
     if annotation is not None:
@@ -143,8 +123,32 @@ def writeResults(volumeNode, segmentationNode, volume: Volume, bone: np.ndarray,
             if annotation.sides.get(segment.side) is not None and annotation.sides[segment.side].status == "segmented":
                 segments.append((segment.segment_id, segment.name, segment.color,
                                  segment.terminology_entry(), sourceLabels == segment.label_value))
-    images = [(segmentId, name, color, terminology, orientedImageFromMask(mask, ijkToRas))
-              for segmentId, name, color, terminology, mask in segments]
+    return [(segmentId, name, color, terminology, cropMask(mask)) for segmentId, name, color, terminology, mask in segments]
+
+
+def withMasks(result: dict) -> dict:
+    """A background run's result (see :mod:`.worker`) with its :func:`segmentMasks`, made in the
+    run's thread so that only the MRML part of writing is left to the main thread."""
+    volume = geometryOnlyVolume(*result["geometry"])
+    return dict(result, masks=segmentMasks(volume, result["bone"], result["annotation"]))
+
+
+def writeResults(volumeNode, segmentationNode, volume: Volume, bone: np.ndarray,
+                 annotation: Annotation | None, backUp: bool = False, masks: list | None = None) -> RunOutput:
+    """Write bone and (if given) hip results of ``volume`` (read from ``volumeNode``) into the scene.
+
+    ``bone`` and ``annotation`` are in the canonical layout of ``volume``; ``masks`` are their
+    :func:`segmentMasks` if already made. With ``backUp``, the module's segments the write
+    replaces are kept in the segmentation's hidden backup (:func:`edits.restorePreviousResult`).
+    If writing fails part-way, the nodes made here are removed and an existing segmentation's
+    segments and transform are put back exactly.
+    """
+    scene = volumeNode.GetScene()
+    ensureSegmentationConverterRules()
+    ijkToRas = ijkToRasArray(volumeNode)
+    masks = masks if masks is not None else segmentMasks(volume, bone, annotation)
+    images = [(segmentId, name, color, terminology, orientedImage(cropped, ijkToRas))
+              for segmentId, name, color, terminology, cropped in masks]
 
     created = []
     snapshot = None if segmentationNode is None else edits.SegmentationSnapshot(segmentationNode)
