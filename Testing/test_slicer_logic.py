@@ -426,3 +426,48 @@ def test_a_background_run_on_a_512_by_512_by_200_scan_is_cancelled_within_half_a
     assert latency < 0.5 and job._process.poll() is not None and not os.path.exists(job.folder), latency
     assert THAAnnotatorScenarios.sceneSnapshot(scene) == before
     print(f"cancelled during {job.message!r} in {latency * 1000:.0f} ms")
+
+
+def _headlessWidget(scene):
+    """The panel with stand-ins for its Qt widgets and timer (no Slicer application here)."""
+    from types import SimpleNamespace
+
+    logic = THAAnnotatorLogic(scene)
+    widget = object.__new__(THAAnnotator.THAAnnotatorWidget)  # skips the Qt set-up
+    widget.logic, widget._parameterNode, widget._busy, widget._job = logic, logic.getParameterNode(), False, None
+    widget._predictToolTip, widget.reviewQueue = "", SimpleNamespace(updateButtons=lambda: None)
+    widget.ui = SimpleNamespace(**{name: SimpleNamespace(enabled=None, toolTip="", value=0, text="") for name in (
+        "extractBoneButton", "segmentHipsButton", "predictButton", "cancelButton", "markCorrectedButton",
+        "restorePreviousButton", "inputsCollapsibleButton", "advancedCollapsibleButton", "progressBar", "statusLabel")})
+    widget._timer = SimpleNamespace(active=False)
+    widget._timer.start = lambda: setattr(widget._timer, "active", True)
+    widget._timer.stop = lambda: setattr(widget._timer, "active", False)
+    shown = []
+    widget._showResults = lambda output, volumeNode: shown.append(output)
+    return widget, shown
+
+
+def test_the_panel_polls_a_background_run_and_writes_its_result():
+    scene = slicer.vtkMRMLScene()
+    widget, shown = _headlessWidget(scene)
+    volumeNode = THAAnnotatorScenarios.addPhantomVolume(scene)
+    widget._parameterNode.SetNodeReferenceID("InputVolume", volumeNode.GetID())
+    widget._run("bone")
+    assert widget._timer.active and widget._busy and widget.ui.cancelButton.enabled
+    assert widget.ui.inputsCollapsibleButton.enabled is False and widget.ui.segmentHipsButton.enabled is False
+    progress = []
+    while widget._timer.active:  # the QTimer's ticks
+        time.sleep(0.1)
+        widget._pollJob()
+        progress.append(widget.ui.progressBar.value)
+    assert progress[-1] == 100 and progress == sorted(progress) and not widget._busy
+    (output,) = shown
+    assert widget._parameterNode.GetNodeReference("OutputSegmentation") is output.segmentationNode
+    assert output.segmentationNode.GetSegmentation().GetSegment(results.BONE_SEGMENT_ID) is not None
+
+    before = THAAnnotatorScenarios.sceneSnapshot(scene)  # Cancel: the next tick reports it, nothing is written
+    widget._run("hips")
+    widget.onCancel()
+    widget._pollJob()
+    assert not widget._timer.active and widget.ui.statusLabel.text == "Cancelled; the scene was left unchanged."
+    assert THAAnnotatorScenarios.sceneSnapshot(scene) == before and len(shown) == 1
