@@ -89,6 +89,21 @@ def test_a_flattened_head_departs_from_its_sphere_by_the_flattening(monkeypatch)
     assert geometry.sphericity.rms_mm > 0.3
 
 
+def test_a_hole_surrounded_by_acetabulum_counts_as_covered():
+    """A 24 deg wide gap at the dome (a label gone astray, a thin floor) is crossed by the
+    center-edge walk and counted as covered, as the coverage counts it."""
+    pole = cup_pole(40.0, 0.0)
+    cup = cup_probe(pole, 95.0)
+    def holed(q):
+        r = np.linalg.norm(q, axis=-1)
+        angle = np.arccos(np.clip(q[..., 2] / np.maximum(r, 1e-9), -1, 1))  # from superior
+        return np.minimum(cup(q), (angle - np.radians(12.0)) * r)
+    whole = measure_geometry(cup, ball_probe, HEAD_MM)
+    geometry = measure_geometry(holed, ball_probe, HEAD_MM)
+    assert geometry.center_edge_deg == pytest.approx(whole.center_edge_deg, abs=0.3)
+    assert geometry.head_coverage_percent == pytest.approx(whole.head_coverage_percent, abs=0.5)
+
+
 def test_an_acetabulum_too_small_to_measure_says_so():
     with pytest.raises(Incomplete, match="too few to measure"):
         measure_geometry(cup_probe(cup_pole(45, 15), 30), ball_probe, HEAD_MM)

@@ -56,6 +56,11 @@ class ArticularSurface:
         return self.directions[hit] * self.distance_mm[hit, None]
 
     @property
+    def holes(self) -> np.ndarray:
+        """Directions that meet no acetabulum but are surrounded by it (not the opening)."""
+        return np.isnan(self.distance_mm) & ~self.opening
+
+    @property
     def rim(self) -> np.ndarray:
         """Covered directions next to the opening, where a ray met the acetabulum: the rim of
         the articular surface."""

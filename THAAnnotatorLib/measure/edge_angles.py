@@ -12,13 +12,16 @@ pelvis shifts the two angles).
 
 Each edge is found by walking a fan of rays, every :data:`FAN_STEP_DEG`, from a start
 direction inside the acetabulum outward until the rays stop meeting it for more than
-:data:`GAP_DEG` (a smaller gap, such as a hole in a thin label, is crossed).
+:data:`GAP_DEG`. A ray that meets no acetabulum but looks through a hole that acetabulum
+surrounds (:mod:`.articular`: a thin fossa floor, a gap in a label) counts as meeting it, as
+it does for the coverage.
 """
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import cKDTree
 
-from .articular import REACH_SHARE, START_SHARE
+from .articular import REACH_SHARE, START_SHARE, ArticularSurface
 from .rays import Probe, crossings, plane_fan
 
 FAN_STEP_DEG = 0.25
@@ -27,16 +30,18 @@ GAP_DEG = 2.0
 _LATERAL, _ANTERIOR, _SUPERIOR = np.eye(3)
 
 
-def edge_angle(acetabulum: Probe, head_radius_mm: float, reference: np.ndarray,
-               toward: np.ndarray, start_deg: float, stop_deg: float,
+def edge_angle(acetabulum: Probe, head_radius_mm: float, surface: ArticularSurface,
+               reference: np.ndarray, toward: np.ndarray, start_deg: float, stop_deg: float,
                back_deg: float = 0.0) -> float | None:
     """The angle (degrees, from ``reference`` toward ``toward``) of the acetabulum's edge met
     walking from ``start_deg`` toward ``stop_deg`` (larger). The walk starts at the last ray
     that meets the acetabulum at most ``back_deg`` before ``start_deg``, else at the first one
     after; None if no ray meets it."""
     angles = np.arange(start_deg - back_deg, stop_deg + FAN_STEP_DEG / 2, FAN_STEP_DEG)
-    met = np.isfinite(crossings(acetabulum, plane_fan(reference, toward, angles),
-                                START_SHARE * head_radius_mm, REACH_SHARE * head_radius_mm))
+    fan = plane_fan(reference, toward, angles)
+    met = np.isfinite(crossings(acetabulum, fan, START_SHARE * head_radius_mm,
+                                REACH_SHARE * head_radius_mm))
+    met |= surface.holes[cKDTree(surface.directions).query(fan)[1]]
     if not met.any():
         return None
     before = np.flatnonzero(met & (angles <= start_deg + 1e-9))
@@ -49,15 +54,18 @@ def edge_angle(acetabulum: Probe, head_radius_mm: float, reference: np.ndarray,
     return float(angles[end - 1])
 
 
-def center_edge_angle(acetabulum: Probe, head_radius_mm: float) -> float | None:
+def center_edge_angle(acetabulum: Probe, head_radius_mm: float,
+                      surface: ArticularSurface) -> float | None:
     """Lateral center-edge angle (degrees): the walk goes laterally from the vertical, or from
     the nearest roof medial of it (a dysplastic hip: a negative angle)."""
-    return edge_angle(acetabulum, head_radius_mm, _SUPERIOR, _LATERAL, 0.0, 150.0, back_deg=90.0)
+    return edge_angle(acetabulum, head_radius_mm, surface, _SUPERIOR, _LATERAL, 0.0, 150.0,
+                      back_deg=90.0)
 
 
-def sector_angles(acetabulum: Probe, head_radius_mm: float) -> tuple[float | None, float | None]:
+def sector_angles(acetabulum: Probe, head_radius_mm: float,
+                  surface: ArticularSurface) -> tuple[float | None, float | None]:
     """Anterior and posterior acetabular sector angles (degrees), walking from the medial
     direction forward and backward."""
     medial = -_LATERAL
-    return (edge_angle(acetabulum, head_radius_mm, medial, _ANTERIOR, 0.0, 180.0),
-            edge_angle(acetabulum, head_radius_mm, medial, -_ANTERIOR, 0.0, 180.0))
+    return (edge_angle(acetabulum, head_radius_mm, surface, medial, _ANTERIOR, 0.0, 180.0),
+            edge_angle(acetabulum, head_radius_mm, surface, medial, -_ANTERIOR, 0.0, 180.0))

@@ -51,7 +51,8 @@ def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float,
                          f"center, too few to measure it (a hemisphere meets 50 %)")
     if not surface.opening.any():
         raise Incomplete("the acetabulum surrounds the head: no opening to measure")
-    anterior, posterior = sector_angles(acetabulum, head_radius_mm)
+    anterior, posterior = sector_angles(acetabulum, head_radius_mm, surface)
     return HipGeometry(acetabular_sphere(surface), opening_plane(surface, head_radius_mm),
-                       center_edge_angle(acetabulum, head_radius_mm), anterior, posterior,
+                       center_edge_angle(acetabulum, head_radius_mm, surface), anterior,
+                       posterior,
                        head_coverage_percent(surface), head_sphericity(head, head_radius_mm))
