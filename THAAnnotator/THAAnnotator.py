@@ -482,7 +482,7 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
                                                        modelPath)
         request = dict(mode=mode, params=params, sides=sides, modelPath=modelPath, device=device,
                        name=mrml.checkVolumeNode(volumeNode), arrayIndexToLps=mrml.arrayIndexToLps(volumeNode))
-        job = runner.BackgroundRun(request, slicer.util.arrayFromVolume(volumeNode), results.withMasks)
+        job = runner.BackgroundRun(request, slicer.util.arrayFromVolume(volumeNode), results.withLayers)
         job.volumeNode, job.target = volumeNode, target
         scene = volumeNode.GetScene()
         tag = scene.AddObserver(scene.StartCloseEvent, lambda caller, event: job.cancel())
@@ -505,7 +505,7 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
                 segmentationNode = None
                 messages.append("The output segmentation changed during the run, so the result went into a new one.")
             output = self.writeResults(job.volumeNode, segmentationNode, mrml.geometryOnlyVolume(*result["geometry"]),
-                                       result["bone"], result["annotation"], backUp, result["masks"])
+                                       result["bone"], result["annotation"], backUp, result["layers"])
             output.messages.extend(messages)
             return output
         finally:
@@ -553,10 +553,10 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
         return params, sides, edits.chooseTarget(segmentationNode, results.SEGMENT_IDS, onEdited), modelPath
 
     def writeResults(self, volumeNode, segmentationNode, volume, bone, annotation, backUp=False,
-                     masks=None) -> results.RunOutput:
+                     layers=None) -> results.RunOutput:
         """Write a result into the scene (:func:`THAAnnotatorSlicerLib.results.writeResults`) and
         show the circles of the red view's slice."""
-        output = results.writeResults(volumeNode, segmentationNode, volume, bone, annotation, backUp, masks)
+        output = results.writeResults(volumeNode, segmentationNode, volume, bone, annotation, backUp, layers)
         self.overlays.showAfterRun(output)
         return output
 

@@ -149,8 +149,8 @@ def test_segment_array_round_trips_masks_in_a_permuted_layout():
     rng = np.random.default_rng(1)
     masks = {"a": rng.random((6, 7, 8)) > 0.5, "b": np.zeros((6, 7, 8), bool), "c": np.ones((6, 7, 8), bool)}
     ijkToRas = mrml.ijkToRasArray(volumeNode)
-    results.writeSegments(segmentationNode, [(key, key, (1.0, 0.0, 0.0), "~", mrml.orientedImageFromMask(m, ijkToRas))
-                                            for key, m in masks.items()])
+    results.writeSegments(segmentationNode, [(mrml.orientedImageFromMask(m, ijkToRas), [(key, key, (1.0, 0.0, 0.0), "~", 1)])
+                                             for key, m in masks.items()])
     for key, mask in masks.items():
         assert np.array_equal(mrml.segmentArray(segmentationNode, key, volumeNode), mask), key
 

@@ -62,7 +62,7 @@ def cancel_latency(logic, volumeNode, mode: str, after_s: float) -> tuple[float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cancel-after", type=float, nargs="+", default=[1.0, 4.0, 8.0],
+    parser.add_argument("--cancel-after", type=float, nargs="+", default=[1.0, 3.0, 5.0],
                         help="Seconds after the worker's first progress report at which to cancel.")
     args = parser.parse_args()
     scene = slicer.vtkMRMLScene()

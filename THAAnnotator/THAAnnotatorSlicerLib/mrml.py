@@ -57,18 +57,18 @@ def nodeReferenceInScene(node, role: str):
     return referenced if referenced is not None and referenced.GetScene() is node.GetScene() else None
 
 
-def cropMask(mask: np.ndarray):
-    """(lower (k, j, i) corner, uint8 mask cropped to its bounding box) of a (k, j, i) mask; None if
-    empty. Pure numpy, so it may run off the main thread."""
-    present = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+def cropLabels(labels: np.ndarray):
+    """(lower (k, j, i) corner, uint8 labels cropped to where they are non-zero) of a (k, j, i)
+    label map or mask; None if all zero. Pure numpy, so it may run off the main thread."""
+    present = [np.flatnonzero(labels.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
     if any(p.size == 0 for p in present):
         return None
     (k0, k1), (j0, j1), (i0, i1) = ((int(p[0]), int(p[-1])) for p in present)
-    return (k0, j0, i0), np.ascontiguousarray(mask[k0:k1 + 1, j0:j1 + 1, i0:i1 + 1], dtype=np.uint8)
+    return (k0, j0, i0), np.ascontiguousarray(labels[k0:k1 + 1, j0:j1 + 1, i0:i1 + 1], dtype=np.uint8)
 
 
 def orientedImage(cropped, ijkToRas: np.ndarray):
-    """The vtkOrientedImageData of a :func:`cropMask` result (None stays None)."""
+    """The vtkOrientedImageData of a :func:`cropLabels` result (None stays None)."""
     if cropped is None:
         return None
     (k0, j0, i0), values = cropped
@@ -83,7 +83,7 @@ def orientedImage(cropped, ijkToRas: np.ndarray):
 
 def orientedImageFromMask(mask: np.ndarray, ijkToRas: np.ndarray):
     """A vtkOrientedImageData of a (k, j, i) mask cropped to its bounding box; None if empty."""
-    return orientedImage(cropMask(mask), ijkToRas)
+    return orientedImage(cropLabels(mask), ijkToRas)
 
 
 def checkVolumeNode(volumeNode) -> str:

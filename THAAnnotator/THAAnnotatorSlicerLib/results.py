@@ -15,7 +15,7 @@ from THAAnnotatorLib.terminology import ANATOMIC_CONTEXT, ANATOMICAL_STRUCTURE, 
 from THAAnnotatorLib.volume import Volume
 
 from . import edits
-from .mrml import (LPS_TO_RAS, cropMask, ensureSegmentationConverterRules, geometryOnlyVolume, ijkToRasArray,
+from .mrml import (LPS_TO_RAS, cropLabels, ensureSegmentationConverterRules, geometryOnlyVolume, ijkToRasArray,
                    nodeReferenceInScene, orientedImage)
 
 BONE_SEGMENT_ID = "bone"
@@ -112,33 +112,36 @@ def tableColumns(tableNode, columns) -> dict:
     return out
 
 
-def segmentMasks(volume: Volume, bone: np.ndarray, annotation: Annotation | None) -> list:
-    """(ID, name, colour, terminology, :func:`mrml.cropMask` in the volume node's layout) of each
-    segment a result writes. Pure numpy, so a background run prepares them off the main thread."""
-    segments = [(BONE_SEGMENT_ID, BONE_SEGMENT_NAME, BONE_COLOR, boneTerminologyEntry(),
-                 volume.to_source_layout(bone.astype(np.uint8, copy=False)) > 0)]
+def segmentLayers(volume: Volume, bone: np.ndarray, annotation: Annotation | None) -> list:
+    """The segments a result writes, as labelmap layers in the volume node's voxel layout: a list
+    of (:func:`mrml.cropLabels` of a label map, [(ID, name, colour, terminology, label value)]):
+    the bone in one, the hip segments (which never overlap) in another. Pure numpy, so a
+    background run prepares them off the main thread."""
+    layers = [(cropLabels(volume.to_source_layout(bone.astype(np.uint8, copy=False)) > 0),
+               [(BONE_SEGMENT_ID, BONE_SEGMENT_NAME, BONE_COLOR, boneTerminologyEntry(), 1)])]
     if annotation is not None:
-        sourceLabels = volume.to_source_layout(annotation.side_labels)
-        for segment in SEGMENTS:
-            if annotation.sides.get(segment.side) is not None and annotation.sides[segment.side].status == "segmented":
-                segments.append((segment.segment_id, segment.name, segment.color,
-                                 segment.terminology_entry(), sourceLabels == segment.label_value))
-    return [(segmentId, name, color, terminology, cropMask(mask)) for segmentId, name, color, terminology, mask in segments]
+        hips = [s for s in SEGMENTS if annotation.sides.get(s.side) is not None
+                and annotation.sides[s.side].status == "segmented"]
+        labels = volume.to_source_layout(annotation.side_labels)  # may be a view of side_labels
+        labels = np.where(np.isin(labels, [s.label_value for s in hips]), labels, 0)
+        layers.append((cropLabels(labels), [(s.segment_id, s.name, s.color, s.terminology_entry(), s.label_value)
+                                            for s in hips]))
+    return layers
 
 
-def withMasks(result: dict) -> dict:
-    """A background run's result (see :mod:`.worker`) with its :func:`segmentMasks`, made in the
+def withLayers(result: dict) -> dict:
+    """A background run's result (see :mod:`.worker`) with its :func:`segmentLayers`, made in the
     run's thread so that only the MRML part of writing is left to the main thread."""
     volume = geometryOnlyVolume(*result["geometry"])
-    return dict(result, masks=segmentMasks(volume, result["bone"], result["annotation"]))
+    return dict(result, layers=segmentLayers(volume, result["bone"], result["annotation"]))
 
 
 def writeResults(volumeNode, segmentationNode, volume: Volume, bone: np.ndarray,
-                 annotation: Annotation | None, backUp: bool = False, masks: list | None = None) -> RunOutput:
+                 annotation: Annotation | None, backUp: bool = False, layers: list | None = None) -> RunOutput:
     """Write bone and (if given) hip results of ``volume`` (read from ``volumeNode``) into the scene.
 
-    ``bone`` and ``annotation`` are in the canonical layout of ``volume``; ``masks`` are their
-    :func:`segmentMasks` if already made. With ``backUp``, the module's segments the write
+    ``bone`` and ``annotation`` are in the canonical layout of ``volume``; ``layers`` are their
+    :func:`segmentLayers` if already made. With ``backUp``, the module's segments the write
     replaces are kept in the segmentation's hidden backup (:func:`edits.restorePreviousResult`).
     If writing fails part-way, the nodes made here are removed and an existing segmentation's
     segments and transform are put back exactly.
@@ -146,9 +149,8 @@ def writeResults(volumeNode, segmentationNode, volume: Volume, bone: np.ndarray,
     scene = volumeNode.GetScene()
     ensureSegmentationConverterRules()
     ijkToRas = ijkToRasArray(volumeNode)
-    masks = masks if masks is not None else segmentMasks(volume, bone, annotation)
-    images = [(segmentId, name, color, terminology, orientedImage(cropped, ijkToRas))
-              for segmentId, name, color, terminology, cropped in masks]
+    layers = layers if layers is not None else segmentLayers(volume, bone, annotation)
+    images = [(orientedImage(cropped, ijkToRas), segments) for cropped, segments in layers]
 
     created = []
     snapshot = None if segmentationNode is None else edits.SegmentationSnapshot(segmentationNode)
@@ -176,25 +178,34 @@ def writeResults(volumeNode, segmentationNode, volume: Volume, bone: np.ndarray,
     return output
 
 
-def writeSegments(segmentationNode, images) -> None:
-    """Replace this module's segments by ``images``: (ID, name, colour, terminology, oriented image
-    or None for an empty segment)."""
+def writeSegments(segmentationNode, layers) -> None:
+    """Replace this module's segments by those of ``layers``: (oriented image of label values, or
+    None where all its segments are empty; [(ID, name, colour, terminology, label value)]). The
+    segments of a layer share its image, as Slicer's shared labelmaps do, so nothing is merged or
+    copied (much faster on a large scan than setting each segment's mask)."""
     segmentation = segmentationNode.GetSegmentation()
+    labelmap = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
+    written = []
     wasModified = segmentationNode.StartModify()
     try:
         for segmentId in SEGMENT_IDS:
             if segmentation.GetSegment(segmentId) is not None:
                 segmentation.RemoveSegment(segmentId)
-        for segmentId, name, color, terminology, image in images:
-            segmentation.AddEmptySegment(segmentId, name, color)
-            segment = segmentation.GetSegment(segmentId)
-            segment.SetNameAutoGenerated(False)
-            segment.SetColorAutoGenerated(False)
-            segment.SetTag(segment.GetTerminologyEntryTagName(), terminology)
-            if image is not None and not slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
-                    image, segmentationNode, segmentId, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE):
-                raise RuntimeError(f"Could not write the segment {name} into {segmentationNode.GetName()}.")
-        edits.stampFingerprints(segmentationNode, [segmentId for segmentId, *_ in images])
+        for image, segments in layers:
+            for segmentId, name, color, terminology, labelValue in segments:
+                segment = slicer.vtkSegment()
+                segment.SetName(name)
+                segment.SetColor(color)
+                segment.SetNameAutoGenerated(False)
+                segment.SetColorAutoGenerated(False)
+                segment.SetTag(segment.GetTerminologyEntryTagName(), terminology)
+                if image is not None:
+                    segment.SetLabelValue(labelValue)
+                    segment.AddRepresentation(labelmap, image)
+                if not segmentation.AddSegment(segment, segmentId):
+                    raise RuntimeError(f"Could not write the segment {name} into {segmentationNode.GetName()}.")
+                written.append(segmentId)
+        edits.stampFingerprints(segmentationNode, written)
     finally:
         segmentationNode.EndModify(wasModified)
     displayNode = segmentationNode.GetDisplayNode()
