@@ -24,7 +24,8 @@ from slicer.util import VTKObservationMixin
 from THAAnnotatorSlicerLib import dependencies, edits, model, mrml, parameters, results, runner, worker
 from THAAnnotatorSlicerLib.application import (SLICER_APPLICATION, ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                                ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
-from THAAnnotatorSlicerLib.overlays import CircleOverlays, setOverlaysVisible
+from THAAnnotatorSlicerLib.overlays import CircleOverlays
+from THAAnnotatorSlicerLib.resultspanel import ResultsSection
 from THAAnnotatorSlicerLib.reviewpanel import ReviewQueueSection
 from THAAnnotatorLib.errors import Cancelled, InputError
 from THAAnnotatorLib.params import Params
@@ -93,7 +94,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._job = None
         self._timer = None
         self._busy = False
-        self._observedSliceNode = None
+        self.resultsSection = None
         self.reviewQueue = None
         self._predictToolTip = ""
 
@@ -105,6 +106,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = THAAnnotatorLogic()
         self.reviewQueue = ReviewQueueSection(self.ui, lambda: self._parameterNode)
+        self.resultsSection = ResultsSection(self.ui, self.logic, lambda: self._parameterNode)
         self.ui.progressBar.setRange(0, 100)
         import qt
 
@@ -120,7 +122,6 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         for selector in (self.ui.inputVolumeSelector, self.ui.outputSegmentationSelector):
             selector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateParameterNodeFromGUI)
-        self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onOutputSegmentationChanged)
         for comboBox in (self.ui.sideComboBox, self.ui.deviceComboBox):
             comboBox.connect("currentIndexChanged(int)", self.updateParameterNodeFromGUI)
         for checkBox in (self.ui.fsgCheckBox, self.ui.lnmsCheckBox, self.ui.ahsCheckBox, self.ui.halfMaximumCheckBox,
@@ -136,16 +137,13 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                              (self.ui.predictButton, "model")):
             button.connect("clicked(bool)", lambda checked=False, mode=mode: self._run(mode))
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
-        self.ui.showOverlaysCheckBox.connect("toggled(bool)", self.onShowOverlaysToggled)
-        self.ui.restorePreviousButton.connect("clicked(bool)", self.onRestorePrevious)
-
-        self._observeRedSlice()
         self.initializeParameterNode()
 
     def cleanup(self):
         if self._job is not None:
             self._job.cancel()
         self.removeObservers()
+        self.resultsSection.removeObservers()
 
     def onReload(self):
         """"Reload" and "Reload and Test": the library, the package and the scenarios too."""
@@ -154,7 +152,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def enter(self):
         self.initializeParameterNode()
-        self._observeRedSlice()
+        self.resultsSection.observeRedSlice()
 
     def exit(self):
         if self._parameterNode is not None:
@@ -250,8 +248,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.enabled = self._busy
         for section in (self.ui.inputsCollapsibleButton, self.ui.advancedCollapsibleButton):
             section.enabled = not self._busy
-        self.ui.restorePreviousButton.enabled = not self._busy and edits.hasPreviousResult(
-            self._parameterNode.GetNodeReference("OutputSegmentation") if self._parameterNode is not None else None)
+        self.resultsSection.updateButtons(self._busy)
         self.reviewQueue.busy = self._busy
         self.reviewQueue.updateButtons()
         self.ui.extractBoneButton.toolTip = (
@@ -301,7 +298,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._showFailure(error)
             return
         self._parameterNode.SetNodeReferenceID("OutputSegmentation", output.segmentationNode.GetID())
-        self._showResults(output, job.volumeNode)
+        self.resultsSection.showResults(output, job.volumeNode)
 
     def _showFailure(self, error: Exception):
         if isinstance(error, Cancelled):
@@ -329,76 +326,11 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         box.exec_()
         return {newButton: edits.NEW_SEGMENTATION, replaceButton: edits.REPLACE}.get(box.clickedButton(), edits.CANCEL)
 
-    def onRestorePrevious(self):
-        segmentationNode = self._parameterNode.GetNodeReference("OutputSegmentation")
-        try:
-            self.logic.restorePreviousResult(segmentationNode)
-        except InputError as error:
-            self.ui.statusLabel.text = str(error)
-            return
-        self.ui.statusLabel.text = ("Previous result restored (the measurements and circles are still those of "
-                                    'the last run); "Restore previous result" again brings back the newer one.')
-
     def _setBusy(self, busy: bool):
         self._busy = busy
         if busy:
             self.ui.progressBar.value = 0
         self._updateButtonStates()
-
-    def _showResults(self, output: results.RunOutput, volumeNode):
-        slicer.util.setSliceViewerLayers(background=volumeNode)
-        self.ui.segmentationShow3DButton.setSegmentationNode(output.segmentationNode)
-        self.ui.measurementsTableView.setMRMLTableNode(output.measurementsTableNode)
-        self.ui.statusLabel.text = " ".join([results.summary(output.annotation), *output.messages])
-        if output.annotation is None:
-            return
-        first = next((r for r in output.annotation.sides.values() if r.initial_slice is not None
-                      and r.sphere_center_ras_mm is not None), None)
-        if first is not None:
-            center = mrml.sliceCenterRas(volumeNode, first.initial_slice, first.sphere_center_ras_mm)
-            slicer.vtkMRMLSliceNode.JumpAllSlices(slicer.mrmlScene, *center, slicer.vtkMRMLSliceNode.CenteredJumpSlice)
-        self.onRedSliceModified()
-
-    # --- circles and boundary points of the red slice -------------------------------------------
-
-    def _redSliceNode(self):
-        layoutManager = slicer.app.layoutManager()
-        sliceWidget = layoutManager.sliceWidget("Red") if layoutManager else None
-        return sliceWidget.mrmlSliceNode() if sliceWidget else None
-
-    def _observeRedSlice(self):
-        sliceNode = self._redSliceNode()
-        if sliceNode is self._observedSliceNode:
-            return
-        if self._observedSliceNode is not None:
-            self.removeObserver(self._observedSliceNode, vtk.vtkCommand.ModifiedEvent, self.onRedSliceModified)
-        self._observedSliceNode = sliceNode
-        if sliceNode is not None:
-            self.addObserver(sliceNode, vtk.vtkCommand.ModifiedEvent, self.onRedSliceModified)
-
-    def onRedSliceModified(self, caller=None, event=None):
-        segmentationNode = self._parameterNode.GetNodeReference("OutputSegmentation") if self._parameterNode else None
-        if segmentationNode is None or self._observedSliceNode is None:
-            return
-        if not self.ui.showOverlaysCheckBox.checked:
-            return
-        self.logic.overlays.showCirclesAtSlice(segmentationNode, sliceNode=self._observedSliceNode)
-
-    def onShowOverlaysToggled(self, shown):
-        segmentationNode = self._parameterNode.GetNodeReference("OutputSegmentation") if self._parameterNode else None
-        if segmentationNode is None:
-            return
-        setOverlaysVisible(segmentationNode, shown)
-        if shown:
-            self.onRedSliceModified()
-
-    def onOutputSegmentationChanged(self, node):
-        if node is None:
-            self.ui.measurementsTableView.setMRMLTableNode(None)
-            return
-        self.ui.segmentationShow3DButton.setSegmentationNode(node)
-        self.ui.measurementsTableView.setMRMLTableNode(mrml.nodeReferenceInScene(node, results.MEASUREMENTS_REFERENCE))
-        self.onRedSliceModified()
 
 
 #

@@ -32,6 +32,7 @@ import THAAnnotator  # noqa: E402
 import THAAnnotatorScenarios  # noqa: E402
 from THAAnnotator import THAAnnotatorLogic  # noqa: E402
 from THAAnnotatorSlicerLib import dependencies, model, mrml, parameters, picture, results  # noqa: E402
+from THAAnnotatorSlicerLib.resultspanel import ResultsSection  # noqa: E402
 from THAAnnotatorLib.errors import InputError  # noqa: E402
 from THAAnnotatorLib.params import Params  # noqa: E402
 
@@ -234,7 +235,9 @@ def test_predict_button_is_disabled_with_the_reason_when_no_model_is_found(monke
     description = "Bone extraction, then the trained network labels ..."
     widget.logic, widget._parameterNode, widget._busy, widget._predictToolTip = logic, parameterNode, False, description
     widget.reviewQueue = SimpleNamespace(updateButtons=lambda: None)
-    widget.ui = SimpleNamespace(**{name: Button(enabled=None, toolTip="") for name in (
+    widget.resultsSection = object.__new__(ResultsSection)  # skips observing the red slice view
+    widget.resultsSection._parameterNode = lambda: parameterNode
+    widget.ui = widget.resultsSection.ui = SimpleNamespace(**{name: Button(enabled=None, toolTip="") for name in (
         "extractBoneButton", "segmentHipsButton", "predictButton", "cancelButton", "markCorrectedButton",
         "restorePreviousButton", "inputsCollapsibleButton", "advancedCollapsibleButton")})
 
@@ -435,15 +438,16 @@ def _headlessWidget(scene):
     logic = THAAnnotatorLogic(scene)
     widget = object.__new__(THAAnnotator.THAAnnotatorWidget)  # skips the Qt set-up
     widget.logic, widget._parameterNode, widget._busy, widget._job = logic, logic.getParameterNode(), False, None
+    shown = []
     widget._predictToolTip, widget.reviewQueue = "", SimpleNamespace(updateButtons=lambda: None)
+    widget.resultsSection = SimpleNamespace(updateButtons=lambda busy: None,
+                                            showResults=lambda output, volumeNode: shown.append(output))
     widget.ui = SimpleNamespace(**{name: SimpleNamespace(enabled=None, toolTip="", value=0, text="") for name in (
         "extractBoneButton", "segmentHipsButton", "predictButton", "cancelButton", "markCorrectedButton",
         "restorePreviousButton", "inputsCollapsibleButton", "advancedCollapsibleButton", "progressBar", "statusLabel")})
     widget._timer = SimpleNamespace(active=False)
     widget._timer.start = lambda: setattr(widget._timer, "active", True)
     widget._timer.stop = lambda: setattr(widget._timer, "active", False)
-    shown = []
-    widget._showResults = lambda output, volumeNode: shown.append(output)
     return widget, shown
 
 

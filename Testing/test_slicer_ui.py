@@ -71,7 +71,7 @@ def test_module_file_is_short_and_its_parts_live_in_the_package():
     """THAAnnotator.py keeps what Slicer looks for; the rest is in THAAnnotatorSlicerLib, whose
     files never import the module or the scenarios back."""
     lines = len(MODULE_FILE.read_text(encoding="utf-8").splitlines())
-    assert lines <= 600, f"THAAnnotator.py has {lines} lines"
+    assert lines <= 550, f"THAAnnotator.py has {lines} lines"
     logic = next(n for n in _module_tree().body if isinstance(n, ast.ClassDef) and n.name == "THAAnnotatorLogic")
     assert logic.end_lineno - logic.lineno < 180, "the Logic is not thin"
     for path in PACKAGE_DIR.glob("*.py"):
@@ -90,7 +90,8 @@ def test_module_file_is_short_and_its_parts_live_in_the_package():
 
 
 def test_every_widget_the_panel_uses_is_in_the_ui_file():
-    used = {node.attr for path in (MODULE_FILE, PACKAGE_DIR / "reviewpanel.py") for node in ast.walk(_module_tree(path))
+    used = {node.attr for path in (MODULE_FILE, PACKAGE_DIR / "reviewpanel.py", PACKAGE_DIR / "resultspanel.py")
+            for node in ast.walk(_module_tree(path))
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
             and node.value.attr == "ui" and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"}
     widgets = _ui_widgets()

@@ -8,7 +8,8 @@
 - :mod:`.overlays`: the Hough circle and boundary points of the slice being viewed;
 - :mod:`.edits`: segment fingerprints, the backup of replaced segments, undoing a failed write;
 - :mod:`.review`: review queue files and jumping to their slices;
-- :mod:`.reviewpanel`: the panel's review queue section (the only one with Qt widgets);
+- :mod:`.resultspanel`, :mod:`.reviewpanel`: the panel's Results and Review queue sections (the
+  only ones that need the Slicer application);
 - :mod:`.worker`: one run of the library, in this process or (as a script) in a separate one;
 - :mod:`.runner`: a run in a separate process, polled and cancelled at once;
 - :mod:`.picture`: an off-screen picture of a result;

@@ -1,0 +1,96 @@
+"""The panel's "Results" section: segments in 3D, the measurements table, the red slice's
+Hough circle and boundary points, and "Restore previous result". Made by the Widget; like
+:mod:`.reviewpanel`, it needs the Slicer application."""
+from __future__ import annotations
+
+import vtk
+
+import slicer
+from slicer.util import VTKObservationMixin
+from THAAnnotatorLib.errors import InputError
+
+from . import edits, mrml, results
+from .overlays import setOverlaysVisible
+
+
+class ResultsSection(VTKObservationMixin):
+    """``ui`` holds the panel's widgets, ``logic`` is the module's Logic and ``parameterNode()``
+    returns its parameter node."""
+
+    def __init__(self, ui, logic, parameterNode):
+        VTKObservationMixin.__init__(self)
+        self.ui = ui
+        self.logic = logic
+        self._parameterNode = parameterNode
+        self._observedSliceNode = None
+        self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onOutputSegmentationChanged)
+        self.ui.showOverlaysCheckBox.connect("toggled(bool)", self.onShowOverlaysToggled)
+        self.ui.restorePreviousButton.connect("clicked(bool)", self.onRestorePrevious)
+        self.observeRedSlice()
+
+    def _segmentationNode(self):
+        parameterNode = self._parameterNode()
+        return parameterNode.GetNodeReference("OutputSegmentation") if parameterNode is not None else None
+
+    def updateButtons(self, busy: bool):
+        self.ui.restorePreviousButton.enabled = not busy and edits.hasPreviousResult(self._segmentationNode())
+
+    def showResults(self, output: results.RunOutput, volumeNode):
+        """After a run: the CT in the views, the segments, the table, a summary; the views at the
+        first hip's initial slice."""
+        slicer.util.setSliceViewerLayers(background=volumeNode)
+        self.ui.segmentationShow3DButton.setSegmentationNode(output.segmentationNode)
+        self.ui.measurementsTableView.setMRMLTableNode(output.measurementsTableNode)
+        self.ui.statusLabel.text = " ".join([results.summary(output.annotation), *output.messages])
+        if output.annotation is None:
+            return
+        first = next((r for r in output.annotation.sides.values() if r.initial_slice is not None
+                      and r.sphere_center_ras_mm is not None), None)
+        if first is not None:
+            center = mrml.sliceCenterRas(volumeNode, first.initial_slice, first.sphere_center_ras_mm)
+            slicer.vtkMRMLSliceNode.JumpAllSlices(slicer.mrmlScene, *center, slicer.vtkMRMLSliceNode.CenteredJumpSlice)
+        self.onRedSliceModified()
+
+    def onRestorePrevious(self):
+        try:
+            self.logic.restorePreviousResult(self._segmentationNode())
+        except InputError as error:
+            self.ui.statusLabel.text = str(error)
+            return
+        self.ui.statusLabel.text = ("Previous result restored (the measurements and circles are still those of "
+                                    'the last run); "Restore previous result" again brings back the newer one.')
+
+    def observeRedSlice(self):
+        """Follow the red slice view (its node changes with the layout)."""
+        layoutManager = slicer.app.layoutManager()
+        sliceWidget = layoutManager.sliceWidget("Red") if layoutManager else None
+        sliceNode = sliceWidget.mrmlSliceNode() if sliceWidget else None
+        if sliceNode is self._observedSliceNode:
+            return
+        if self._observedSliceNode is not None:
+            self.removeObserver(self._observedSliceNode, vtk.vtkCommand.ModifiedEvent, self.onRedSliceModified)
+        self._observedSliceNode = sliceNode
+        if sliceNode is not None:
+            self.addObserver(sliceNode, vtk.vtkCommand.ModifiedEvent, self.onRedSliceModified)
+
+    def onRedSliceModified(self, caller=None, event=None):
+        segmentationNode = self._segmentationNode()
+        if segmentationNode is None or self._observedSliceNode is None or not self.ui.showOverlaysCheckBox.checked:
+            return
+        self.logic.overlays.showCirclesAtSlice(segmentationNode, sliceNode=self._observedSliceNode)
+
+    def onShowOverlaysToggled(self, shown):
+        segmentationNode = self._segmentationNode()
+        if segmentationNode is None:
+            return
+        setOverlaysVisible(segmentationNode, shown)
+        if shown:
+            self.onRedSliceModified()
+
+    def onOutputSegmentationChanged(self, node):
+        if node is None:
+            self.ui.measurementsTableView.setMRMLTableNode(None)
+            return
+        self.ui.segmentationShow3DButton.setSegmentationNode(node)
+        self.ui.measurementsTableView.setMRMLTableNode(mrml.nodeReferenceInScene(node, results.MEASUREMENTS_REFERENCE))
+        self.onRedSliceModified()
