@@ -104,9 +104,14 @@ def test_a_hole_surrounded_by_acetabulum_counts_as_covered():
     assert geometry.head_coverage_percent == pytest.approx(whole.head_coverage_percent, abs=0.5)
 
 
-def test_an_acetabulum_too_small_to_measure_says_so():
-    with pytest.raises(Incomplete, match="too few to measure"):
-        measure_geometry(cup_probe(cup_pole(45, 15), 30), ball_probe, HEAD_MM)
+@pytest.mark.parametrize("pole, coverage, reason", [
+    (cup_pole(45, 15), 30.0, "too few to measure"),  # a shallow saucer
+    (np.array([0.0, 0.0, 1.0]), 180.0, "no opening"),  # a closed shell
+    (np.array([0.0, 0.0, 1.0]), 160.0, "rim is too short"),  # open only below the notch
+])
+def test_an_acetabulum_too_incomplete_to_measure_says_why(pole, coverage, reason):
+    with pytest.raises(Incomplete, match=reason):
+        measure_geometry(cup_probe(pole, coverage), ball_probe, HEAD_MM)
 
 
 def test_suggested_cup_is_the_diameter_rounded_up_to_an_even_millimetre():

@@ -43,7 +43,8 @@ def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float,
                      ct: Probe | None = None) -> HipGeometry:
     """Measure a hip whose head's sphere has its center at the frame's origin; with ``ct``
     (HU) the acetabulum's articular surface is placed by the CT (:mod:`.edges`). Raises
-    :class:`Incomplete` when too few rays from the head's center meet the acetabulum."""
+    :class:`Incomplete` when too few rays from the head's center meet the acetabulum, none
+    leaves through an opening, or the rim above the notch is too short to fit a plane."""
     surface = articular_surface(acetabulum, head_radius_mm, head, ct)
     covered = float(np.mean(np.isfinite(surface.distance_mm)))
     if covered < MIN_COVERED_SHARE:
@@ -51,8 +52,11 @@ def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float,
                          f"center, too few to measure it (a hemisphere meets 50 %)")
     if not surface.opening.any():
         raise Incomplete("the acetabulum surrounds the head: no opening to measure")
+    opening = opening_plane(surface, head_radius_mm)
+    if opening is None:
+        raise Incomplete("the acetabulum's rim is too short to fit its opening plane")
     anterior, posterior = sector_angles(acetabulum, head_radius_mm, surface)
-    return HipGeometry(acetabular_sphere(surface), opening_plane(surface, head_radius_mm),
+    return HipGeometry(acetabular_sphere(surface), opening,
                        center_edge_angle(acetabulum, head_radius_mm, surface), anterior,
                        posterior,
                        head_coverage_percent(surface), head_sphericity(head, head_radius_mm))

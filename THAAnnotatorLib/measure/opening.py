@@ -20,6 +20,7 @@ RIM_FLOOR_SHARE = 0.8
 """Rim points lower than this share of the head's radius below its center are left out: the
 acetabular notch lies there, bridged by the transverse ligament rather than bone, and the
 labels end with the head's lowest slices."""
+MIN_RIM_POINTS = 10
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,13 @@ def murray_angles(normal: np.ndarray) -> tuple[float, float]:
     return float(inclination), float(anteversion)
 
 
-def opening_plane(surface: ArticularSurface, head_radius_mm: float) -> OpeningPlane:
+def opening_plane(surface: ArticularSurface, head_radius_mm: float) -> OpeningPlane | None:
     """The plane through the rim's points above :data:`RIM_FLOOR_SHARE` of the head's radius
-    below its center."""
+    below its center; None with fewer than :data:`MIN_RIM_POINTS` of them."""
     points = surface.directions[surface.rim] * surface.distance_mm[surface.rim, None]
     points = points[points[:, 2] >= -RIM_FLOOR_SHARE * head_radius_mm]
+    if len(points) < MIN_RIM_POINTS:
+        return None
     centroid = points.mean(axis=0)
     normal = np.linalg.svd(points - centroid)[2][-1]
     if normal @ surface.directions[surface.opening].mean(axis=0) < 0:
