@@ -242,3 +242,10 @@ def test_the_ct_places_the_articular_surface_where_the_label_crosses_the_joint_s
     for side in HIPS:
         assert with_ct[side].acetabular_diameter_mm == pytest.approx(2 * INNER_MM, abs=0.5)
         assert without[side].acetabular_diameter_mm < 2 * INNER_MM - 3.0
+
+
+def test_a_segmented_hip_without_labels_is_not_measured(scan):
+    volume, labels, centers, _ = scan
+    empty = np.zeros_like(labels)
+    values = measured(volume, empty, centers)
+    assert values["right"].not_computed == "the hip has no labels to measure"

@@ -92,8 +92,11 @@ def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
                                "it the head's lowest point)", voxel_mm_zyx=spacing)
     acetabulum = side_labels == segment_code(side, ACETABULUM)
     head_code = segment_code(side, FEMORAL_HEAD)
-    top = int(np.flatnonzero((acetabulum | (side_labels == head_code)).any(axis=(1, 2))).max())
-    acetabulum[top + 1:] |= bone[top + 1:].astype(bool)
+    labelled = np.flatnonzero((acetabulum | (side_labels == head_code)).any(axis=(1, 2)))
+    if labelled.size == 0:
+        return HipMeasurements(not_computed="the hip has no labels to measure",
+                               voxel_mm_zyx=spacing)
+    acetabulum[labelled[-1] + 1:] |= bone[labelled[-1] + 1:].astype(bool)
     try:
         geometry = measure_geometry(mask_probe(volume, acetabulum, center, side, reach),
                                     mask_probe(volume, side_labels == head_code, center, side,
