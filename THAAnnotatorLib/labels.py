@@ -12,6 +12,7 @@ from scipy import ndimage
 from skimage.segmentation import watershed
 
 from .afs.geometry import disk_footprint
+from .joint_cut import cut_at_joint
 from .params import Params
 from .result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
 
@@ -29,6 +30,10 @@ _SIX_CONNECTED = ndimage.generate_binary_structure(3, 1)
 # Breaks in a thin cortex up to about twice this wide (mm) are bridged before a bone's interior
 # is filled.
 _CORTEX_GAP_MM = 2.0
+# An enclosed region more than this share of which is the other bone is that bone's (the head
+# inside an acetabulum wrapped around it), not this one's interior; specks of the other bone
+# left inside a cortex by the split stay below it.
+_OTHER_SHARE = 0.2
 
 
 def _distance_mm(shape: tuple[int, ...], center_idx: np.ndarray, spacing_mm: np.ndarray) -> np.ndarray:
@@ -36,18 +41,20 @@ def _distance_mm(shape: tuple[int, ...], center_idx: np.ndarray, spacing_mm: np.
     return np.sqrt(sum(((g - c) * s) ** 2 for g, c, s in zip(grids, center_idx, spacing_mm)))
 
 
-def split_femur_pelvis(bone: np.ndarray, femur_seed: np.ndarray, center_idx: np.ndarray,
-                       radius_mm: float, spacing_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def split_femur_pelvis(hu: np.ndarray, bone: np.ndarray, femur_seed: np.ndarray,
+                       center_idx: np.ndarray, radius_mm: float,
+                       spacing_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split a bone mask around one hip into femur and pelvis (bool arrays).
 
     A spherical band at the head surface cuts the joint; the pieces are then assigned by 3-D
     connectivity: to the femur when they reach the head's interior or ``femur_seed`` (femur
     tracked up from the thigh) below the head's lowest point, to the pelvis when they reach
-    above the head, the acetabulum's side (beyond the cut, medial of the head, in its slices)
-    or nothing. A piece touching both
-    (femur and pelvis joined elsewhere, e.g. at coarse resolution) is divided by a watershed
-    between the two seeds. Band voxels take the label of the nearest piece. Arrays are in the
-    side frame (x runs lateral to medial).
+    above the head or the acetabulum's side (beyond the cut, medial of the head, in its
+    slices); a piece reaching neither goes with the side of the cut most of it lies on. A piece
+    touching both (femur and pelvis joined elsewhere, e.g. at coarse resolution) is divided by
+    a watershed between the two seeds. The band's bone is divided by a graph cut along the
+    joint space (:func:`.joint_cut.cut_at_joint`, ``hu`` in HU). Arrays are in the side frame
+    (x runs lateral to medial).
     """
     distance = _distance_mm(bone.shape, center_idx, spacing_mm)
     band = (distance >= radius_mm - _CUT_INSIDE_MM) & (distance <= radius_mm + _CUT_OUTSIDE_MM)
@@ -67,8 +74,12 @@ def split_femur_pelvis(bone: np.ndarray, femur_seed: np.ndarray, center_idx: np.
     index = np.arange(1, n + 1)
     has_femur = ndimage.maximum(femur_marker, pieces, index).astype(bool) if n else np.zeros(0, bool)
     has_pelvis = ndimage.maximum(pelvis_marker, pieces, index).astype(bool) if n else np.zeros(0, bool)
+    # a piece reaching neither seed goes with the side of the cut it lies on: inside, the head's
+    # own cortex where its spongy interior is too dark to be bone (no path to the head seed)
+    inside = (ndimage.mean(distance < radius_mm, pieces, index) > 0.5 if n
+              else np.zeros(0, bool))
     femur_pieces = np.zeros(n + 1, dtype=bool)
-    femur_pieces[1:] = has_femur & ~has_pelvis
+    femur_pieces[1:] = (has_femur | inside) & ~has_pelvis
     femur = femur_pieces[pieces]
     for label in index[has_femur & has_pelvis]:
         piece = pieces == label
@@ -77,29 +88,33 @@ def split_femur_pelvis(bone: np.ndarray, femur_seed: np.ndarray, center_idx: np.
         femur |= watershed(-depth, markers, mask=piece) == 1
     pelvis = cut & ~femur
 
-    # band voxels go to the nearest labelled piece
-    labelled = np.where(femur, 1, np.where(pelvis, 2, 0))
-    if labelled.any():
-        _, nearest = ndimage.distance_transform_edt(labelled == 0, sampling=spacing_mm,
-                                                    return_indices=True)
-        fill = labelled[tuple(nearest)]
-        femur |= band & bone & (fill == 1)
-        pelvis |= band & bone & (fill == 2)
+    # band voxels: a graph cut along the joint space's intensity valley, the sphere as prior
+    femur_side = cut_at_joint(hu, band, femur, pelvis, distance, radius_mm, spacing_mm)
+    femur |= band & bone & femur_side
+    pelvis |= band & bone & ~femur_side
     return femur, pelvis
 
 
-def fill_enclosed_slices(mask: np.ndarray, spacing_mm: np.ndarray) -> np.ndarray:
+def fill_enclosed_slices(mask: np.ndarray, spacing_mm: np.ndarray,
+                         other: np.ndarray | None = None) -> np.ndarray:
     """``mask`` (z, y, x) with, in each slice, what its bone encloses once breaks in the cortex
     up to about ``2 x _CORTEX_GAP_MM`` wide are bridged: spongy bone darker than bone extraction's
     threshold (low-density or fatty marrow) inside one bone's cortex. Run on one bone at a
-    time (femur, pelvis), so the joint space between them is never enclosed."""
+    time (femur, pelvis); an enclosed region largely of the ``other`` bone is left out, so an
+    acetabulum wrapped around the head never takes the joint space."""
     disk = disk_footprint(_CORTEX_GAP_MM, np.asarray(spacing_mm[1:], float))
     out = mask.copy()
     for k in np.flatnonzero(mask.any(axis=(1, 2))):
         # grown, filled, shrunk back: unlike a closing this also bridges breaks in a cortex
         # thinner than the disk
         grown = ndimage.binary_dilation(mask[k], structure=disk)
-        out[k] |= ndimage.binary_erosion(ndimage.binary_fill_holes(grown), structure=disk)
+        holes = ndimage.binary_fill_holes(grown) & ~grown
+        if other is not None and holes.any() and other[k].any():
+            pieces, n = ndimage.label(holes)
+            holds_other = np.ones(n + 1, dtype=bool)
+            holds_other[1:] = ndimage.mean(other[k], pieces, np.arange(1, n + 1)) > _OTHER_SHARE
+            holes = ~holds_other[pieces]
+        out[k] |= ndimage.binary_erosion(grown | holes, structure=disk)
     return out
 
 

@@ -8,6 +8,22 @@ from THAAnnotatorLib.labels import fill_enclosed_slices, split_femur_pelvis
 SPACING_MM = np.array([1.0, 1.0, 1.0])
 CENTER_IDX = np.array([40.0, 40.0, 40.0])
 RADIUS_MM = 12.0
+CORTEX_HU, SPONGY_HU, LOW_DENSITY_HU, FLUID_HU = 900.0, 250.0, 110.0, 20.0
+HEAD_RADIUS_MM = 22.0
+
+
+def _ct(shape, *regions):
+    """A CT of joint fluid with each (mask, HU) region painted in turn."""
+    hu = np.full(shape, FLUID_HU, dtype=np.float32)
+    for mask, value in regions:
+        hu[mask] = value
+    return hu
+
+
+def _ball(shape=(80, 80, 80)):
+    """Distance (mm) of each voxel from the head center, and the voxel indices."""
+    z, y, x = np.indices(shape).astype(float)
+    return np.sqrt((z - 40) ** 2 + (y - 40) ** 2 + (x - 40) ** 2), z, y, x
 
 
 def _joint():
@@ -36,7 +52,8 @@ def test_a_femur_seed_that_ran_into_the_pelvis_in_the_head_slices_does_not_take_
     bone, femur_truth, shell = _joint()
     femur_seed = bone.copy()
     femur_seed[40:] = False
-    femur, pelvis = split_femur_pelvis(bone, femur_seed, CENTER_IDX, RADIUS_MM, SPACING_MM)
+    hu = np.where(bone, CORTEX_HU, FLUID_HU).astype(np.float32)
+    femur, pelvis = split_femur_pelvis(hu, bone, femur_seed, CENTER_IDX, RADIUS_MM, SPACING_MM)
     assert not (femur & pelvis).any()
     assert pelvis[shell].mean() >= 0.95, pelvis[shell].mean()
     assert femur[femur_truth].mean() >= 0.95, femur[femur_truth].mean()
@@ -58,3 +75,80 @@ def test_spongy_bone_inside_one_bone_s_cortex_is_filled_but_not_the_joint_betwee
     assert femur[inside].mean() >= 0.97, femur[inside].mean()
     assert not (femur | pelvis)[joint].any()
     assert pelvis[shell].all()
+
+
+def _closed_joint(head_top_mm: float, joint_mm: float):
+    """A head of radius HEAD_RADIUS_MM (an adult's) with a neck running down laterally, under
+    an acetabular shell (1.5 mm inner cortex, spongy bone, 1.5 mm outer cortex) on its medial and upper side
+    whose inner surface lies ``joint_mm`` outside the head. Above ``head_top_mm`` (relative to
+    the center) the head is cut flat and the shell follows it down. Returns distance, the bone
+    mask, the femur seed (the neck), femur truth and pelvis truth."""
+    distance, z, y, x = _ball()
+    flat = z - 40 > head_top_mm
+    # distance of each voxel beyond the head's surface (sphere below the cut, plane above it)
+    beyond_mm = np.where(flat & (distance <= HEAD_RADIUS_MM + 8), z - 40 - head_top_mm,
+                         distance - HEAD_RADIUS_MM)
+    head = (beyond_mm <= 0) & (distance <= HEAD_RADIUS_MM)
+    neck = (np.abs(y - 40) <= 5) & (x >= 14) & (x <= 34) & (z <= 40)
+    femur = head | neck
+    depth = beyond_mm - joint_mm
+    cup = (depth > 0) & (depth <= 7) & (x >= 38) & (z >= 30)
+    ilium = (np.abs(y - 40) <= 8) & (x >= 40) & (x <= 70) & (z >= 40 + HEAD_RADIUS_MM + 8)
+    pelvis = (cup | ilium) & ~femur
+    cortex = femur & (beyond_mm > -1.5) | pelvis & ((depth <= 1.5) | (depth > 5.5))
+    bone = cortex | neck | ilium
+    return distance, bone, neck & (z < 40 - HEAD_RADIUS_MM), femur, pelvis, cortex
+
+
+def test_a_head_and_acetabulum_in_contact_are_cut_at_the_head_s_surface():
+    """Bone on bone: no joint space, the two cortices one band in the bone mask, the spongy
+    bone of both darker than bone extraction kept. The head's cortex stays femur and the
+    acetabulum's inner cortex pelvis; before the cut along the joint, the band went to
+    whichever piece was nearest and the acetabulum's spongy bone lost its inner wall."""
+    distance, bone, seed, femur_truth, pelvis_truth, cortex = _closed_joint(HEAD_RADIUS_MM, 0.0)
+    hu = _ct(bone.shape, (femur_truth | pelvis_truth, SPONGY_HU), (cortex, CORTEX_HU))
+    femur, pelvis = split_femur_pelvis(hu, bone, seed, CENTER_IDX, HEAD_RADIUS_MM, SPACING_MM)
+    head_cortex = bone & femur_truth & (distance <= HEAD_RADIUS_MM)
+    inner_cortex = bone & pelvis_truth & (distance <= HEAD_RADIUS_MM + 2)
+    # the nearest-piece rule gave half the head's cortex to the pelvis (0.50)
+    assert femur[head_cortex].mean() >= 0.9, femur[head_cortex].mean()
+    assert pelvis[inner_cortex].mean() >= 0.9, pelvis[inner_cortex].mean()
+
+
+def test_a_flattened_head_keeps_its_own_surface_where_the_joint_space_shows():
+    """The head's top cut flat 3 mm under its sphere, the acetabulum following it down across
+    a 1.5 mm joint space of fluid: the acetabulum's bone inside the sphere stays pelvis (the
+    labels follow the bone, not the sphere)."""
+    distance, bone, seed, femur_truth, pelvis_truth, cortex = _closed_joint(HEAD_RADIUS_MM - 3, 1.5)
+    hu = _ct(bone.shape, (femur_truth | pelvis_truth, SPONGY_HU), (cortex, CORTEX_HU))
+    femur, pelvis = split_femur_pelvis(hu, bone, seed, CENTER_IDX, HEAD_RADIUS_MM, SPACING_MM)
+    inside_sphere = bone & pelvis_truth & (distance <= HEAD_RADIUS_MM)
+    assert inside_sphere.sum() > 100
+    assert pelvis[inside_sphere].mean() >= 0.9, pelvis[inside_sphere].mean()
+    assert femur[bone & femur_truth].mean() >= 0.95, femur[bone & femur_truth].mean()
+
+
+def test_a_low_density_head_kept_only_as_its_cortex_stays_femur():
+    """Osteoporotic: the head's spongy bone (110 HU) is not in the bone mask, only its cortex
+    is, 3 mm from the acetabulum's. The cortex has no bone path to the head's interior; it
+    goes with the femur, not with the nearest bone (the acetabulum)."""
+    distance, bone, seed, femur_truth, pelvis_truth, cortex = _closed_joint(HEAD_RADIUS_MM, 3.0)
+    hu = _ct(bone.shape, (femur_truth | pelvis_truth, LOW_DENSITY_HU), (cortex, CORTEX_HU))
+    femur, pelvis = split_femur_pelvis(hu, bone, seed, CENTER_IDX, HEAD_RADIUS_MM, SPACING_MM)
+    head_cortex = bone & femur_truth & (distance <= HEAD_RADIUS_MM)
+    assert femur[head_cortex].mean() >= 0.95, femur[head_cortex].mean()
+    assert pelvis[bone & pelvis_truth].mean() >= 0.95, pelvis[bone & pelvis_truth].mean()
+
+
+def test_an_acetabulum_wrapped_around_the_head_does_not_take_the_joint_space():
+    """In a slice where the acetabulum's ring closes round the head, the ring encloses the
+    head and the joint space: filling the pelvis's interior must leave them out when the femur
+    is given (they are not the pelvis's spongy bone)."""
+    distance, z, y, x = _ball((40, 80, 80))
+    distance = np.sqrt((z - 20) ** 2 + (y - 40) ** 2 + (x - 40) ** 2)
+    head = distance <= HEAD_RADIUS_MM
+    ring = (distance >= HEAD_RADIUS_MM + 2.5) & (distance <= HEAD_RADIUS_MM + 4.5)
+    joint = (distance > HEAD_RADIUS_MM + 0.5) & (distance < HEAD_RADIUS_MM + 2)
+    pelvis = fill_enclosed_slices(ring, SPACING_MM, other=head) & ~head
+    assert not pelvis[joint].any()
+    assert pelvis[ring].all()

@@ -130,11 +130,11 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     center_idx = sphere.center_mm / spacing_mm
     box = _joint_box(bone.shape, center_idx, sphere.radius_mm / spacing_mm)
     offset = np.array([s.start for s in box], dtype=float)
-    femur, pelvis = split_femur_pelvis(bone[box], initial.femur_seed[box], center_idx - offset,
-                                       sphere.radius_mm, spacing_mm)
+    femur, pelvis = split_femur_pelvis(hu[box], bone[box], initial.femur_seed[box],
+                                       center_idx - offset, sphere.radius_mm, spacing_mm)
     # spongy bone that bone extraction left out, inside each bone's cortex, goes with that bone
-    femur = fill_enclosed_slices(femur, spacing_mm)
-    pelvis = fill_enclosed_slices(pelvis, spacing_mm) & ~femur
+    femur = fill_enclosed_slices(femur, spacing_mm, other=pelvis)
+    pelvis = fill_enclosed_slices(pelvis, spacing_mm, other=femur) & ~femur
     labels = np.zeros(bone.shape, dtype=np.uint8)
     labels[box] = joint_labels(femur, pelvis, center_idx - offset, sphere.radius_mm, spacing_mm,
                                params)
