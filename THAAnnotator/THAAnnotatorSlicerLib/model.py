@@ -100,21 +100,9 @@ class ModelCache:
         return self._model
 
 
-def flagModelResult(annotation, volume) -> None:
-    """Give each hip the network segmented the library's warnings on the scan's voxel size, and
-    mark it for review wherever a warning applies: the network fits no sphere, so no surface
-    check vouches for its labels as it does for the pipeline's."""
-    from THAAnnotatorLib.pipeline import resolution_warnings
-
-    for result in annotation.sides.values():
-        if result.status == "segmented":
-            result.warnings.extend(w for w in resolution_warnings(volume.spacing_mm) if w not in result.warnings)
-            result.needs_review = result.needs_review or bool(result.warnings)
-
-
 def predict(volume, models: ModelCache, folder: str, device: str, params, sides, progress=None, cancel=None):
-    """The network's annotation of ``volume`` (flagged as :func:`flagModelResult` says) and the
-    messages for the user: when the GPU runs out of memory, the prediction runs again on the CPU."""
+    """The network's annotation of ``volume`` (its hips marked for review as the library's
+    ``predict_scan`` says) and the messages for the user: when the GPU runs out of memory, the prediction runs again on the CPU."""
     import torch
     from THAAnnotatorLib.model.inference import predict_scan
 
@@ -131,5 +119,4 @@ def predict(volume, models: ModelCache, folder: str, device: str, params, sides,
         logging.warning("THA Annotator: %s", messages[-1])
         torch.cuda.empty_cache()
         annotation = predictOn("cpu")
-    flagModelResult(annotation, volume)
     return annotation, messages

@@ -24,6 +24,7 @@ from ..bone import extract_bone
 from ..errors import Cancelled
 from ..metal import Metal, head_not_found_result, implant_at_hip, metal_elsewhere_warnings
 from ..params import Params
+from ..pipeline import resolution_warnings
 from ..result import (ACETABULUM, FEMORAL_HEAD, SIDES, Annotation, SideResult, refuse_without_a_hip,
                       segment_code)
 from ..volume import Volume
@@ -193,8 +194,12 @@ def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
             target[labels == cls] = segment_code(side, cls)
         side_labels[placement.slices, :, frame.x_start:frame.x_stop] = target
         if (labels == FEMORAL_HEAD).any():
-            warnings = metal_elsewhere_warnings(volume, frame, metal, center_mm, radius_mm, params)
-            results[side] = SideResult(side, "segmented", MODEL_MESSAGE, warnings=warnings)
+            warnings = (metal_elsewhere_warnings(volume, frame, metal, center_mm, radius_mm, params)
+                        + resolution_warnings(volume.spacing_mm))
+            # the network fits no sphere, so no surface check vouches for its labels: whatever
+            # the scan gives cause to doubt marks the hip for review
+            results[side] = SideResult(side, "segmented", MODEL_MESSAGE, needs_review=bool(warnings),
+                                       warnings=warnings)
         else:
             results[side] = SideResult(side, "not_found", "femoral head not found by the model")
     step(1.0, "done")
