@@ -39,5 +39,6 @@ def range_warnings(values: dict) -> list[str]:
         else:
             usual = f"{low:g}-{high:g}"
         warnings.append(f"{name} of {value:.1f} {unit} is outside the usual adult range "
-                        f"({usual} {unit}): check this hip")
+                        f"({usual} {unit}): an anatomical finding to confirm, not a doubt about "
+                        f"the labels")
     return warnings
