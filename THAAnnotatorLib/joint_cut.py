@@ -41,10 +41,12 @@ def cut_at_joint(hu: np.ndarray, free: np.ndarray, femur: np.ndarray, pelvis: np
 
     ``femur`` and ``pelvis`` are the voxels already assigned (hard); every other voxel that is
     not free is femur inside the sphere (the head's interior, bone or not), pelvis outside it.
-    ``distance_mm`` is each voxel's
-    distance to the sphere's center, ``radius_mm`` its radius. Free voxels take the side of a
-    minimum cut; the result is only meaningful on them.
+    ``distance_mm`` is each voxel's distance to the sphere's center, ``radius_mm`` its radius.
+    Free voxels take the side of a minimum cut; the result is only meaningful on them.
     """
+    femur_side = np.zeros(femur.shape, dtype=bool)
+    if not free.any():
+        return femur_side
     spacing_mm = np.asarray(spacing_mm, float)
     around = ndimage.binary_dilation(free, iterations=2)
     box = tuple(slice(a.min(), a.max() + 1) for a in np.nonzero(around))
@@ -75,6 +77,5 @@ def cut_at_joint(hu: np.ndarray, free: np.ndarray, femur: np.ndarray, pelvis: np
     graph.add_grid_tedges(nodes, np.where(hard_femur, _HARD, to_pelvis),
                           np.where(hard_pelvis, _HARD, to_femur))
     graph.maxflow()
-    femur_side = np.zeros(femur.shape, dtype=bool)
     femur_side[box] = ~graph.get_grid_segments(nodes)
     return femur_side

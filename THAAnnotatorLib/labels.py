@@ -74,7 +74,7 @@ def split_femur_pelvis(hu: np.ndarray, bone: np.ndarray, femur_seed: np.ndarray,
     index = np.arange(1, n + 1)
     has_femur = ndimage.maximum(femur_marker, pieces, index).astype(bool) if n else np.zeros(0, bool)
     has_pelvis = ndimage.maximum(pelvis_marker, pieces, index).astype(bool) if n else np.zeros(0, bool)
-    # a piece reaching neither seed goes with the side of the cut it lies on: inside, the head's
+    # a piece reaching neither seed goes with the side of the sphere it lies on: inside, the head's
     # own cortex where its spongy interior is too dark to be bone (no path to the head seed)
     inside = (ndimage.mean(distance < radius_mm, pieces, index) > 0.5 if n
               else np.zeros(0, bool))
