@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..afs.geometry import fit_sphere_least_squares
 from .articular import ArticularSurface
 
 # Points farther than this (mm) from a fitted sphere, or than 3 robust standard deviations of
@@ -26,24 +27,15 @@ class AcetabularSphere:
     rms_mm: float
 
 
-def fit_sphere(points_mm: np.ndarray) -> tuple[np.ndarray, float]:
-    """Least-squares sphere through points (n, 3): center and radius, from the linear form
-    |p|^2 = 2 c.p + (r^2 - |c|^2)."""
-    a = np.column_stack([2.0 * points_mm, np.ones(len(points_mm))])
-    solution = np.linalg.lstsq(a, (points_mm ** 2).sum(axis=1), rcond=None)[0]
-    center = solution[:3]
-    return center, float(np.sqrt(max(solution[3] + center @ center, 0.0)))
-
-
 def acetabular_sphere(surface: ArticularSurface) -> AcetabularSphere:
     points = surface.points_mm
     keep = np.ones(len(points), bool)
     for _ in range(_REFITS):
-        center, radius = fit_sphere(points[keep])
+        center, radius = fit_sphere_least_squares(points[keep])
         residual = np.linalg.norm(points - center, axis=1) - radius
         spread = 1.4826 * np.median(np.abs(residual[keep] - np.median(residual[keep])))
         keep = np.abs(residual) <= max(_OUTLIER_MM, 3.0 * spread)
-    center, radius = fit_sphere(points[keep])
+    center, radius = fit_sphere_least_squares(points[keep])
     residual = np.linalg.norm(points[keep] - center, axis=1) - radius
     return AcetabularSphere(center, 2.0 * radius, float(np.sqrt(np.mean(residual ** 2))))
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ..afs.geometry import fit_sphere_least_squares
 from .articular import HEAD_START_SHARE
 from .rays import Probe, crossings, fibonacci_directions
-from .sphere import fit_sphere
 
 MIN_ELEVATION_DEG = 15.0
 SMOOTHING_DEG = 10.0
@@ -51,7 +51,7 @@ def head_sphericity(head: Probe, radius_mm: float) -> Sphericity | None:
         return None
     directions = directions[found]
     points = directions * distance[found, None]
-    center, radius = fit_sphere(points)
+    center, radius = fit_sphere_least_squares(points)
     departure = np.linalg.norm(points - center, axis=1) - radius
     if SMOOTHING_DEG > 0:
         chord = 2.0 * np.sin(np.radians(SMOOTHING_DEG) / 2.0)
