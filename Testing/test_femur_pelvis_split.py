@@ -20,10 +20,10 @@ def _ct(shape, *regions):
     return hu
 
 
-def _ball(shape=(80, 80, 80)):
-    """Distance (mm) of each voxel from the head center, and the voxel indices."""
+def _ball(shape=(80, 80, 80), center=(40, 40, 40)):
+    """Distance (mm) of each voxel from ``center`` (the head's), and the voxel indices."""
     z, y, x = np.indices(shape).astype(float)
-    return np.sqrt((z - 40) ** 2 + (y - 40) ** 2 + (x - 40) ** 2), z, y, x
+    return np.sqrt((z - center[0]) ** 2 + (y - center[1]) ** 2 + (x - center[2]) ** 2), z, y, x
 
 
 def _joint():
@@ -144,8 +144,7 @@ def test_an_acetabulum_wrapped_around_the_head_does_not_take_the_joint_space():
     """In a slice where the acetabulum's ring closes round the head, the ring encloses the
     head and the joint space: filling the pelvis's interior must leave them out when the femur
     is given (they are not the pelvis's spongy bone)."""
-    distance, z, y, x = _ball((40, 80, 80))
-    distance = np.sqrt((z - 20) ** 2 + (y - 40) ** 2 + (x - 40) ** 2)
+    distance, _, _, _ = _ball((40, 80, 80), center=(20, 40, 40))
     head = distance <= HEAD_RADIUS_MM
     ring = (distance >= HEAD_RADIUS_MM + 2.5) & (distance <= HEAD_RADIUS_MM + 4.5)
     joint = (distance > HEAD_RADIUS_MM + 0.5) & (distance < HEAD_RADIUS_MM + 2)
