@@ -23,6 +23,15 @@ _BLADDER_CENTER_MM, _BLADDER_SEMI_AXES_MM = (0.0, -45.0, 5.0), (40.0, 30.0, 30.0
 # The world position of the body's origin varies by this much (mm), so nothing can assume it.
 _WORLD_OFFSET_RANGE_MM = 60.0
 
+TISSUES = ("air", "fat", "muscle", "pelvic_cavity", "bladder", "cortex", "cancellous", "marrow",
+           "metal", "contrast")
+"""The tissues of :attr:`SweepCase.tissue_map`, its codes in this order (air 0 ... contrast 9):
+muscle includes the joint space and an arm at the side; cortex, cancellous bone and marrow are
+those of pelvis and femurs alike; metal is an implant or a bead; contrast is dense contrast
+(bladder, a vein)."""
+(AIR, FAT, MUSCLE, PELVIC_CAVITY, BLADDER, CORTEX, CANCELLOUS, MARROW, METAL,
+ CONTRAST) = range(len(TISSUES))
+
 
 @dataclass(frozen=True)
 class HipTruth:
@@ -47,13 +56,16 @@ class SweepCase:
     ``volume``: the CT as a reader gives it (canonical layout, HU rounded as stored);
     ``part_map``: canonical layout, 0 none, 1 pelvis, 2 right femur, 3 left femur (a voxel
     whose center lies inside the bone; metal is 0); ``hips``: truth of each native hip in view
-    (an implanted side has none); ``draw``: everything drawn.
+    (an implanted side has none); ``draw``: everything drawn; ``tissue_map``: canonical layout,
+    the :data:`TISSUES` code of the tissue at each voxel's center (the anatomy without its
+    imaging: no partial volume, texture, streaks, blur or noise).
     """
 
     draw: ScanDraw
     volume: Volume
     part_map: np.ndarray
     hips: dict[str, HipTruth]
+    tissue_map: np.ndarray
 
     @property
     def implant_sides(self) -> tuple[str, ...]:
@@ -75,7 +87,7 @@ def render_scan(scan: ScanDraw) -> SweepCase:
     rng = np.random.default_rng(np.random.SeedSequence([1000 + len(scan.hip_class), scan.seed]))
     frames = hip_frames(scan)
     grid = make_grid(scan, frames)
-    hu = _soft_tissue(grid, scan)
+    hu, tissue = _soft_tissue(grid, scan)
     part = np.zeros(grid.shape, np.uint8)
     texture = _smooth_noise(grid, rng, 1.2) * (0.35 * scan.cancellous_hu)
 
@@ -87,6 +99,7 @@ def render_scan(scan: ScanDraw) -> SweepCase:
         cover = rasterize(grid, lambda p: acetabulum_sdf(frame.local(p), hip), lo, hi, scan.cortex_mm)
         _paint_bone(hu, cover, scan.cortex_hu, scan.cancellous_hu + texture[cover.box])
         part[cover.box][cover.truth] = PELVIS
+        _label_bone(tissue, cover, CANCELLOUS)
     for side, hip in scan.hips.items():
         frame = frames[side]
         r = hip.head_radius_mm
@@ -97,13 +110,16 @@ def render_scan(scan: ScanDraw) -> SweepCase:
         _paint_bone(hu, cover, scan.cortex_hu,
                     _femur_interior_hu(grid, cover.box, frame, scan) + texture[cover.box])
         part[cover.box][cover.truth] = FEMUR_PART[side]
+        marrow = _marrow_share(grid, cover.box, frame)[:, None, None] > 0.5
+        _label_bone(tissue, cover, np.where(marrow, MARROW, CANCELLOUS))
         if hip.implant:
             metal = rasterize(grid, lambda p: implant_sdf(frame.local(p), hip), lo, hi, 0.0)
             _paint(hu, metal, HU_METAL)
             part[metal.box][metal.truth] = 0
+            tissue[metal.box][metal.truth] = METAL
             _add_metal_streaks(hu, grid, metal, rng)
     for m in scan.distant_metal:
-        _add_distant_metal(hu, grid, m, scan)
+        _add_distant_metal(hu, tissue, grid, m, scan)
 
     _add_hip_streaks(hu, grid, frames, scan, rng)
     pixel = float(np.mean(grid.spacing_mm[1:]))
@@ -115,11 +131,12 @@ def render_scan(scan: ScanDraw) -> SweepCase:
     volume, part = _stored(hu, part, grid, offset, scan.storage)
     hips = {side: _hip_truth(hip, frames[side], offset) for side, hip in scan.hips.items()
             if not hip.implant}
-    return SweepCase(scan, volume, part, hips)
+    return SweepCase(scan, volume, part, hips, tissue)
 
 
-def _soft_tissue(grid: Grid, scan: ScanDraw) -> np.ndarray:
-    """Air, subcutaneous fat, muscle and the pelvic cavity with the bladder (HU)."""
+def _soft_tissue(grid: Grid, scan: ScanDraw) -> tuple[np.ndarray, np.ndarray]:
+    """Air, subcutaneous fat, muscle and the pelvic cavity with the bladder: HU and
+    :data:`TISSUES` codes."""
     y = grid.axis_mm(1)[:, None]
     x = grid.axis_mm(2)[None, :]
     a, b = scan.body_semi_axes_mm
@@ -128,10 +145,14 @@ def _soft_tissue(grid: Grid, scan: ScanDraw) -> np.ndarray:
     cavity = (x / (0.45 * scan.hip_half_width_mm)) ** 2 + ((y - 10.0) / (0.45 * b)) ** 2 <= 1.0
     plane = np.where(muscle, scan.muscle_hu, np.where(body, HU_FAT, HU_AIR))
     plane = np.where(cavity, -20.0, plane).astype(np.float32)
+    codes = np.select([cavity, muscle, body], [PELVIC_CAVITY, MUSCLE, FAT], AIR).astype(np.uint8)
     hu = np.repeat(plane[None], grid.shape[0], axis=0)
+    tissue = np.repeat(codes[None], grid.shape[0], axis=0)
     z = grid.axis_mm(0)[:, None, None]
-    hu[np.broadcast_to(_in_bladder(x, y, z), hu.shape)] = 10.0
-    return hu
+    bladder = np.broadcast_to(_in_bladder(x, y, z), hu.shape)
+    hu[bladder] = 10.0
+    tissue[bladder] = BLADDER
+    return hu, tissue
 
 
 def _in_bladder(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -163,6 +184,14 @@ def _paint_bone(hu: np.ndarray, cover: Coverage, cortex_hu: float, interior_hu) 
     view += (cover.outer - cover.inner) * cortex_hu + cover.inner * interior_hu
 
 
+def _label_bone(tissue: np.ndarray, cover: Coverage, interior) -> None:
+    """Cortex where a voxel's center is inside the bone, ``interior`` (a code, or codes
+    broadcastable to the box) where it is inside the cortex's inner surface."""
+    view = tissue[cover.box]
+    view[cover.truth] = CORTEX
+    view[cover.inner_truth] = np.broadcast_to(interior, view.shape)[cover.inner_truth]
+
+
 def _femur_cortex_mm(q: np.ndarray, cortex_mm: float) -> np.ndarray:
     depth = np.clip((-q[..., 2] - 35.0) / 30.0, 0.0, 1.0)
     return cortex_mm + (max(_SHAFT_CORTEX_MM, cortex_mm) - cortex_mm) * depth
@@ -170,9 +199,15 @@ def _femur_cortex_mm(q: np.ndarray, cortex_mm: float) -> np.ndarray:
 
 def _femur_interior_hu(grid: Grid, box, frame: HipFrame, scan: ScanDraw) -> np.ndarray:
     """Cancellous bone in the head, neck and trochanters, fatty marrow down the shaft."""
-    height = grid.axis_mm(0)[box[0]] - frame.center_mm[2]
-    marrow = np.clip((-height - 45.0) / 30.0, 0.0, 1.0)[:, None, None]
+    marrow = _marrow_share(grid, box, frame)[:, None, None]
     return (scan.cancellous_hu * (1.0 - marrow) + _MARROW_HU * marrow).astype(np.float32)
+
+
+def _marrow_share(grid: Grid, box, frame: HipFrame) -> np.ndarray:
+    """The femur's share of fatty marrow (rather than cancellous bone) in each slice of ``box``:
+    none down to 45 mm below the head's center, all from 75 mm below."""
+    height = grid.axis_mm(0)[box[0]] - frame.center_mm[2]
+    return np.clip((-height - 45.0) / 30.0, 0.0, 1.0)
 
 
 def _add_hip_streaks(hu: np.ndarray, grid: Grid, frames: dict[str, HipFrame], scan: ScanDraw,
@@ -214,8 +249,10 @@ def _add_metal_streaks(hu: np.ndarray, grid: Grid, metal: Coverage,
                       * np.exp(-distance / 80.0)).astype(np.float32)
 
 
-def _add_distant_metal(hu: np.ndarray, grid: Grid, metal, scan: ScanDraw) -> None:
-    """A metal bead, contrast layered in the bladder, or an arm with contrast in a vein."""
+def _add_distant_metal(hu: np.ndarray, tissue: np.ndarray, grid: Grid, metal,
+                       scan: ScanDraw) -> None:
+    """A metal bead, contrast layered in the bladder, or an arm with contrast in a vein (HU and
+    :data:`TISSUES` codes)."""
     z = grid.axis_mm(0)[:, None, None]
     y = grid.axis_mm(1)[None, :, None]
     x = grid.axis_mm(2)[None, None, :]
@@ -226,11 +263,14 @@ def _add_distant_metal(hu: np.ndarray, grid: Grid, metal, scan: ScanDraw) -> Non
         inside = _in_bladder(x, y, z) & (y > _BLADDER_CENTER_MM[1] + _BLADDER_SEMI_AXES_MM[1]
                                          - metal.size_mm)
     else:
-        arm = ((x - cx) / 45.0) ** 2 + ((y - cy) / 40.0) ** 2 <= 1.0
-        hu[np.broadcast_to(arm, hu.shape)] = scan.muscle_hu
+        arm = np.broadcast_to(((x - cx) / 45.0) ** 2 + ((y - cy) / 40.0) ** 2 <= 1.0, hu.shape)
+        hu[arm] = scan.muscle_hu
+        tissue[arm] = MUSCLE
         inside = np.broadcast_to((x - cx - 15.0) ** 2 + (y - cy) ** 2 <= metal.size_mm ** 2,
                                  hu.shape)
-    hu[np.broadcast_to(inside, hu.shape)] = metal.hu
+    inside = np.broadcast_to(inside, hu.shape)
+    hu[inside] = metal.hu
+    tissue[inside] = METAL if metal.kind == "bead" else CONTRAST
 
 
 def _stored(hu: np.ndarray, part: np.ndarray, grid: Grid, offset_mm: np.ndarray,

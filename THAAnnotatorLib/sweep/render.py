@@ -210,12 +210,14 @@ def make_grid(scan: ScanDraw, frames: dict[str, HipFrame]) -> Grid:
 class Coverage:
     """A shape on the grid: ``outer`` and ``inner`` the slab-averaged shares of each voxel
     inside its surface and inside its cortex's inner surface; ``truth`` whether the voxel's
-    center is inside; all over the index box ``box``."""
+    center is inside, ``inner_truth`` whether it is inside the cortex's inner surface; all over
+    the index box ``box``."""
 
     box: tuple[slice, slice, slice]
     outer: np.ndarray
     inner: np.ndarray
     truth: np.ndarray
+    inner_truth: np.ndarray
 
 
 def rasterize(grid: Grid, sdf: Callable[[np.ndarray], np.ndarray], lo_mm: np.ndarray,
@@ -251,7 +253,7 @@ def rasterize(grid: Grid, sdf: Callable[[np.ndarray], np.ndarray], lo_mm: np.nda
         d_sub = sdf(points)
         outer[near] = np.clip(0.5 - d_sub / pixel, 0, 1).mean(axis=1)
         inner[near] = np.clip(0.5 - (d_sub + thickness(points)) / pixel, 0, 1).mean(axis=1)
-    return Coverage(box, outer, inner, truth)
+    return Coverage(box, outer, inner, truth, d_inner <= 0)
 
 
 def local_box_mm(frame: HipFrame, lo_local_mm, hi_local_mm) -> tuple[np.ndarray, np.ndarray]:
