@@ -36,6 +36,7 @@ from tqdm import tqdm
 from . import __version__, io, outputs, pipeline
 from .cli_batch import add_batch_commands
 from .cli_model import add_model_commands
+from .cli_synth import add_synth_command
 from .cli_types import OneLineErrorParser, number, seed
 from .errors import InputError, InvalidParam
 from .labels import truth_side_labels
@@ -165,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Phantom random seed, 0 to 4294967295 (default: 0).")
     demo.set_defaults(run=_run_demo)
     add_model_commands(commands)
+    add_synth_command(commands)
     add_batch_commands(commands, common)
     return parser
 

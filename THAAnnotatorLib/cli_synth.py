@@ -1,0 +1,99 @@
+"""Command line: ``tha-annotator synth-dataset``, a slice dataset of randomized sweep hips.
+
+Options are checked as the command line is read (:mod:`.cli_types`), the class lists and the
+output folder before any scan is rendered. Like ``slice-dataset``, every file is written
+atomically, and a dataset folder this command created is removed again when it fails or is
+cancelled. torch and MONAI are imported only when the command runs.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .cli_types import number, positive_float, positive_int, seed
+from .limits import Range
+from .sweep.draw import CLASSES
+
+
+def add_synth_command(commands: argparse._SubParsersAction) -> None:
+    """Add ``synth-dataset`` to the ``tha-annotator`` sub-command parsers ``commands``."""
+    from .model.roi import RoiSpec
+
+    parser = commands.add_parser(
+        "synth-dataset", help="Build a slice dataset of randomized sweep hips (truth labels).",
+        description="Draw sweep scans (the randomized hip family, docs/sweep.md) and render each "
+                    "native hip RENDERINGS times with random deformation, tissue intensities far "
+                    "beyond real HU, bias field, streaks, resolution (0.5-5 mm slices, 0.5-1.5 mm "
+                    "pixels), noise and gamma (THAAnnotatorLib/model/synth.py, SynthRanges), "
+                    "SynthSeg-style; store each rendering's ROI slices with the sweep's truth "
+                    "labels as a slice dataset for `train`. Whole classes can be held out.")
+    parser.add_argument("dataset", type=Path, help="Dataset folder (created, or added to).")
+    parser.add_argument("--seeds", type=positive_int, default=4, metavar="N",
+                        help="Sweep scans per class, at least 1 (default: 4).")
+    parser.add_argument("--first-seed", type=seed, default=0, metavar="S",
+                        help="First sweep seed; seeds S .. S+N-1 (default: 0).")
+    parser.add_argument("--renderings", type=positive_int, default=2, metavar="N",
+                        help="Randomized renderings per hip, at least 1 (default: 2).")
+    parser.add_argument("--classes", nargs="+", choices=CLASSES, default=list(CLASSES),
+                        metavar="CLASS",
+                        help=f"Sweep classes to draw (default: all: {', '.join(CLASSES)}).")
+    parser.add_argument("--hold-out", nargs="+", choices=CLASSES, default=[], metavar="CLASS",
+                        help="Classes never drawn, to test on later (e.g. narrow_joint).")
+    parser.add_argument("--appearance-seed", type=seed, default=0, metavar="S",
+                        help="Seed of the randomized renderings, 0 to 4294967295 (default: 0).")
+    defaults = RoiSpec()
+    parser.add_argument("--roi-size-mm", type=positive_float, default=defaults.size_mm,
+                        metavar="MM", help="Side of the square ROI, mm, above 0 "
+                                           f"(default: {defaults.size_mm:g}).")
+    parser.add_argument("--roi-pixels", type=number(Range(low=16, integer=True)),
+                        default=defaults.pixels, metavar="N",
+                        help=f"ROI pixels per side, at least 16 (default: {defaults.pixels}).")
+    parser.add_argument("--roi-half-height-mm", type=positive_float,
+                        default=defaults.half_height_mm, metavar="MM",
+                        help="Slices within this distance (mm, above 0) of the head center along "
+                             f"S-I (default: {defaults.half_height_mm:g}).")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="CPU threads for torch (default: torch's choice); use fewer when "
+                             "other work shares the machine.")
+    parser.set_defaults(run=_run_synth_dataset)
+
+
+def _run_synth_dataset(args: argparse.Namespace) -> int:
+    import torch
+
+    from .model.roi import RoiSpec
+    from .model.synth_dataset import build_synth_dataset, synth_classes
+    from .outputs import check_writable
+
+    classes = synth_classes(args.classes, args.hold_out)
+    check_writable(args.dataset)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    roi = RoiSpec(args.roi_size_mm, args.roi_pixels, args.roi_half_height_mm)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    created = not args.dataset.exists()  # removed again when nothing is added
+    try:
+        with tqdm(total=len(classes) * len(seeds), desc="sweep scans", file=sys.stderr,
+                  leave=False) as bar:
+            def progress(message: str) -> None:
+                bar.update(1)
+                tqdm.write(message, file=sys.stdout)
+
+            summary = build_synth_dataset(args.dataset, seeds, args.renderings, classes,
+                                          roi=roi, appearance_seed=args.appearance_seed,
+                                          progress=progress)
+    except BaseException:
+        if created:
+            shutil.rmtree(args.dataset, ignore_errors=True)
+        raise
+    for line in summary.skipped:
+        print(f"left out: {line}")
+    held = f"; held out: {', '.join(args.hold_out)}" if args.hold_out else ""
+    print(f"dataset {args.dataset}: added {summary.cases} hips ({summary.slices} slices) from "
+          f"{summary.scans} sweep scans of {', '.join(classes)}{held}; "
+          f"{summary.seconds:.0f} s, {summary.seconds / summary.cases:.1f} s per hip")
+    return 0
