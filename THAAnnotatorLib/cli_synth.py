@@ -22,6 +22,7 @@ from .sweep.draw import CLASSES
 def add_synth_command(commands: argparse._SubParsersAction) -> None:
     """Add ``synth-dataset`` to the ``tha-annotator`` sub-command parsers ``commands``."""
     from .model.roi import RoiSpec
+    from .model.synth import SynthRanges
 
     parser = commands.add_parser(
         "synth-dataset", help="Build a slice dataset of randomized sweep hips (truth labels).",
@@ -45,6 +46,13 @@ def add_synth_command(commands: argparse._SubParsersAction) -> None:
                         help="Classes never drawn, to test on later (e.g. narrow_joint).")
     parser.add_argument("--appearance-seed", type=seed, default=0, metavar="S",
                         help="Seed of the randomized renderings, 0 to 4294967295 (default: 0).")
+    anatomy = SynthRanges().anatomy_spacing_mm
+    parser.add_argument("--anatomy-spacing-mm", type=positive_float, nargs=3,
+                        default=list(anatomy), metavar=("SLICE", "ROW", "COLUMN"),
+                        help="Voxel size (mm, above 0) the sweep's anatomy is drawn at before "
+                             "each rendering blurs it to its random resolution; the ROI slices "
+                             "are this far apart (default: "
+                             f"{' '.join(f'{v:g}' for v in anatomy)}).")
     defaults = RoiSpec()
     parser.add_argument("--roi-size-mm", type=positive_float, default=defaults.size_mm,
                         metavar="MM", help="Side of the square ROI, mm, above 0 "
@@ -66,6 +74,7 @@ def _run_synth_dataset(args: argparse.Namespace) -> int:
     import torch
 
     from .model.roi import RoiSpec
+    from .model.synth import SynthRanges
     from .model.synth_dataset import build_synth_dataset, synth_classes
     from .outputs import check_writable
 
@@ -75,7 +84,7 @@ def _run_synth_dataset(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     roi = RoiSpec(args.roi_size_mm, args.roi_pixels, args.roi_half_height_mm)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    created = not args.dataset.exists()  # removed again when nothing is added
+    created = not args.dataset.exists()  # removed again when the build fails or is cancelled
     try:
         with tqdm(total=len(classes) * len(seeds), desc="sweep scans", file=sys.stderr,
                   leave=False) as bar:
@@ -83,9 +92,10 @@ def _run_synth_dataset(args: argparse.Namespace) -> int:
                 bar.update(1)
                 tqdm.write(message, file=sys.stdout)
 
-            summary = build_synth_dataset(args.dataset, seeds, args.renderings, classes,
-                                          roi=roi, appearance_seed=args.appearance_seed,
-                                          progress=progress)
+            summary = build_synth_dataset(
+                args.dataset, seeds, args.renderings, classes,
+                ranges=SynthRanges(anatomy_spacing_mm=tuple(args.anatomy_spacing_mm)), roi=roi,
+                appearance_seed=args.appearance_seed, progress=progress)
     except BaseException:
         if created:
             shutil.rmtree(args.dataset, ignore_errors=True)

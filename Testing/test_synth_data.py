@@ -186,3 +186,17 @@ def test_synth_dataset_command_checks_its_options_before_any_work(tmp_path, caps
     assert not (tmp_path / "ds").exists()
     with pytest.raises(SystemExit):
         cli.main(["synth-dataset", str(tmp_path / "ds"), "--renderings", "0"])
+
+
+def test_synth_dataset_command_builds_a_dataset_without_the_held_out_class(tmp_path, capsys):
+    code = cli.main(["synth-dataset", str(tmp_path / "ds"), "--classes", "typical", "noise",
+                     "--hold-out", "noise", "--seeds", "1", "--first-seed", "2",
+                     "--renderings", "1", "--anatomy-spacing-mm", "3", "1.5", "1.5",
+                     "--roi-pixels", "32", "--threads", "1"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "added 2 hips" in captured.out and "held out: noise" in captured.out
+    dataset = SliceDataset.open(tmp_path / "ds")
+    assert dataset.roi.pixels == 32
+    assert [c["id"] for c in dataset.cases] == ["typical_0002_r00_right", "typical_0002_r00_left"]
+    assert all(c["spacing_mm"][0] == pytest.approx(3.0) for c in dataset.cases)

@@ -67,7 +67,9 @@ class SynthRanges:
     tissue_std_hu : the spread of each tissue's intensities about its mean, HU (drawn per
         tissue).
     bias_coefficient : range of the coefficients of MONAI's Legendre polynomial bias field
-        (degree ``bias_degree``); the field multiplies HU + 1024.
+        (degree ``bias_degree``); the field multiplies HU + 1024. With the defaults its factor
+        spans about 0.84-1.16 over a crop (medians of 20 draws; 0.75-1.32 at the extremes):
+        muscle varies by up to about 170 HU across it.
     bias_degree : degree of that polynomial.
     streaks : how many streaks (0 to this, integer).
     streak_hu : amplitude of a streak at its center line, HU (negative: dark).
@@ -151,8 +153,8 @@ class SyntheticHip:
     labels : uint8 (z, y, x), classes 0 background, 1 acetabulum, 2 femoral head, deformed
         with the anatomy.
     tissue : uint8 (z, y, x), the deformed tissue map the image was drawn from.
-    center_zyx : the femoral head center in the crop, fractional index (moved with the
-        deformation).
+    center_zyx : the femoral head center in the crop, fractional index, moved with the
+        deformation (by the shift of the head label's centroid).
     crop_start : index (z, y, x) of the crop's first voxel in the anatomy grid.
     draws : the values drawn for this rendering (JSON-ready).
     """
