@@ -23,7 +23,6 @@ from THAAnnotatorLib.model.training import train
 from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD
 from THAAnnotatorLib.sweep import generate_sweep_case
 from THAAnnotatorLib.sweep.generate import CANCELLOUS, CORTEX, MARROW, METAL, TISSUES
-from THAAnnotatorLib.sweep.render import FEMUR_PART, PELVIS
 from THAAnnotatorLib.sweep.truth import sweep_truth_labels
 
 ROI = RoiSpec(size_mm=160.0, pixels=64, half_height_mm=40.0)
@@ -165,6 +164,12 @@ def test_the_dataset_holds_truth_labels_and_trains(built, tmp_path):
         assert data.image.shape == (len(case["slices"]), 64, 64)
         np.testing.assert_array_equal(data.label, data.truth)
         assert (data.label == FEMORAL_HEAD).any() and (data.label == ACETABULUM).any()
+        # columns run lateral -> medial on both hips: the head lies lateral of the acetabulum
+        joint = ((data.label == ACETABULUM).any(axis=(1, 2))
+                 & (data.label == FEMORAL_HEAD).any(axis=(1, 2)))
+        head_col = np.argwhere(data.label[joint] == FEMORAL_HEAD)[:, 2].mean()
+        cup_col = np.argwhere(data.label[joint] == ACETABULUM)[:, 2].mean()
+        assert head_col < cup_col, case["id"]
         assert 0.0 <= data.image.min() and data.image.max() <= 1.0 and data.image.std() > 0.05
     result = train(root, tmp_path / "model",
                    TrainOptions(epochs=1, batch_size=16, device="cpu", channels=(4, 8),
