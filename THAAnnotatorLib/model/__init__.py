@@ -8,6 +8,9 @@ Modules, one idea each:
 - :mod:`.files` - atomic writes and SHA-256 of files.
 - :mod:`.labelfiles` - reading label maps (NIfTI, Slicer ``.seg.nrrd``) in a scan's geometry.
 - :mod:`.build` - filling a dataset from pipeline outputs or from generated phantoms.
+- :mod:`.synth` - randomized renderings of a sweep hip (SynthSeg-style appearance and
+  deformation), all ranges in ``SynthRanges``.
+- :mod:`.synth_dataset` - a dataset of such renderings with the sweep's truth labels.
 - :mod:`.config` - network and training settings (plain dataclasses).
 - :mod:`.network` - the MONAI U-Net, its saved form (safetensors + JSON with SHA-256).
 - :mod:`.training` - training with checkpoints and resume.
@@ -16,6 +19,6 @@ Modules, one idea each:
 - :mod:`.aar` - active-learning annotation refinement: review queue and corrections.
 - :mod:`.evaluation` - Dice and HD95 of label maps against reference label maps.
 
-The network, training, inference, AAR and evaluation modules need ``torch`` and ``monai``;
-the rest of the library does not import them.
+The network, training, inference, AAR, evaluation and synth modules need ``torch`` and
+``monai``; the rest of the library does not import them.
 """
