@@ -22,14 +22,14 @@ from .sweep.draw import CLASSES
 def add_synth_command(commands: argparse._SubParsersAction) -> None:
     """Add ``synth-dataset`` to the ``tha-annotator`` sub-command parsers ``commands``."""
     from .model.roi import RoiSpec
-    from .model.synth import SynthRanges
+    from .model.synth_ranges import SynthRanges
 
     parser = commands.add_parser(
         "synth-dataset", help="Build a slice dataset of randomized sweep hips (truth labels).",
         description="Draw sweep scans (the randomized hip family, docs/sweep.md) and render each "
                     "native hip RENDERINGS times with random deformation, tissue intensities far "
                     "beyond real HU, bias field, streaks, resolution (0.5-5 mm slices, 0.5-1.5 mm "
-                    "pixels), noise and gamma (THAAnnotatorLib/model/synth.py, SynthRanges), "
+                    "pixels), noise and gamma (ranges: THAAnnotatorLib/model/synth_ranges.py), "
                     "SynthSeg-style; store each rendering's ROI slices with the sweep's truth "
                     "labels as a slice dataset for `train`. Whole classes can be held out.")
     parser.add_argument("dataset", type=Path, help="Dataset folder (created, or added to).")
@@ -74,7 +74,7 @@ def _run_synth_dataset(args: argparse.Namespace) -> int:
     import torch
 
     from .model.roi import RoiSpec
-    from .model.synth import SynthRanges
+    from .model.synth_ranges import SynthRanges
     from .model.synth_dataset import build_synth_dataset, synth_classes
     from .outputs import check_writable
 

@@ -17,8 +17,9 @@ from THAAnnotatorLib.model.config import TrainOptions
 from THAAnnotatorLib.model.dataset import SliceDataset
 from THAAnnotatorLib.model.labelfiles import LabelMap
 from THAAnnotatorLib.model.roi import HU_WINDOW, RoiSpec
-from THAAnnotatorLib.model.synth import SynthRanges, crop_box, render_hip
+from THAAnnotatorLib.model.synth import crop_box, render_hip
 from THAAnnotatorLib.model.synth_dataset import build_synth_dataset
+from THAAnnotatorLib.model.synth_ranges import SynthRanges
 from THAAnnotatorLib.model.training import train
 from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD
 from THAAnnotatorLib.sweep import generate_sweep_case

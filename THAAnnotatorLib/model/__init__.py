@@ -9,7 +9,7 @@ Modules, one idea each:
 - :mod:`.labelfiles` - reading label maps (NIfTI, Slicer ``.seg.nrrd``) in a scan's geometry.
 - :mod:`.build` - filling a dataset from pipeline outputs or from generated phantoms.
 - :mod:`.synth` - randomized renderings of a sweep hip (SynthSeg-style appearance and
-  deformation), all ranges in ``SynthRanges``.
+  deformation); :mod:`.synth_ranges` - all their random ranges (no torch needed).
 - :mod:`.synth_dataset` - a dataset of such renderings with the sweep's truth labels.
 - :mod:`.config` - network and training settings (plain dataclasses).
 - :mod:`.network` - the MONAI U-Net, its saved form (safetensors + JSON with SHA-256).

@@ -30,7 +30,8 @@ from .build import make_case
 from .dataset import SliceDataset
 from .labelfiles import LabelMap
 from .roi import RoiSpec
-from .synth import SynthRanges, render_hip
+from .synth import render_hip
+from .synth_ranges import SynthRanges
 
 
 def synth_classes(classes: Sequence[str] = CLASSES, hold_out: Sequence[str] = ()) -> list[str]:
