@@ -693,9 +693,10 @@ def saveFemoralHeadModel(folder) -> None:
 def scenarioPredictWithModel(scene) -> dict:
     """"Predict with model" writes the network's labels like the pipeline's, without circles.
 
-    The network is a tiny one saved to a temporary folder and set to answer "femoral head"
-    everywhere, so the test checks the wiring (model loading, ROI placement, segments, table),
-    not a trained model's accuracy.
+    The network is the bundled one (a network that answers "femoral head" everywhere is now
+    refused, rightly: its labels are not a femoral head in its socket), on a phantom like those
+    it was trained on; the test checks the wiring (model loading, ROI placement, segments,
+    table), not the model's accuracy.
     """
     import importlib.util
 
@@ -705,13 +706,13 @@ def scenarioPredictWithModel(scene) -> dict:
     if missing:
         raise ScenarioSkipped(f"model inference needs {', '.join(missing)}, not installed here")
     from THAAnnotatorLib.model.inference import MODEL_MESSAGE
+    from THAAnnotatorLib.model.network import BUNDLED_MODEL_DIR
 
     logic = THAAnnotatorLogic(scene)
     layout = PERMUTED_LAYOUT
     volumeNode = addPhantomVolume(scene, layout)
-    with tempfile.TemporaryDirectory() as folder:
-        saveFemoralHeadModel(folder)
-        output = logic.predict(volumeNode, None, Params(), sides="both", modelPath=folder, device="cpu")
+    output = logic.predict(volumeNode, None, Params(), sides="both", modelPath=str(BUNDLED_MODEL_DIR),
+                           device="cpu")
     annotation = output.annotation
     assert {s: r.status for s, r in annotation.sides.items()} == {"right": "segmented", "left": "segmented"}
     segmentationNode = output.segmentationNode

@@ -269,7 +269,12 @@ def _add_predict(commands) -> None:
         description="Find each hip's ROI from the bone mask (bone extraction, then the thickest "
                     "bone of each side), run the network on its slices and write the same label "
                     "maps as `annotate` (labels.nii.gz, labels.seg.nrrd, bone.nii.gz, "
-                    "annotation.json) plus prediction.json (model, ROI centers, timing).")
+                    "annotation.json) plus prediction.json (model, timing, per hip its status, "
+                    "agreement with a shifted view and warnings). Labels that are not a femoral "
+                    "head in its socket are not kept (the hip is reported as not found, with the "
+                    "reason); a scan where no hip is found is refused (exit code 2, nothing "
+                    "written). A hip whose labels change when the network's view moves, or in a "
+                    "scan coarser than the method was made for, is marked for review.")
     parser.add_argument("scan", type=Path, help="CT scan: NIfTI, NRRD, MetaImage or a DICOM folder.")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="Output folder: new or empty (or, with --overwrite, an earlier "
@@ -304,7 +309,9 @@ def _run_predict(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - began
     report = {"model": {"path": str(Path(model_dir).resolve()), "sha256": model.info["sha256"]},
               "device": str(model.device), "seconds": round(seconds, 2),
-              "sides": {s: {"status": r.status, "message": r.message}
+              "sides": {s: {"status": r.status, "message": r.message,
+                            "model_agreement": r.model_agreement,
+                            "needs_review": r.needs_review, "warnings": r.warnings}
                         for s, r in annotation.sides.items()}}
     written = outputs.write_outputs(
         out_dir, scan.reference, scan.volume, annotation, Params(), input_path=scan.path,
@@ -312,6 +319,13 @@ def _run_predict(args: argparse.Namespace) -> int:
         overwrite=args.overwrite)
     for side, result in annotation.sides.items():
         print(f"{side} hip: {result.status} - {result.message}")
+        if result.model_agreement is not None:
+            agreement = result.model_agreement
+            print(f"  agreement with a shifted view (Dice): acetabulum {agreement['acetabulum']:.3f}, "
+                  f"femoral head {agreement['femoral_head']:.3f}; needs review: "
+                  f"{'yes' if result.needs_review else 'no'}")
+        for warning in result.warnings:
+            print(f"  warning: {warning}")
     print(f"predicted in {seconds:.1f} s on {model.device}; wrote {len(written)} files to {out_dir}")
     return 0
 

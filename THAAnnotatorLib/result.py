@@ -53,6 +53,9 @@ class SideResult:
     warnings: list[str] = field(default_factory=list)
     # THA planning measurements (measure.measure_hips); None where the pipeline did not run them
     measurements: HipMeasurements | None = None
+    # a hip the model segmented: Dice per class ("acetabulum", "femoral_head") between its
+    # labels and those of a shifted view (model.uncertainty); None where no model ran
+    model_agreement: dict[str, float] | None = None
 
 
 @dataclass

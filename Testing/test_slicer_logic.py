@@ -359,7 +359,7 @@ def test_the_loaded_model_is_kept_while_its_files_are_unchanged(tmp_path):
     assert second is not first and cache.load(str(tmp_path), "cpu") is second
 
 
-def test_a_gpu_out_of_memory_runs_the_model_again_on_the_cpu(monkeypatch, tmp_path):
+def test_a_gpu_out_of_memory_runs_the_model_again_on_the_cpu(monkeypatch):
     _needModel()
     import torch
     from types import SimpleNamespace
@@ -380,10 +380,12 @@ def test_a_gpu_out_of_memory_runs_the_model_again_on_the_cpu(monkeypatch, tmp_pa
 
     monkeypatch.setattr(network, "load_model", load)
     monkeypatch.setattr(inference, "predict_scan", predict)
-    THAAnnotatorScenarios.saveFemoralHeadModel(tmp_path)
     scene = slicer.vtkMRMLScene()
     volumeNode = THAAnnotatorScenarios.addPhantomVolume(scene)
-    output = THAAnnotatorLogic(scene).predict(volumeNode, None, Params(), modelPath=str(tmp_path), device="cuda")
+    # the bundled model: the model predict_scan is given must find a hip (a network answering
+    # "femoral head" everywhere is refused as no hip)
+    output = THAAnnotatorLogic(scene).predict(volumeNode, None, Params(),
+                                              modelPath=str(network.BUNDLED_MODEL_DIR), device="cuda")
     assert devices == ["cuda", "cpu"]
     assert output.messages == ["The GPU ran out of memory, so the model ran on the CPU."]
     assert {r.status for r in output.annotation.sides.values()} == {"segmented"}

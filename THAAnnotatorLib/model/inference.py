@@ -8,7 +8,10 @@ probable class wins; of the femoral head only the largest connected piece is kep
 acetabulum only in the slices that hold some femoral head (the labels' definition, see
 :mod:`THAAnnotatorLib.labels`). Metal is judged at each hip as in the pipeline
 (:mod:`THAAnnotatorLib.metal`), in the region around the localized head: a hip with an implant is
-reported and left out.
+reported and left out. Labels that are not a femoral head in its socket (:mod:`.presence`: a
+scan without hips) are not kept and the hip is reported as not found; a hip that is kept gets
+the network's agreement with itself under a shifted view (:mod:`.uncertainty`), and is marked
+for review when that agreement is low or the scan is coarser than the method was made for.
 """
 from __future__ import annotations
 
@@ -30,7 +33,9 @@ from ..result import (ACETABULUM, FEMORAL_HEAD, SIDES, Annotation, SideResult, r
 from ..volume import Volume
 from .localize import locate_head
 from .network import LoadedModel
+from .presence import HeadShape, not_a_head_reason
 from .roi import RoiPlacement, place_roi, sample_image
+from .uncertainty import doubt_warnings, shift_agreement
 
 MODEL_MESSAGE = "segmented by the model (no sphere fitted)"
 
@@ -115,6 +120,30 @@ def clear_acetabulum_outside_head_slices(labels: np.ndarray) -> None:
     labels[no_head] = 0  # these slices hold only background and acetabulum
 
 
+def label_roi(model: LoadedModel, hu: np.ndarray, placement: RoiPlacement,
+              x_range: tuple[int, int], batch_size: int = 16) -> np.ndarray:
+    """One hip's class labels from the network.
+
+    Parameters
+    ----------
+    model : a loaded network.
+    hu : the scan's canonical CT values, HU.
+    placement : the hip's ROI.
+    x_range : [start, stop) canonical x columns to label (the hip's half of the body).
+    batch_size : ROI slices per forward pass.
+
+    Returns
+    -------
+    uint8 (len(placement.slices), y, stop - start): 0 background, 1 acetabulum, 2 femoral head,
+    with only the largest femoral head piece and the acetabulum only in slices holding head.
+    """
+    probabilities = predict_probabilities(model, sample_image(hu, placement), batch_size)
+    labels = roi_to_voxels(probabilities, placement, hu.shape[1], x_range)
+    keep_largest_head(labels)
+    clear_acetabulum_outside_head_slices(labels)
+    return labels
+
+
 def typical_head_radius_mm(params: Params) -> float:
     """Radius (mm) sizing a hip's metal region where no sphere is fitted: the middle of the usual
     adult head diameters. The localized center lies 5-10 mm from the true one
@@ -131,6 +160,15 @@ def _side_frame_mm(frame: SideFrame, zyx_canonical: np.ndarray,
     return zyx * spacing_mm
 
 
+def _head_shape(volume: Volume, frame: SideFrame, placement: RoiPlacement,
+                labels: np.ndarray) -> HeadShape:
+    """:class:`HeadShape` of one hip's labels (on ``placement.slices`` and the frame's columns)."""
+    hu = volume.hu[placement.slices, :, frame.x_start:frame.x_stop]
+    if frame.mirrored:  # the side frame runs lateral -> medial
+        labels, hu = labels[..., ::-1], hu[..., ::-1]
+    return HeadShape.measure(labels, hu, volume.spacing_mm)
+
+
 def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
                  sides=SIDES, batch_size: int = 16,
                  progress: Callable[[float, str], None] | None = None,
@@ -141,7 +179,8 @@ def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
     ----------
     volume : the scan, canonical layout, HU.
     model : a loaded network.
-    params : pipeline parameters (bone extraction; metal threshold and volume).
+    params : pipeline parameters (bone extraction; metal threshold and volume; the head sizes
+        :mod:`.presence` accepts).
     sides : the hips to label.
     batch_size : ROI slices per forward pass.
     progress : called with (fraction 0..1, message).
@@ -150,7 +189,10 @@ def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
     Returns
     -------
     Annotation: the BE bone mask, side codes from the network, and per hip a status
-    ("segmented", "metal", "not_found"); no sphere is fitted, so centers and diameters are None.
+    ("segmented", "metal", "not_found": also when the network's labels are not a femoral head
+    in its socket, :mod:`.presence`, with the reason) and, for a segmented hip, the agreement
+    under a shifted view (``model_agreement``, :mod:`.uncertainty`); no sphere is fitted, so
+    centers and diameters are None.
 
     Raises
     ------
@@ -185,23 +227,27 @@ def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
         if implant is not None:
             results[side] = implant
             continue
-        probabilities = predict_probabilities(model, sample_image(volume.hu, placement), batch_size)
-        labels = roi_to_voxels(probabilities, placement, volume.shape[1], (frame.x_start, frame.x_stop))
-        keep_largest_head(labels)
-        clear_acetabulum_outside_head_slices(labels)
+        x_range = (frame.x_start, frame.x_stop)
+        labels = label_roi(model, volume.hu, placement, x_range, batch_size)
+        if not (labels == FEMORAL_HEAD).any():
+            results[side] = SideResult(side, "not_found", "femoral head not found by the model")
+            continue
+        reason = not_a_head_reason(_head_shape(volume, frame, placement, labels), params)
+        if reason is not None:
+            results[side] = head_not_found_result(side, metal, reason, params)
+            continue
         target = side_labels[placement.slices, :, frame.x_start:frame.x_stop]
         for cls in (ACETABULUM, FEMORAL_HEAD):
             target[labels == cls] = segment_code(side, cls)
         side_labels[placement.slices, :, frame.x_start:frame.x_stop] = target
-        if (labels == FEMORAL_HEAD).any():
-            warnings = (metal_elsewhere_warnings(volume, frame, metal, center_mm, radius_mm, params)
-                        + resolution_warnings(volume.spacing_mm))
-            # the network fits no sphere, so no surface check vouches for its labels: whatever
-            # the scan gives cause to doubt marks the hip for review
-            results[side] = SideResult(side, "segmented", MODEL_MESSAGE, needs_review=bool(warnings),
-                                       warnings=warnings)
-        else:
-            results[side] = SideResult(side, "not_found", "femoral head not found by the model")
+        agreement = shift_agreement(
+            labels, placement, lambda view: label_roi(model, volume.hu, view, x_range, batch_size))
+        # the network fits no sphere, so no surface check vouches for its labels: whatever
+        # the scan or the network's own doubt gives cause for marks the hip for review
+        warnings = (metal_elsewhere_warnings(volume, frame, metal, center_mm, radius_mm, params)
+                    + resolution_warnings(volume.spacing_mm) + doubt_warnings(agreement))
+        results[side] = SideResult(side, "segmented", MODEL_MESSAGE, needs_review=bool(warnings),
+                                   warnings=warnings, model_agreement=agreement)
     step(1.0, "done")
     refuse_without_a_hip(results)
     return Annotation(bone=bone, side_labels=side_labels, sides=results)
