@@ -27,8 +27,8 @@ real CT, 63-139 ml on phantoms and sweep scans; the network's labels take in som
 and half the ball leaves room for a head the network labels only in part."""
 MIN_ROUNDNESS = 0.5
 """At least this share of a head label lies within the ball of its own volume around its
-centroid (1 for a ball, 0.9 for a ball with a short neck; about 0.3 for a flat slab of 80 x 80
-x 10 mm, 0.4 for a rod 5 times as long as it is wide). Measured on found heads: 0.66-0.85."""
+centroid (1 for a ball; computed: about 0.3 for a flat slab of 80 x 80 x 10 mm, 0.4 for a rod
+5 times as long as it is wide). Measured on found heads: 0.66-0.85."""
 MIN_CORTEX_HU = 450.0
 """The brightest 1 % of a head label's voxels reach at least this (HU): a femoral head has a
 cortex (adult cortical bone is well above 1000 HU; partial volume of a thin cortex in 3 mm
