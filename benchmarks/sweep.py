@@ -5,7 +5,10 @@ Dice >= 0.88, femoral head Dice >= 0.92 and a diameter within 1.5 mm of its equi
 an implanted hip meets them when it is reported as metal. A hip is flagged when it is marked
 needs_review or not segmented (metal, not found, or the scan refused): the user is told.
 Printed per class and overall: hips meeting the targets, hips flagged, flag recall on the
-failing hips, false alarms on the good ones, and the diameter error (segmented native hips).
+failing hips, false alarms on the good native hips (an implant reported as metal is a right
+answer, not a request for review, so it counts in neither), and the diameter error (segmented
+native hips). The JSON records also hold what the review flag could use: the surface check's
+edge, the head's sphericity and each hip's warnings.
 Run: .venv/bin/python benchmarks/sweep.py [--seeds N] [--first-seed S] [--classes ...]
      [--workers W] [--json FILE]
 """
@@ -57,6 +60,11 @@ def score_scan(job: tuple[str, int]) -> list[dict]:
             acetabulum = segment_dice(annotation.side_labels, truth, side, ACETABULUM)
             head = segment_dice(annotation.side_labels, truth, side, FEMORAL_HEAD)
             error = result.head_diameter_mm - 2 * case.hips[side].radius_mm
+            sphericity = result.measurements
+            record.update(surface_drop_hu=result.surface_drop_hu,
+                          surface_edge_offset_mm=result.surface_edge_offset_mm,
+                          sphericity_rms_mm=getattr(sphericity, "head_sphericity_rms_mm", None),
+                          sphericity_max_mm=getattr(sphericity, "head_sphericity_max_mm", None))
             record.update(acetabulum_dice=round(acetabulum, 3), head_dice=round(head, 3),
                           diameter_error_mm=round(error, 2), flagged=bool(result.needs_review),
                           good=bool(acetabulum >= TARGET_ACETABULUM and head >= TARGET_HEAD
@@ -73,13 +81,14 @@ def summary_row(name: str, records: list[dict]) -> str:
     good = [r for r in records if r["good"]]
     bad = [r for r in records if not r["good"]]
     flagged = [r for r in records if r["flagged"]]
+    good_native = [r for r in good if not r["implant"]]
     errors = np.abs([r["diameter_error_mm"] for r in records if "diameter_error_mm" in r])
     spread = (f"{np.median(errors):.1f} / {np.percentile(errors, 90):.1f} / {errors.max():.1f}"
               if len(errors) else "-")
     return (f"| {name} | {len(records)} | {_share(len(good), len(records))} | "
             f"{_share(len(flagged), len(records))} | "
             f"{_share(sum(r['flagged'] for r in bad), len(bad))} | "
-            f"{_share(sum(r['flagged'] for r in good), len(good))} | {spread} |")
+            f"{_share(sum(r['flagged'] for r in good_native), len(good_native))} | {spread} |")
 
 
 def describe(record: dict) -> str:
@@ -107,7 +116,7 @@ def main() -> None:
     for record in records:
         print(describe(record))
     print()
-    print("| class | hips | meet all targets | flagged | failing hips flagged | good hips "
+    print("| class | hips | meet all targets | flagged | failing hips flagged | good native hips "
           "flagged | diameter error, mm: median / 90th pct / max |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for hip_class in args.classes:
