@@ -40,7 +40,7 @@ import io
 import json
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import cv2
@@ -310,7 +310,8 @@ def _correction_files(corrections: Path, scan: str | None) -> dict[str, Path]:
 
 
 def apply_corrections(dataset_dir: str | Path, corrections: str | Path, scan: str | None = None,
-                      queue_path: str | Path | None = None) -> dict[str, int]:
+                      queue_path: str | Path | None = None,
+                      only: Collection[tuple[str, str, int]] | None = None) -> dict[str, int]:
     """Take corrected labels of queued slices into the dataset.
 
     Parameters
@@ -334,9 +335,12 @@ def apply_corrections(dataset_dir: str | Path, corrections: str | Path, scan: st
     replacements: dict[int, dict[int, np.ndarray]] = {}
     applied: dict[str, int] = {}
     for scan_name, path in files.items():
-        items = [item for item in queue["items"] if item["scan"] == scan_name]
+        items = [item for item in queue["items"] if item["scan"] == scan_name
+                 and (only is None or (scan_name, item["side"], item["slice"]) in only)]
         if not items:
-            raise InputError(f"The review queue {queue_path} has no slices of scan {scan_name!r}; "
+            wanted = "" if only is None else " among those asked for (" + ", ".join(
+                f"{name} {side} hip slice {number}" for name, side, number in sorted(only)) + ")"
+            raise InputError(f"The review queue {queue_path} has no slices of scan {scan_name!r}{wanted}; "
                              "check the scan name (or pass --scan).")
         label_map = None
         for item in items:
