@@ -25,7 +25,7 @@ from THAAnnotatorSlicerLib import dependencies, edits, model, mrml, parameters, 
 from THAAnnotatorSlicerLib.application import (SLICER_APPLICATION, ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                                ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from THAAnnotatorSlicerLib.overlays import CircleOverlays
-from THAAnnotatorSlicerLib.resultspanel import ResultsSection
+from THAAnnotatorSlicerLib.resultspanel import ResultsSection, askAboutEdits
 from THAAnnotatorSlicerLib.reviewpanel import ReviewQueueSection
 from THAAnnotatorLib.errors import Cancelled, InputError
 from THAAnnotatorLib.params import Params
@@ -105,7 +105,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = THAAnnotatorLogic()
-        self.reviewQueue = ReviewQueueSection(self.ui, lambda: self._parameterNode)
+        self.reviewQueue = ReviewQueueSection(self.ui, lambda: self._parameterNode, self.parent)
         self.resultsSection = ResultsSection(self.ui, self.logic, lambda: self._parameterNode)
         self.ui.progressBar.setRange(0, 100)
         import qt
@@ -144,6 +144,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._job.cancel()
         self.removeObservers()
         self.resultsSection.removeObservers()
+        self.reviewQueue.cleanup()
 
     def onReload(self):
         """"Reload" and "Reload and Test": the library, the package and the scenarios too."""
@@ -275,7 +276,7 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 mode, node.GetNodeReference("InputVolume"), node.GetNodeReference("OutputSegmentation"),
                 parameters.paramsFromParameterNode(node), parameters.sidesFromParameterNode(node),
                 modelPath=node.GetParameter("ModelPath") or None, device=parameters.deviceFromParameterNode(node),
-                onEdited=self._askAboutEdits)
+                onEdited=askAboutEdits)
         except Exception as error:
             self._showFailure(error)
             return
@@ -309,22 +310,6 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         message = str(error) if isinstance(error, InputError) else f"THA Annotator failed: {error}"
         self.ui.statusLabel.text = message
         slicer.util.errorDisplay(message, windowTitle="THA Annotator")
-
-    def _askAboutEdits(self, segmentationNode, segmentIds) -> str:
-        """The Logic's question before a run overwrites edited segments, as a dialog."""
-        import qt
-
-        names = ", ".join(segmentationNode.GetSegmentation().GetSegment(i).GetName() for i in segmentIds)
-        box = qt.QMessageBox(qt.QMessageBox.Question, "THA Annotator: edited segments",
-                             f'{names} in "{segmentationNode.GetName()}" changed since THA Annotator wrote them. '
-                             "Write the new result into a new segmentation, or replace the segments (they are "
-                             'kept: "Restore previous result" brings them back)?')
-        newButton = box.addButton("New segmentation", qt.QMessageBox.AcceptRole)
-        replaceButton = box.addButton("Replace", qt.QMessageBox.DestructiveRole)
-        box.addButton(qt.QMessageBox.Cancel)
-        box.setDefaultButton(newButton)
-        box.exec_()
-        return {newButton: edits.NEW_SEGMENTATION, replaceButton: edits.REPLACE}.get(box.clickedButton(), edits.CANCEL)
 
     def _setBusy(self, busy: bool):
         self._busy = busy
@@ -517,7 +502,9 @@ class THAAnnotatorTest(ScriptedLoadableModuleTest):
         import THAAnnotatorScenarios
 
         # installs what is missing as the panel does, without asking: whoever runs the self-test wants it to run
-        dependencies.ensurePythonPackages(confirm=lambda question: True)
+        why = dependencies.ensurePackagesForSelfTest(testing=not SLICER_APPLICATION or slicer.app.testingEnabled())
+        if why:
+            self.skipTest(why)
         for scenario in THAAnnotatorScenarios.SCENARIOS:
             self.setUp()
             self.delayDisplay(f"THA Annotator self-test: {scenario.__name__}")

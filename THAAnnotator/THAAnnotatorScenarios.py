@@ -309,7 +309,7 @@ def scenarioSegmentHips(scene) -> dict:
         assert abs(row["Diameter"] - result.head_diameter_mm) < 1e-6
         assert row["Status"] == "segmented" and row["Initial slice"] == str(result.initial_slice)
         assert abs(row["Surface drop"] - result.surface_drop_hu) < 1e-6 and row["Surface drop"] > 150
-        assert row["Needs review"] == "no"
+        assert row["Needs review"] == "no" and np.isnan(row["Model agreement femoral head"])  # no model ran
         error = float(np.linalg.norm(center - np.array(ph.heads[side].center_ras_mm)))
         if error >= MAX_CENTER_ERROR_MM:
             short.append(f"{side} head center {error:.1f} mm from the truth")
@@ -486,7 +486,8 @@ def scenarioParameterNodeSurvivesSavedScene(scene) -> dict:
 
 
 def scenarioReviewQueue(scene) -> dict:
-    """Load a queue, jump to an entry (views, hip, Segment Editor selection), mark it corrected."""
+    """Load a queue, jump to an entry (views, hip, Segment Editor selection), mark it reviewed
+    (its "corrected" flag, which says the dataset took a correction, stays as it was)."""
     logic = THAAnnotatorLogic(scene)
     layout = PERMUTED_LAYOUT
     volumeNode = addPhantomVolume(scene, layout, name="case007")
@@ -541,16 +542,18 @@ def scenarioReviewQueue(scene) -> dict:
         point = review.jumpToReviewEntry(second, volumeNode, segmentationNode)
         assert np.allclose(point[:2], [60.0, 30.0]) and editor.GetSelectedSegmentID() == "right_acetabulum"
 
-        review.markReviewEntryCorrected(path, first)
+        review.markReviewEntryReviewed(path, first)
         assert sorted(os.listdir(folder)) == ["review_queue.json"], os.listdir(folder)
         with open(path, encoding="utf-8") as stream:
             written = json.load(stream)
         assert {k: v for k, v in written.items() if k != "items"} == {k: v for k, v in queue.items() if k != "items"}
         marked = written["items"][1]
-        assert marked["corrected"] is True and marked["corrected_at"].endswith("+00:00")
+        assert marked["reviewed"] is True and marked["reviewed_at"].endswith("+00:00") and marked["corrected"] is False
         assert marked["thumbnail"] == "thumbnails/ct007_left.png" and marked["dice"]["femoral_head"] == 0.1
         assert written["items"][0] == queue["items"][0] and written["items"][2] == queue["items"][2]
-        assert [e.corrected for e in review.readReviewQueue(path)] == [True, False, False]
+        reread = review.readReviewQueue(path)
+        assert [e.reviewed for e in reread] == [True, False, False] and not any(e.corrected for e in reread)
+        assert reread[0].thumbnailPath == os.path.join(folder, "thumbnails", "ct007_left.png")
 
         # a bare list of items is accepted too; a broken file gives a clear message
         with open(path, "w", encoding="utf-8") as stream:
@@ -728,6 +731,11 @@ def scenarioPredictWithModel(scene) -> dict:
         assert rows[side]["Status"] == "segmented" and rows[side]["Message"] == MODEL_MESSAGE, rows[side]
         assert rows[side]["Needs review"] == "no", rows[side]  # no warning at the phantom's voxel size
         assert np.isnan(rows[side]["Diameter"]) and np.isnan(rows[side]["Center R"])
+        # the model's own doubt: Dice between its labels and those of a shifted view, per class
+        agreement = annotation.sides[side].model_agreement
+        assert (rows[side]["Model agreement acetabulum"], rows[side]["Model agreement femoral head"]) == (
+            agreement["acetabulum"], agreement["femoral_head"]), (rows[side], agreement)
+        assert f"model agreement {agreement['acetabulum']:.3f} (acetabulum)" in results.summary(annotation)
     assert output.circlesTableNode.GetNumberOfRows() == 0 and not output.circleNodes
     return figures
 

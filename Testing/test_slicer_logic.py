@@ -238,7 +238,7 @@ def test_predict_button_is_disabled_with_the_reason_when_no_model_is_found(monke
     widget.resultsSection = object.__new__(ResultsSection)  # skips observing the red slice view
     widget.resultsSection._parameterNode = lambda: parameterNode
     widget.ui = widget.resultsSection.ui = SimpleNamespace(**{name: Button(enabled=None, toolTip="") for name in (
-        "extractBoneButton", "segmentHipsButton", "predictButton", "cancelButton", "markCorrectedButton",
+        "extractBoneButton", "segmentHipsButton", "predictButton", "cancelButton", "markReviewedButton",
         "restorePreviousButton", "inputsCollapsibleButton", "advancedCollapsibleButton")})
 
     empty = tmp_path / "empty"
@@ -310,25 +310,89 @@ def test_old_packages_count_as_missing_and_torch_is_version_checked(monkeypatch)
             dependencies.ensureTorch()
 
 
-def test_slicers_pip_ensure_installs_where_slicer_has_it(monkeypatch):
-    """Slicer 5.11+ has slicer.packaging.pip_ensure (it asks and installs with progress): used with
-    the pinned requirements, and what is still missing afterwards is named."""
-    from types import SimpleNamespace
-
+def _withoutMaxflow(monkeypatch) -> set:
+    """PyMaxflow looks uninstalled while the returned set holds "maxflow"."""
     realFindSpec = importlib.util.find_spec
     absent = {"maxflow"}
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *args: None if name in absent else realFindSpec(name, *args))
+    return absent
+
+
+def _fakePipEnsure(monkeypatch, absent: set, installs: bool = True) -> list:
+    """Slicer 5.11's slicer.pydeps.pip_ensure, recording its calls (and installing, or not)."""
+    from types import SimpleNamespace
+
     calls = []
-    monkeypatch.setattr(slicer, "packaging", SimpleNamespace(
-        pip_ensure=lambda requirements, requester: calls.append((requirements, requester)) or absent.clear()),
-        raising=False)
+
+    def pipEnsure(requirements, prompt_install=True, requester=None, skip_in_testing=True, **kwargs):
+        calls.append(([str(r) for r in requirements], prompt_install, requester, skip_in_testing))
+        if installs:
+            absent.clear()
+
+    monkeypatch.setitem(sys.modules, "slicer.pydeps", SimpleNamespace(pip_ensure=pipEnsure))
+    return calls
+
+
+def test_slicers_pip_ensure_installs_where_slicer_has_it(monkeypatch):
+    """Slicer 5.11+ has slicer.pydeps.pip_ensure (it asks and installs with progress): the panel
+    uses it with the pinned requirements, and what is still missing afterwards is named."""
+    absent = _withoutMaxflow(monkeypatch)
+    calls = _fakePipEnsure(monkeypatch, absent)
     dependencies.ensurePythonPackages()
-    assert calls == [(["PyMaxflow>=1.3"], "THA Annotator")]
+    assert calls == [(["PyMaxflow>=1.3"], True, "THA Annotator", False)]
     absent.add("maxflow")
-    slicer.packaging.pip_ensure = lambda requirements, requester: None  # the user declined
+    calls = _fakePipEnsure(monkeypatch, absent, installs=False)  # the user declined
     with pytest.raises(InputError, match="PyMaxflow>=1.3 are not installed"):
         dependencies.ensurePythonPackages()
+
+
+def test_the_self_test_installs_missing_packages_as_the_panel_does(monkeypatch):
+    absent = _withoutMaxflow(monkeypatch)
+    calls = _fakePipEnsure(monkeypatch, absent)
+    monkeypatch.setattr(dependencies, "packageIndexReachable", lambda timeout=5.0: True)
+    ran = []
+    monkeypatch.setattr(THAAnnotatorScenarios, "SCENARIOS", (lambda scene: ran.append(scene) or {},))
+    THAAnnotator.THAAnnotatorTest().runTest()
+    # the panel's path (pip_ensure, the pinned requirement), without the question; then the scenarios
+    assert calls == [(["PyMaxflow>=1.3"], False, "THA Annotator", False)] and len(ran) == 1
+
+
+def test_the_self_test_is_skipped_with_the_reason_only_without_network(monkeypatch):
+    import unittest
+
+    absent = _withoutMaxflow(monkeypatch)
+    calls = _fakePipEnsure(monkeypatch, absent)
+    monkeypatch.setattr(dependencies, "packageIndexReachable", lambda timeout=5.0: False)
+    monkeypatch.setattr(THAAnnotatorScenarios, "SCENARIOS", ())
+    with pytest.raises(unittest.SkipTest, match=r"PyMaxflow>=1\.3 are not installed and the package index \(pypi\.org\)"):
+        THAAnnotator.THAAnnotatorTest().runTest()
+    assert calls == []
+    absent.clear()  # nothing missing: no network needed, nothing skipped
+    THAAnnotator.THAAnnotatorTest().runTest()
+
+
+def test_the_package_index_probe_answers_false_where_it_cannot_connect(monkeypatch):
+    monkeypatch.setattr(dependencies, "PACKAGE_INDEX", ("127.0.0.1", 9))  # the discard port: closed here
+    assert dependencies.packageIndexReachable(timeout=1.0) is False
+
+
+def test_model_agreement_is_shown_per_hip_in_the_measurements_and_the_summary():
+    from THAAnnotatorLib.result import SideResult
+
+    scene = slicer.vtkMRMLScene()
+    volumeNode = THAAnnotatorScenarios.addPhantomVolume(scene)
+    annotation = THAAnnotatorScenarios.truthAnnotation()
+    annotation.sides["right"] = SideResult("right", "segmented", model_agreement={"acetabulum": 0.912,
+                                                                                   "femoral_head": 0.981})
+    annotation.sides["left"] = SideResult("left", "segmented")
+    output = THAAnnotatorLogic(scene).writeResults(volumeNode, None, mrml.volumeFromNode(volumeNode),
+                                                   annotation.bone, annotation)
+    rows = results.measurements(output.segmentationNode)
+    assert (rows["right"]["Model agreement acetabulum"], rows["right"]["Model agreement femoral head"]) == (0.912,
+                                                                                                          0.981)
+    assert np.isnan(rows["left"]["Model agreement acetabulum"]) and np.isnan(rows["left"]["Model agreement femoral head"])
+    assert "model agreement 0.912 (acetabulum), 0.981 (femoral head)" in results.summary(annotation)
 
 
 def test_device_parameter():
@@ -445,7 +509,7 @@ def _headlessWidget(scene):
     widget.resultsSection = SimpleNamespace(updateButtons=lambda busy: None,
                                             showResults=lambda output, volumeNode: shown.append(output))
     widget.ui = SimpleNamespace(**{name: SimpleNamespace(enabled=None, toolTip="", value=0, text="") for name in (
-        "extractBoneButton", "segmentHipsButton", "predictButton", "cancelButton", "markCorrectedButton",
+        "extractBoneButton", "segmentHipsButton", "predictButton", "cancelButton", "markReviewedButton",
         "restorePreviousButton", "inputsCollapsibleButton", "advancedCollapsibleButton", "progressBar", "statusLabel")})
     widget._timer = SimpleNamespace(active=False)
     widget._timer.start = lambda: setattr(widget._timer, "active", True)

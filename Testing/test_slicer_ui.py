@@ -71,7 +71,7 @@ def test_module_file_is_short_and_its_parts_live_in_the_package():
     """THAAnnotator.py keeps what Slicer looks for; the rest is in THAAnnotatorSlicerLib, whose
     files never import the module or the scenarios back."""
     lines = len(MODULE_FILE.read_text(encoding="utf-8").splitlines())
-    assert lines <= 550, f"THAAnnotator.py has {lines} lines"
+    assert lines <= 520, f"THAAnnotator.py has {lines} lines"
     logic = next(n for n in _module_tree().body if isinstance(n, ast.ClassDef) and n.name == "THAAnnotatorLogic")
     assert logic.end_lineno - logic.lineno < 180, "the Logic is not thin"
     for path in PACKAGE_DIR.glob("*.py"):
@@ -79,8 +79,9 @@ def test_module_file_is_short_and_its_parts_live_in_the_package():
                     if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
         imported |= {node.module.split(".")[0] for node in ast.walk(_module_tree(path))
                      if isinstance(node, ast.ImportFrom) and node.module}
-        # the review queue section of the panel is the one file with Qt widgets
-        forbidden = {"THAAnnotator", "THAAnnotatorScenarios", "ctk"} | ({"qt"} if path.name != "reviewpanel.py" else set())
+        # the panel's review queue and results sections are the files with Qt widgets
+        forbidden = {"THAAnnotator", "THAAnnotatorScenarios", "ctk"} | (
+            {"qt"} if path.name not in ("reviewpanel.py", "resultspanel.py") else set())
         assert not imported & forbidden, (path.name, imported)
     scenarios = _module_tree(MODULE_DIR / "THAAnnotatorScenarios.py")
     private = sorted({f"{node.value.id}.{node.attr}" for node in ast.walk(scenarios) if isinstance(node, ast.Attribute)
@@ -101,7 +102,9 @@ def test_every_widget_the_panel_uses_is_in_the_ui_file():
     for name in ("inputVolumeSelector", "outputSegmentationSelector", "sideComboBox", "fsgCheckBox", "lnmsCheckBox",
                  "ahsCheckBox", "graphCutLambdaSpinBox", "blurSigmaSpinBox", "raysSpinBox", "percentileSpinBox",
                  "extractBoneButton", "segmentHipsButton", "predictButton", "progressBar", "cancelButton",
-                 "queueTableWidget", "markCorrectedButton"):
+                 "queueTableWidget", "markReviewedButton", "saveCorrectionButton", "previousEntryButton",
+                 "nextEntryButton", "reviewProgressLabel", "thumbnailLabel", "segmentEditorFrame", "fineTuneButton",
+                 "rebuildQueueButton", "taskCancelButton", "taskLogTextEdit"):
         assert name in used, f"{name} is in the issue's panel but the Widget never uses it"
 
 

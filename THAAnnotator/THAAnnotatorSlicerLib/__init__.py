@@ -8,10 +8,13 @@
 - :mod:`.overlays`: the Hough circle and boundary points of the slice being viewed;
 - :mod:`.edits`: segment fingerprints, the backup of replaced segments, undoing a failed write;
 - :mod:`.review`: review queue files and jumping to their slices;
+- :mod:`.review_loop`: the AAR loop: a queue's scans and labels opened, corrections taken into the
+  dataset (as ``apply-corrections``), fine-tuning and rebuilding the queue in the background;
 - :mod:`.resultspanel`, :mod:`.reviewpanel`: the panel's Results and Review queue sections (the
   only ones that need the Slicer application);
 - :mod:`.worker`: one run of the library, in this process or (as a script) in a separate one;
-- :mod:`.runner`: a run in a separate process, polled and cancelled at once;
+- :mod:`.runner`: a run (or a ``tha-annotator`` command) in a separate process, polled and
+  cancelled at once;
 - :mod:`.picture`: an off-screen picture of a result;
 - :mod:`.application`: Slicer's scripted-module base classes, or stand-ins without Slicer.
 

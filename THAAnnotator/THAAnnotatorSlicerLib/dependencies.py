@@ -6,6 +6,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import re
+import socket
 
 import slicer
 from THAAnnotatorLib.errors import InputError
@@ -90,18 +91,38 @@ def ensureTorch(askConfirmation: bool = True):
     return torch
 
 
-def ensurePythonPackages(model: bool = False, confirm=None) -> None:
-    """Make the packages of the algorithms (with ``model``: of inference, and torch through the
-    PyTorch extension, which asks the user itself) importable, installing the missing ones from
-    PyPI once ``confirm(question)`` returns True.
+PACKAGE_INDEX = ("pypi.org", 443)
+"""Where pip downloads packages from (host, port): the self-test checks it can be reached."""
 
-    Without ``confirm``, Slicer's ``slicer.packaging.pip_ensure`` asks and installs where the
-    running Slicer has it (5.11 and later), else a dialog asks and ``slicer.util.pip_install``
-    installs, with the same version requirements. Raises InputError, one sentence on what is
-    missing, when the user declines or the installation fails.
+
+def slicerPipEnsure():
+    """Slicer's ``slicer.pydeps.pip_ensure`` (Slicer 5.11 and later: it asks, installs with
+    progress and offers a restart), or None in older versions."""
+    try:
+        return getattr(importlib.import_module("slicer.pydeps"), "pip_ensure", None)
+    except ImportError:
+        return None
+
+
+def packageIndexReachable(timeout: float = 5.0) -> bool:
+    """Whether a connection to the Python Package Index can be opened (nothing is downloaded)."""
+    try:
+        socket.create_connection(PACKAGE_INDEX, timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def ensurePythonPackages(model: bool = False, prompt: bool = True) -> None:
+    """Make the packages of the algorithms (with ``model``: of inference, and torch through the
+    PyTorch extension) importable, installing the missing ones from PyPI with the versions
+    ``pyproject.toml`` asks for: through :func:`slicerPipEnsure` where the running Slicer has
+    it, else ``slicer.util.pip_install``. With ``prompt`` the user is asked first (the panel);
+    without, nobody is (the self-test). Raises InputError, one sentence on what is missing,
+    when the user declines or the installation fails.
     """
     if model:
-        ensureTorch(askConfirmation=True)
+        ensureTorch(askConfirmation=prompt)
     missing = missingPythonPackages(model=model)
     if not missing:
         return
@@ -109,22 +130,35 @@ def ensurePythonPackages(model: bool = False, confirm=None) -> None:
     if bundled:
         raise InputError(f"THA Annotator needs {', '.join(bundled)}, which normally comes with 3D Slicer but is "
                          "missing here; reinstall 3D Slicer.")
-    packaging = getattr(slicer, "packaging", None)
-    if confirm is None and hasattr(packaging, "pip_ensure"):  # Slicer's own check, question and progress
-        packaging.pip_ensure(missing, requester="THA Annotator")
-        importlib.invalidate_caches()
-        still = missingPythonPackages(model=model)
-        if still:
-            raise InputError(f"Not run: the Python packages {', '.join(still)} are not installed.")
-        return
-    if confirm is None:
-        def confirm(question):
-            return slicer.util.confirmOkCancelDisplay(question, windowTitle="THA Annotator: install Python packages")
-    if not confirm("THA Annotator needs Python packages that are not installed in 3D Slicer yet: "
-                   f"{', '.join(missing)}.\n\nInstall them now? They are downloaded from the Python "
-                   "Package Index (pypi.org); this takes about a minute."):
-        raise InputError(f"Not run: the Python packages {', '.join(missing)} are not installed.")
-    try:
-        installPythonPackages(missing)
-    except Exception as error:  # pip's own messages are in the Python console
-        raise InputError(f"Installing the Python packages failed ({error}); see the Python console.") from error
+    pipEnsure = slicerPipEnsure()
+    if pipEnsure is not None:  # Slicer's own check, question and progress
+        from packaging.requirements import Requirement
+
+        pipEnsure([Requirement(r) for r in missing], prompt_install=prompt, requester="THA Annotator",
+                  skip_in_testing=False)
+    else:
+        if prompt and not slicer.util.confirmOkCancelDisplay(
+                "THA Annotator needs Python packages that are not installed in 3D Slicer yet: "
+                f"{', '.join(missing)}.\n\nInstall them now? They are downloaded from the Python Package "
+                "Index (pypi.org); this takes about a minute.", windowTitle="THA Annotator: install Python packages"):
+            raise InputError(f"Not run: the Python packages {', '.join(missing)} are not installed.")
+        try:
+            installPythonPackages(missing)
+        except Exception as error:  # pip's own messages are in the Python console
+            raise InputError(f"Installing the Python packages failed ({error}); see the Python console.") from error
+    importlib.invalidate_caches()
+    still = missingPythonPackages(model=model)
+    if still:
+        raise InputError(f"Not run: the Python packages {', '.join(still)} are not installed.")
+
+
+def ensurePackagesForSelfTest(testing: bool) -> str | None:
+    """What the self-test does first: :func:`ensurePythonPackages` without asking. Returns why the
+    self-test must be skipped instead (packages missing, and ``testing``, an automated test run such
+    as ctest or pytest, on a machine that cannot reach the package index); None once installed."""
+    missing = missingPythonPackages()
+    if missing and testing and not packageIndexReachable():
+        return (f"the Python packages {', '.join(missing)} are not installed and the package index "
+                f"({PACKAGE_INDEX[0]}) cannot be reached from this machine to install them")
+    ensurePythonPackages(prompt=False)
+    return None

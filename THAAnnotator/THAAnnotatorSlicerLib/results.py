@@ -37,6 +37,8 @@ SHOWN_SLICE_ATTRIBUTE = "THAAnnotator.ShownSlice"
 PLANE_AXES_ATTRIBUTE = "THAAnnotator.PlaneAxesRAS"
 SLICE_SPACING_ATTRIBUTE = "THAAnnotator.SliceSpacingMm"
 
+AGREEMENT_KEYS = ("acetabulum", "femoral_head")
+"""The classes of ``SideResult.model_agreement``, in the order of their measurement columns."""
 MEASUREMENT_COLUMNS = (
     ("Side", "string", "", "Hip: right or left."),
     ("Status", "string", "", "segmented, metal (implant, not segmented) or not_found."),
@@ -50,9 +52,14 @@ MEASUREMENT_COLUMNS = (
     ("Surface drop", "double", "HU",
      "Surface check: mean HU fall from the head's cortex into the joint space at the fitted "
      "sphere; under 150 HU the hip is flagged (the joint space may not show in this scan)."),
+    ("Model agreement acetabulum", "double", "",
+     "Predict with model only: Dice (0-1) between the model's acetabulum labels and its labels when its view of "
+     "the hip moves 8 mm medially and posteriorly; low values mean the model is guessing."),
+    ("Model agreement femoral head", "double", "",
+     "Predict with model only: the same Dice for the femoral head."),
     ("Needs review", "string", "",
-     "yes when the sphere failed the surface check unmended or the head is of unusual size; "
-     "the warnings say why."),
+     "yes when the sphere failed the surface check unmended or the head is of unusual size, or (model) when a "
+     "warning applies, such as a low model agreement; the warnings say why."),
     ("Message", "string", "", "Why a hip was not segmented."),
     ("Warnings", "string", "", "Warnings of the pipeline for this hip."),
 )
@@ -96,7 +103,10 @@ def summary(annotation: Annotation | None) -> str:
     lines = []
     for side, result in annotation.sides.items():
         found = (f"femoral head diameter {result.head_diameter_mm:.1f} mm" if result.head_diameter_mm is not None
-                 else result.message)
+                 else result.message or result.status)
+        if result.model_agreement is not None:
+            found += (f", model agreement {result.model_agreement['acetabulum']:.3f} (acetabulum), "
+                      f"{result.model_agreement['femoral_head']:.3f} (femoral head)")
         lines.append(f"{side.capitalize()} hip: {found}{'; needs review' if result.needs_review else ''}.")
     return " ".join(lines)
 
@@ -120,13 +130,18 @@ def segmentLayers(volume: Volume, bone: np.ndarray, annotation: Annotation | Non
     layers = [(cropLabels(volume.to_source_layout(bone.astype(np.uint8, copy=False)) > 0),
                [(BONE_SEGMENT_ID, BONE_SEGMENT_NAME, BONE_COLOR, boneTerminologyEntry(), 1)])]
     if annotation is not None:
-        hips = [s for s in SEGMENTS if annotation.sides.get(s.side) is not None
-                and annotation.sides[s.side].status == "segmented"]
-        labels = volume.to_source_layout(annotation.side_labels)  # may be a view of side_labels
-        labels = np.where(np.isin(labels, [s.label_value for s in hips]), labels, 0)
-        layers.append((cropLabels(labels), [(s.segment_id, s.name, s.color, s.terminology_entry(), s.label_value)
-                                            for s in hips]))
+        layers.append(hipLayer(volume, annotation.side_labels, [
+            s for s in SEGMENTS if annotation.sides.get(s.side) is not None
+            and annotation.sides[s.side].status == "segmented"]))
     return layers
+
+
+def hipLayer(volume: Volume, sideLabels: np.ndarray, hips) -> tuple:
+    """The labelmap layer (as :func:`segmentLayers`) of the hip segments ``hips`` (of
+    ``THAAnnotatorLib.terminology.SEGMENTS``) of canonical side codes 1..4; other codes are left out."""
+    labels = volume.to_source_layout(sideLabels)  # may be a view of sideLabels
+    labels = np.where(np.isin(labels, [s.label_value for s in hips]), labels, 0)
+    return cropLabels(labels), [(s.segment_id, s.name, s.color, s.terminology_entry(), s.label_value) for s in hips]
 
 
 def withLayers(result: dict) -> dict:
@@ -257,6 +272,8 @@ def _writeHipNodes(output: RunOutput, volumeNode, created: list) -> None:
                      result.head_diameter_mm if result.head_diameter_mm is not None else np.nan,
                      "" if result.initial_slice is None else str(result.initial_slice),
                      np.nan if result.surface_drop_hu is None else result.surface_drop_hu,
+                     *(np.nan if result.model_agreement is None else result.model_agreement[key]
+                       for key in AGREEMENT_KEYS),
                      "yes" if result.needs_review else "no",
                      result.message, "; ".join(result.warnings)])
     _fillTable(measurements, MEASUREMENT_COLUMNS, rows)

@@ -1,6 +1,7 @@
 """The panel's "Results" section: segments in 3D, the measurements table, the red slice's
-Hough circle and boundary points, and "Restore previous result". Made by the Widget; like
-:mod:`.reviewpanel`, it needs the Slicer application."""
+Hough circle and boundary points, "Restore previous result", and the question before a run
+replaces edited segments. Made by the Widget; like :mod:`.reviewpanel`, it needs the Slicer
+application (Qt is imported only when used)."""
 from __future__ import annotations
 
 import vtk
@@ -94,3 +95,20 @@ class ResultsSection(VTKObservationMixin):
         self.ui.segmentationShow3DButton.setSegmentationNode(node)
         self.ui.measurementsTableView.setMRMLTableNode(mrml.nodeReferenceInScene(node, results.MEASUREMENTS_REFERENCE))
         self.onRedSliceModified()
+
+
+def askAboutEdits(segmentationNode, segmentIds) -> str:
+    """The Logic's question before a run overwrites edited segments (its ``onEdited``), as a dialog."""
+    import qt
+
+    names = ", ".join(segmentationNode.GetSegmentation().GetSegment(i).GetName() for i in segmentIds)
+    box = qt.QMessageBox(qt.QMessageBox.Question, "THA Annotator: edited segments",
+                         f'{names} in "{segmentationNode.GetName()}" changed since THA Annotator wrote them. '
+                         "Write the new result into a new segmentation, or replace the segments (they are "
+                         'kept: "Restore previous result" brings them back)?')
+    newButton = box.addButton("New segmentation", qt.QMessageBox.AcceptRole)
+    replaceButton = box.addButton("Replace", qt.QMessageBox.DestructiveRole)
+    box.addButton(qt.QMessageBox.Cancel)
+    box.setDefaultButton(newButton)
+    box.exec_()
+    return {newButton: edits.NEW_SEGMENTATION, replaceButton: edits.REPLACE}.get(box.clickedButton(), edits.CANCEL)

@@ -21,9 +21,9 @@ from .results import measurements
 REVIEW_QUEUE_FORMAT = """\
 Review queue file: the review_queue.json that `tha-annotator review-queue` writes (format of
 THAAnnotatorLib.model.aar, version 1): a UTF-8 JSON object whose "items" list holds the queued
-slices, and whose "scans" object maps each scan name to {"scan_path", "labels_path"}. A bare list
-of items is accepted too. Each item has
-  "scan"         string  the scan's name (a key of "scans"); the scan itself must be loaded,
+slices, and whose "scans" object maps each scan name to {"scan_path", "labels_path"} (the review
+loop opens these files). A bare list of items is accepted too. Each item has
+  "scan"         string  the scan's name (a key of "scans"),
   "side"         string  "right" or "left",
   "slice"        integer axial slice index counted from the scan's most inferior slice (0), the
                          canonical z index of THAAnnotatorLib (as "slice_index" in annotation.json),
@@ -34,7 +34,11 @@ and optionally
   "dice"         {"acetabulum": a, "femoral_head": f}: the class with the lower Dice is the
                          segment selected for editing (default: femoral head),
   "segment"      "acetabulum" or "femoral head": overrides that choice,
-  "corrected"    boolean; "Mark corrected" sets it and adds "corrected_at" (ISO 8601, UTC).
+  "thumbnail"    path of a picture of the slice, relative to the queue file's folder,
+  "corrected"    boolean; true once `apply-corrections` (or "Save correction and next", which
+                         runs it) took the slice's corrected labels into the dataset,
+  "reviewed"     boolean; the panel sets it, with "reviewed_at" (ISO 8601, UTC), when the
+                         annotator has looked at the slice ("Mark reviewed", or saved a correction).
 Items are listed by decreasing uncertainty; keys the module does not know are preserved."""
 REVIEW_QUEUE_REQUIRED_KEYS = ("scan", "side", "slice", "uncertainty")
 
@@ -47,9 +51,12 @@ class ReviewEntry:
     side: str
     slice: int
     uncertainty: float
+    reviewed: bool
     corrected: bool
     data: dict
     scanPath: str = ""
+    labelsPath: str = ""
+    thumbnailPath: str = ""
 
     @property
     def segmentId(self) -> str:
@@ -68,7 +75,8 @@ class ReviewEntry:
         return f"{self.side}_{segment.replace(' ', '_')}"
 
 
-def _readQueueDocument(path):
+def readQueueDocument(path):
+    """The queue file's JSON document and its list of items (InputError saying what is wrong)."""
     if not path:
         raise InputError("No review queue file is selected; choose the review_queue.json written by "
                          "tha-annotator review-queue.")
@@ -88,7 +96,7 @@ def _readQueueDocument(path):
 
 def readReviewQueue(path) -> list[ReviewEntry]:
     """The items of a review queue file (:data:`REVIEW_QUEUE_FORMAT`), most uncertain first."""
-    document, raw = _readQueueDocument(path)
+    document, raw = readQueueDocument(path)
     scans = document.get("scans", {}) if isinstance(document, dict) else {}
     entries = []
     for number, item in enumerate(raw, start=1):
@@ -98,7 +106,8 @@ def readReviewQueue(path) -> list[ReviewEntry]:
                              "tha-annotator review-queue.")
         try:
             entry = ReviewEntry(str(item["scan"]), str(item["side"]), int(item["slice"]),
-                                float(item["uncertainty"]), bool(item.get("corrected", False)), item)
+                                float(item["uncertainty"]), bool(item.get("reviewed", False)),
+                                bool(item.get("corrected", False)), item)
         except (TypeError, ValueError):
             raise InputError(f'Item {number} of the review queue {path} has a "slice" or "uncertainty" '
                              "that is not a number; make the queue again with tha-annotator review-queue.") from None
@@ -106,19 +115,22 @@ def readReviewQueue(path) -> list[ReviewEntry]:
             raise InputError(f'Item {number} of the review queue {path} needs "side" right or left and an '
                              'integer "slice"; make the queue again with tha-annotator review-queue.')
         info = scans.get(entry.scan) if isinstance(scans, dict) else None
-        if isinstance(info, dict) and info.get("scan_path"):
-            entry.scanPath = str(info["scan_path"])
+        if isinstance(info, dict):
+            entry.scanPath, entry.labelsPath = str(info.get("scan_path") or ""), str(info.get("labels_path") or "")
+        if item.get("thumbnail"):
+            entry.thumbnailPath = os.path.join(os.path.dirname(os.path.abspath(path)), str(item["thumbnail"]))
         entries.append(entry)
     return sorted(entries, key=lambda e: -e.uncertainty)
 
-def markReviewEntryCorrected(path, entry: ReviewEntry) -> None:
-    """Record in the queue file that ``entry`` was corrected (the file is replaced atomically)."""
-    document, raw = _readQueueDocument(path)
+def markReviewEntryReviewed(path, entry: ReviewEntry) -> None:
+    """Record in the queue file that ``entry`` was reviewed (the file is replaced atomically);
+    its "corrected" flag, which says the dataset took a correction, is left as it is."""
+    document, raw = readQueueDocument(path)
     for item in raw:
         if (isinstance(item, dict) and str(item.get("scan")) == entry.scan and item.get("side") == entry.side
                 and item.get("slice") == entry.slice):
-            item["corrected"] = True
-            item["corrected_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            item["reviewed"] = True
+            item["reviewed_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
             break
     else:
         raise InputError(f"The review queue {path} no longer holds {entry.scan}, {entry.side} hip, slice "

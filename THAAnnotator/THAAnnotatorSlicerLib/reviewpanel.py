@@ -1,96 +1,242 @@
-"""The panel's "Review queue" section: the Qt side of :mod:`.review`, made by the Widget.
+"""The panel's "Review queue" section: the Qt side of :mod:`.review_loop`, made by the Widget.
 
 Only this file of the package touches Qt widgets (imported when Slicer builds the panel).
 """
 from __future__ import annotations
 
+import logging
+
 import slicer
 from THAAnnotatorLib.errors import InputError
 
-from . import review
+from . import model, parameters, review_loop, runner
 
 
 class ReviewQueueSection:
-    """Lists a queue's slices, moves the views to the selected one and marks it corrected.
+    """Works through a review queue: opens each slice's scan and labels, an embedded Segment
+    Editor, saves corrections into the dataset, and fine-tunes the model and rebuilds the queue
+    in the background.
 
-    ``ui`` holds the panel's widgets; ``parameterNode()`` returns the module's parameter node.
+    ``ui`` holds the panel's widgets; ``parameterNode()`` returns the module's parameter node;
+    ``parent`` is the panel's widget (for the keyboard shortcuts).
     """
 
-    def __init__(self, ui, parameterNode):
+    COLUMNS = ("Uncertainty", "Side", "Slice", "Reviewed", "In dataset", "Scan")
+
+    def __init__(self, ui, parameterNode, parent):
+        import qt
+
         self.ui = ui
         self._parameterNode = parameterNode
-        self.entries = []
+        self.loop = None
         self.busy = False
-        self.ui.queueTableWidget.setColumnCount(5)
-        self.ui.queueTableWidget.setHorizontalHeaderLabels(["Uncertainty", "Side", "Slice", "Corrected", "Scan"])
+        self.task = None
+        self._filling = False
+        self.ui.queueTableWidget.setColumnCount(len(self.COLUMNS))
+        self.ui.queueTableWidget.setHorizontalHeaderLabels(list(self.COLUMNS))
         self.ui.queueTableWidget.horizontalHeader().setStretchLastSection(True)
         self.ui.loadQueueButton.connect("clicked(bool)", self.onLoadQueue)
         self.ui.queueTableWidget.connect("itemSelectionChanged()", self.onQueueSelectionChanged)
-        self.ui.markCorrectedButton.connect("clicked(bool)", self.onMarkCorrected)
+        self.ui.previousEntryButton.connect("clicked(bool)", lambda checked=False: self.onMove(-1))
+        self.ui.nextEntryButton.connect("clicked(bool)", lambda checked=False: self.onMove(1))
+        self.ui.markReviewedButton.connect("clicked(bool)", self.onMarkReviewed)
+        self.ui.saveCorrectionButton.connect("clicked(bool)", self.onSaveCorrection)
+        self.ui.fineTuneButton.connect("clicked(bool)", self.onFineTune)
+        self.ui.rebuildQueueButton.connect("clicked(bool)", self.onRebuildQueue)
+        self.ui.taskCancelButton.connect("clicked(bool)", self.onCancelTask)
+        self._shortcuts = []
+        for key, action in (("previous", lambda: self.onMove(-1)), ("next", lambda: self.onMove(1)),
+                            ("save", self.onSaveCorrection)):
+            shortcut = qt.QShortcut(qt.QKeySequence(review_loop.SHORTCUTS[key]), parent)
+            shortcut.connect("activated()", action)
+            self._shortcuts.append(shortcut)
+        self.editor = slicer.qMRMLSegmentEditorWidget()
+        self.editor.setMaximumNumberOfUndoStates(10)
+        self.editor.setMRMLScene(slicer.mrmlScene)
+        self.ui.segmentEditorFrame.layout().addWidget(self.editor)
+        self._timer = qt.QTimer()
+        self._timer.setInterval(250)
+        self._timer.connect("timeout()", self._pollTask)
+        self.updateButtons()
+
+    def cleanup(self):
+        if self.task is not None:
+            self.task.cancel()
+        self._timer.stop()
 
     def updateButtons(self):
-        self.ui.markCorrectedButton.enabled = not self.busy and self.selectedEntry() is not None
+        ready = self.loop is not None and not self.busy
+        for button in (self.ui.markReviewedButton, self.ui.saveCorrectionButton):
+            button.enabled = ready
+        self.ui.previousEntryButton.enabled = ready and self.loop.index > 0
+        self.ui.nextEntryButton.enabled = ready and self.loop.index < len(self.loop.entries) - 1
+        for button in (self.ui.fineTuneButton, self.ui.rebuildQueueButton):
+            button.enabled = ready and self.task is None
+        self.ui.taskCancelButton.enabled = self.task is not None
+        self.ui.reviewProgressLabel.text = self.loop.progress() if self.loop is not None else ""
+
+    def _report(self, error: Exception):
+        if not isinstance(error, InputError):
+            logging.error("THA Annotator review queue: %s", error, exc_info=error)
+        self.ui.queueStatusLabel.text = str(error)
+        slicer.util.errorDisplay(str(error), windowTitle="THA Annotator review queue")
 
     def onLoadQueue(self):
-        path = self.ui.queuePathLineEdit.currentPath
         try:
-            self.entries = review.readReviewQueue(path)
+            self.loop = review_loop.ReviewLoop(self.ui.queuePathLineEdit.currentPath)
         except InputError as error:
-            self.entries = []
-            self.ui.queueStatusLabel.text = str(error)
-            slicer.util.errorDisplay(str(error), windowTitle="THA Annotator review queue")
-        else:
-            self.ui.queuePathLineEdit.addCurrentPathToHistory()
-            open_ = sum(not e.corrected for e in self.entries)
-            self.ui.queueStatusLabel.text = f"{len(self.entries)} slices, {open_} to review."
+            self.loop = None
+            self._fillTable()
+            self._report(error)
+            return
+        self.ui.queuePathLineEdit.addCurrentPathToHistory()
         self._fillTable()
+        self.openEntry()
 
     def _fillTable(self):
         import qt
 
         table = self.ui.queueTableWidget
-        table.setRowCount(len(self.entries))
-        for row, entry in enumerate(self.entries):
-            values = (f"{entry.uncertainty:.4g}", entry.side, str(entry.slice), "yes" if entry.corrected else "",
-                      entry.scan)
-            for column, value in enumerate(values):
-                table.setItem(row, column, qt.QTableWidgetItem(value))
+        entries = self.loop.entries if self.loop is not None else []
+        self._filling = True
+        try:
+            table.setRowCount(len(entries))
+            for row, entry in enumerate(entries):
+                values = (f"{entry.uncertainty:.4g}", entry.side, str(entry.slice), "yes" if entry.reviewed else "",
+                          "yes" if entry.corrected else "", entry.scan)
+                for column, value in enumerate(values):
+                    table.setItem(row, column, qt.QTableWidgetItem(value))
+            if entries:
+                table.selectRow(self.loop.index)
+        finally:
+            self._filling = False
         self.updateButtons()
-
-    def selectedEntry(self):
-        rows = {index.row() for index in self.ui.queueTableWidget.selectionModel().selectedRows()}
-        return self.entries[rows.pop()] if len(rows) == 1 and self.entries else None
 
     def onQueueSelectionChanged(self):
-        self.updateButtons()
-        entry = self.selectedEntry()
-        if entry is None:
+        rows = {index.row() for index in self.ui.queueTableWidget.selectionModel().selectedRows()}
+        if self._filling or self.loop is None or len(rows) != 1:
             return
-        volumeNode = self._parameterNode().GetNodeReference("InputVolume")
-        segmentationNode = self._parameterNode().GetNodeReference("OutputSegmentation")
-        if volumeNode is None:
-            self.ui.queueStatusLabel.text = "Select the CT volume of this scan first."
-            return
-        try:
-            review.jumpToReviewEntry(entry, volumeNode, segmentationNode)
-        except InputError as error:
-            self.ui.queueStatusLabel.text = str(error)
-            return
-        note = "" if review.reviewEntryMatchesVolume(entry, volumeNode) else (
-            f' Note: the entry is for "{entry.scan}", but the selected volume is "{volumeNode.GetName()}".')
-        self.ui.queueStatusLabel.text = f"{entry.side.capitalize()} hip, slice {entry.slice}.{note}"
+        self.loop.index = rows.pop()
+        self.openEntry()
 
-    def onMarkCorrected(self):
-        entry = self.selectedEntry()
-        if entry is None:
-            return
-        path = self.ui.queuePathLineEdit.currentPath
+    def openEntry(self):
+        """Open the loop's entry: its scan and labels as the input volume and segmentation, the
+        views on its slice, its segment in the Segment Editor, its thumbnail."""
+        import qt
+
         try:
-            review.markReviewEntryCorrected(path, entry)
-            self.entries = review.readReviewQueue(path)
+            volumeNode, segmentationNode = self.loop.open(slicer.mrmlScene)
+        except Exception as error:
+            self._report(error)
+            return
+        parameterNode = self._parameterNode()
+        parameterNode.SetNodeReferenceID("InputVolume", volumeNode.GetID())
+        parameterNode.SetNodeReferenceID("OutputSegmentation", segmentationNode.GetID())
+        slicer.util.setSliceViewerLayers(background=volumeNode)
+        self.editor.setMRMLSegmentEditorNode(
+            slicer.mrmlScene.GetSingletonNode("SegmentEditor", "vtkMRMLSegmentEditorNode"))
+        pixmap = qt.QPixmap(self.loop.entry.thumbnailPath) if self.loop.entry.thumbnailPath else None
+        if pixmap is not None and not pixmap.isNull():
+            self.ui.thumbnailLabel.setPixmap(pixmap)
+        else:
+            self.ui.thumbnailLabel.setText("No thumbnail for this slice.")
+        self._filling = True
+        self.ui.queueTableWidget.selectRow(self.loop.index)
+        self._filling = False
+        self.ui.queueStatusLabel.text = self.loop.position()
+        self.updateButtons()
+
+    def onMove(self, step: int):
+        if self.loop is None or self.busy:
+            return
+        if self.loop.move(step):
+            self.openEntry()
+        else:
+            self.ui.queueStatusLabel.text = "This is the queue's " + ("last" if step > 0 else "first") + " slice."
+
+    def onMarkReviewed(self):
+        if self.loop is None or self.busy:
+            return
+        try:
+            self.loop.markReviewed()
         except InputError as error:
-            self.ui.queueStatusLabel.text = str(error)
-            slicer.util.errorDisplay(str(error), windowTitle="THA Annotator review queue")
+            self._report(error)
             return
         self._fillTable()
-        self.ui.queueStatusLabel.text = f"Marked {entry.side} hip, slice {entry.slice} as corrected."
+        self.onMove(1)
+
+    def onSaveCorrection(self):
+        if self.loop is None or self.busy:
+            return
+        entry = self.loop.entry
+        segmentationNode = self._parameterNode().GetNodeReference("OutputSegmentation")
+        try:
+            self.loop.saveCorrection(segmentationNode)
+        except Exception as error:  # the dataset and the queue are left as they were
+            self._report(error)
+            return
+        self._fillTable()
+        self.onMove(1)
+        self.ui.queueStatusLabel.text = (f"Saved {entry.scan}, {entry.side} hip, slice {entry.slice} into the dataset. "
+                                         + self.ui.queueStatusLabel.text)
+
+    # --- fine-tuning and rebuilding, in the background ---------------------------------------------
+
+    def onFineTune(self):
+        self._startTask(lambda device: self.loop.fineTune(device))
+
+    def onRebuildQueue(self):
+        modelPath = self._parameterNode().GetParameter("ModelPath") or None
+        self._startTask(lambda device: self.loop.rebuildQueue(modelPath if model.modelProblem(modelPath) is None
+                                                              else None, device))
+
+    def _startTask(self, start):
+        if self.loop is None or self.task is not None:
+            return
+        try:
+            self.task = start(parameters.deviceFromParameterNode(self._parameterNode()))
+        except InputError as error:
+            self._report(error)
+            return
+        self._showLog(self.task)
+        self._timer.start()
+        self.updateButtons()
+
+    def onCancelTask(self):
+        if self.task is not None:
+            self.task.cancel()  # the next poll reports it
+
+    def _pollTask(self):
+        task = self.task
+        state = task.poll()
+        self._showLog(task)
+        if state == runner.RUNNING:
+            return
+        self._timer.stop()
+        self.task = None
+        if state == runner.DONE:
+            self._taskDone(task)
+        elif state == runner.CANCELLED:
+            self.ui.queueStatusLabel.text = f"{task.description} was cancelled."
+        else:
+            self._report(task.error())
+        task.close()
+        self.updateButtons()
+
+    def _showLog(self, task):
+        """The command's output so far (a progress bar's last state only)."""
+        self.ui.taskLogTextEdit.setPlainText("\n".join(["$ tha-annotator " + " ".join(task.arguments)] + task.lines))
+        import qt
+
+        self.ui.taskLogTextEdit.moveCursor(qt.QTextCursor.End)
+
+    def _taskDone(self, task):
+        if getattr(task, "modelPath", None):  # fine-tuned: the new model is the model folder from now on
+            self._parameterNode().SetParameter("ModelPath", task.modelPath)
+            self.ui.queueStatusLabel.text = (f"Fine-tuned model written to {task.modelPath}; it is now the model "
+                                             'folder (Advanced). "Rebuild queue" makes a new queue with it.')
+            return
+        self.loop = review_loop.ReviewLoop(self.loop.path)
+        self._fillTable()
+        self.openEntry()
+        self.ui.queueStatusLabel.text = "The queue was rebuilt. " + self.ui.queueStatusLabel.text
