@@ -26,6 +26,7 @@ from .errors import InputError, OutputNotWritable
 from .model.files import replace_folder
 from .params import Params
 from .result import CLASS_NAMES, Annotation, SideResult, SliceCircle
+from .statistics import SegmentStatistics, segment_statistics
 from .terminology import SEGMENTS
 from .volume import Volume
 
@@ -151,7 +152,8 @@ def write_outputs(
     Files: ``bone.nii.gz`` (uint8 0/1) and ``labels.nii.gz`` (uint8: 0 background,
     1 acetabulum, 2 femoral head) in the source geometry; ``labels.seg.nrrd``, a 3D Slicer
     segmentation with the four segments of :data:`~.terminology.SEGMENTS`; ``annotation.json``
-    with parameters, geometry and per-side measurements; and every entry of ``extra_files``.
+    with parameters, geometry and per-side measurements and segment statistics (volume ml,
+    mean and standard deviation HU: :mod:`.statistics`); and every entry of ``extra_files``.
 
     Parameters
     ----------
@@ -161,7 +163,8 @@ def write_outputs(
     volume : the canonical volume the annotation was computed on.
     annotation : masks in ``volume``'s canonical layout plus per-side results.
     params : the parameters used, recorded in the JSON report.
-    input_path : the scan that was processed, recorded in the JSON report.
+    input_path : the scan that was processed, recorded in the JSON report as an absolute path
+        (so the report still names it when read from another working folder).
     extra_files : more files to write, plain file name -> content.
     overwrite : replace an ``out_dir`` that holds an earlier result (an ``annotation.json``) as a
         whole: the new results are staged beside it and take its place only once complete, and
@@ -326,9 +329,10 @@ def _report(
     input_path: str | Path | None,
 ) -> dict:
     """The JSON report as plain Python values (non-finite numbers become null)."""
+    statistics = segment_statistics(volume, annotation.side_labels, tuple(annotation.sides))
     return _plain({
         "software": {"name": "THA Annotator", "version": __version__},
-        "input_path": str(input_path) if input_path is not None else None,
+        "input_path": str(Path(input_path).resolve()) if input_path is not None else None,
         "params": params.to_dict(),
         "labels": {"0": "background", **{str(k): v for k, v in CLASS_NAMES.items()}},
         "segments": [
@@ -344,7 +348,8 @@ def _report(
             "source_origin_lps_mm": reference.GetOrigin(),
             "source_direction_lps": reference.GetDirection(),
         },
-        "sides": {side: _side_report(result, volume) for side, result in annotation.sides.items()},
+        "sides": {side: _side_report(result, volume, statistics[side])
+                  for side, result in annotation.sides.items()},
     })
 
 
@@ -359,8 +364,10 @@ def _source_slice(volume: Volume, z: int) -> dict:
     return {"axis": "kji"[numpy_axis], "index": index}
 
 
-def _side_report(result: SideResult, volume: Volume) -> dict:
+def _side_report(result: SideResult, volume: Volume,
+                 statistics: dict[str, SegmentStatistics]) -> dict:
     report = asdict(result)
+    report["statistics"] = {key: asdict(value) for key, value in statistics.items()}
     report["initial_slice_source"] = (
         None if result.initial_slice is None else _source_slice(volume, result.initial_slice)
     )

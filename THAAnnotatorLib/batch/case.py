@@ -23,13 +23,13 @@ import numpy as np
 from .. import __version__, io, outputs, pipeline
 from ..errors import InputError
 from ..model.files import RETIRED_MARK, replace_folder, write_json_atomic
-from ..overview import render_overview_png
+from ..overview import OVERVIEW_FILE, render_overview_png
 from ..params import Params
+from ..statistics import segment_statistics
 from .discover import ScanSource
 from .manifest import pending_record
 
 CASE_RECORD = "case.json"
-OVERVIEW_FILE = "overview.png"
 THUMBNAIL_FILE = "thumbnail.jpg"
 THUMBNAIL_WIDTH_PX = 360
 ERROR_LOG = "error.txt"
@@ -58,7 +58,10 @@ def run_case(source: ScanSource, checksum: str, cases_dir: str | Path, params: P
     try:
         scan = io.read_scan(source.path)
         annotation = pipeline.annotate(scan.volume, params, sides=sides)
-        results = {side: _side_record(result) for side, result in annotation.sides.items()}
+        statistics = segment_statistics(scan.volume, annotation.side_labels,
+                                        tuple(annotation.sides))
+        results = {side: _side_record(result, statistics[side])
+                   for side, result in annotation.sides.items()}
         overview = render_overview_png(scan.volume, annotation)
         outputs.write_outputs(staging, scan.reference, scan.volume, annotation, params,
                               input_path=scan.path, extra_files={
@@ -112,7 +115,9 @@ def _thumbnail(png: bytes) -> bytes:
     return encoded.tobytes()
 
 
-def _side_record(result) -> dict:
+def _side_record(result, statistics: dict) -> dict:
+    """A hip's entry in the case record; ``statistics``: its segments' volume (ml) and HU
+    (:func:`~..statistics.segment_statistics`)."""
     return {"status": result.status, "message": result.message,
             "head_diameter_mm": result.head_diameter_mm,
             "head_center_ras_mm": (list(result.sphere_center_ras_mm)
@@ -123,4 +128,5 @@ def _side_record(result) -> dict:
             "needs_review": result.needs_review,
             "measurements": (None if result.measurements is None
                              else asdict(result.measurements)),
+            "statistics": {key: asdict(value) for key, value in statistics.items()},
             "warnings": list(result.warnings)}

@@ -19,6 +19,7 @@ from ..errors import InputError
 from ..measure.hip import REPORTED
 from ..model.files import write_bytes_atomic, write_json_atomic
 from ..result import SIDES
+from ..statistics import SEGMENT_KEYS, STATISTICS
 from .discover import ScanSource
 
 CASES_DIR = "cases"
@@ -29,8 +30,10 @@ CSV_COLUMNS = ("case", "source", "checksum", "status", "duplicate_of", "reasons"
                *(f"{side}_head_diameter_mm" for side in SIDES),
                *(f"{side}_surface_drop_hu" for side in SIDES),
                *(f"{side}_needs_review" for side in SIDES),
-               *(f"{side}_{name}" for side in SIDES for name in REPORTED), "run_time_s", "finished",
-               "version", "parameters")
+               *(f"{side}_{name}" for side in SIDES for name in REPORTED),
+               *(f"{side}_{segment}_{quantity}" for side in SIDES
+                 for segment in SEGMENT_KEYS.values() for quantity in STATISTICS),
+               "run_time_s", "finished", "version", "parameters")
 
 
 def pending_record(source: ScanSource, checksum: str, key: dict) -> dict:
@@ -107,6 +110,11 @@ def _csv_row(record: dict) -> dict:
         for name in REPORTED:
             value = measurements.get(name)
             row[f"{side}_{name}"] = "" if value is None else value
+        statistics = results.get(side, {}).get("statistics") or {}
+        for segment in SEGMENT_KEYS.values():
+            for quantity in STATISTICS:
+                value = statistics.get(segment, {}).get(quantity)
+                row[f"{side}_{segment}_{quantity}"] = "" if value is None else value
     row["parameters"] = json.dumps({"params": record.get("params"), "sides": record.get("sides")},
                                    sort_keys=True, separators=(",", ":"))
     return row

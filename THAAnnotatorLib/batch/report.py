@@ -1,9 +1,9 @@
 """The build's quality report: one static HTML page (no server, no network), ``report.html``.
 
 Counts, the failures with their reasons, and a table of cases, sortable by clicking a column
-header (head diameter, the surface check's drop, the THA planning measurements, warnings, run
-time ...), with each case's overview picture (an axial slice through each head with the masks,
-Hough circle and boundary points drawn) as thumbnail.
+header (head diameter, the surface check's drop, the THA planning measurements, each segment's
+volume and mean HU, warnings, run time ...), with each case's overview picture (an axial slice
+through each head with the masks, Hough circle and boundary points drawn) as thumbnail.
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from urllib.parse import quote
 from .. import __version__
 from ..measure.hip import REPORTED
 from ..model.files import write_bytes_atomic
-from ..result import SIDES
+from ..result import CLASS_NAMES, SIDES
+from ..statistics import SEGMENT_KEYS
 from .case import OVERVIEW_FILE, THUMBNAIL_FILE
 
 REPORT_FILE = "report.html"
@@ -99,6 +100,8 @@ def render_report(records: list[dict]) -> str:
         *(f"{side.capitalize()} surface drop (HU)" for side in SIDES),
         *(html.escape(f"{side.capitalize()} {heading}") for side in SIDES
           for heading in REPORTED.values()),
+        *(f"{side.capitalize()} {CLASS_NAMES[label]} {heading}" for side in SIDES
+          for label in SEGMENT_KEYS for heading in ("(ml)", "mean (HU)")),
         "Warnings", "Run time (s)", "Overview"))
     parts.append(f'<h2>Cases</h2><table class="cases"><thead><tr>{header}</tr></thead><tbody>')
     parts += [_case_row(record) for record in records]
@@ -126,6 +129,12 @@ def _case_row(record: dict) -> str:
     for side in SIDES:
         measurements = results.get(side, {}).get("measurements") or {}
         cells += [_number_cell(measurements.get(name)) for name in REPORTED]
+    # each segment's volume (0 ml when empty) and mean CT value (none when empty): statistics.py
+    for side in SIDES:
+        statistics = results.get(side, {}).get("statistics") or {}
+        for key in SEGMENT_KEYS.values():
+            segment = statistics.get(key) or {}
+            cells += [_number_cell(segment.get("volume_ml")), _number_cell(segment.get("mean_hu"))]
     cells.append(f'<td class="warn" data-sort="{len(notes)}">'
                  f"{'<br>'.join(html.escape(n) for n in notes)}</td>")
     cells.append(_number_cell(record.get("run_time_s")))
