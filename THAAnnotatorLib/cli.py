@@ -19,29 +19,27 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import dataclasses
 import inspect
 import os
 import sys
 import tempfile
 import textwrap
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from tqdm import tqdm
 
 from . import __version__, io, outputs, pipeline
 from .cli_batch import add_batch_commands
 from .cli_model import add_model_commands
+from .cli_progress import progress_shown, stage_progress_bar
 from .cli_synth import add_synth_command
 from .cli_types import OneLineErrorParser, number, seed
 from .errors import InputError, InvalidParam
 from .labels import truth_side_labels
 from .metrics import dice
-from .overview import measurement_lines, render_overview_png, side_summary
+from .overview import OVERVIEW_FILE, measurement_lines, render_overview_png, side_summary
 from .params import PARAM_RANGES, Params, allowed_values
 from .phantom import Phantom, generate_phantom
 from .result import CLASS_NAMES, SIDES, Annotation, segment_code
@@ -51,7 +49,7 @@ SIDE_CHOICES = {"both": SIDES, "right": ("right",), "left": ("left",)}
 DEMO_SPACING_MM = (2.0, 0.8, 0.8)
 """Voxel size of the demo phantom along (S-I, A-P, L-R), in mm."""
 DEMO_SCAN_NAME = "sample_ct.nii.gz"
-OVERVIEW_NAME = "overview.png"
+OVERVIEW_NAME = OVERVIEW_FILE
 OVERWRITE_HELP = ("Replace an output folder that holds an earlier result (it has an "
                   "annotation.json) as a whole: the new results are written beside it and take "
                   "its place only once complete, and nothing of the earlier result is kept. "
@@ -129,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--side", choices=SIDE_CHOICES, default="both",
                         help="Which hip(s) to annotate (default: both).")
     common.add_argument("--quiet", action="store_true",
-                        help="No progress bar; the per-hip summary is still printed.")
+                        help="No progress bar (none is drawn either when stderr is not a "
+                             "terminal, e.g. a log file); the per-hip summary is still printed.")
     _add_param_options(common)
 
     parser = OneLineErrorParser(
@@ -200,24 +199,12 @@ def annotate_scan(scan_path: Path, out_dir: Path, params: Params, sides: tuple[s
     params.validate()
     out_dir = outputs.check_output_dir(out_dir, scan_path, overwrite)
     scan = io.read_scan(scan_path)
-    with _progress_bar(show_progress) as report:
+    with stage_progress_bar(show_progress) as report:
         annotation = pipeline.annotate(scan.volume, params, sides=sides, progress=report)
     files = {OVERVIEW_NAME: render_overview_png(scan.volume, annotation), **(extra_files or {})}
     written = outputs.write_outputs(out_dir, scan.reference, scan.volume, annotation, params,
                                     input_path=scan.path, extra_files=files, overwrite=overwrite)
     return annotation, written
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool) -> Iterator[Callable[[float, str], None]]:
-    """A progress callback (fraction 0..1, stage message) that drives a bar on stderr."""
-    with tqdm(total=100, file=sys.stderr, disable=not enabled, leave=False,
-              bar_format="{desc:<32.32}{percentage:3.0f}%|{bar}| {elapsed}") as bar:
-        def report(fraction: float, message: str) -> None:
-            bar.set_description_str(message, refresh=False)
-            bar.update(int(round(100 * min(max(fraction, 0.0), 1.0))) - bar.n)
-
-        yield report
 
 
 def _print_summary(annotation: Annotation, written: dict[str, Path], out_dir: Path) -> None:
@@ -233,7 +220,8 @@ def _print_summary(annotation: Annotation, written: dict[str, Path], out_dir: Pa
 
 def _run_annotate(args: argparse.Namespace) -> int:
     annotation, written = annotate_scan(args.scan, args.out, params_from_args(args),
-                                        SIDE_CHOICES[args.side], show_progress=not args.quiet,
+                                        SIDE_CHOICES[args.side],
+                                        show_progress=progress_shown(args.quiet),
                                         overwrite=args.overwrite)
     _print_summary(annotation, written, args.out)
     return 0
@@ -253,7 +241,8 @@ def _run_demo(args: argparse.Namespace) -> int:
         scan_path = Path(tmp) / DEMO_SCAN_NAME
         _write_scan(phantom.volume, scan_path)
         annotation, written = annotate_scan(
-            scan_path, args.out, params, SIDE_CHOICES[args.side], show_progress=not args.quiet,
+            scan_path, args.out, params, SIDE_CHOICES[args.side],
+            show_progress=progress_shown(args.quiet),
             extra_files={DEMO_SCAN_NAME: scan_path.read_bytes()}, overwrite=overwrite)
     _print_summary(annotation, written, args.out)
     _print_truth_comparison(annotation, phantom, params)

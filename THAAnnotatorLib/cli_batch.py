@@ -13,6 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .batch.build import BuildObserver
+from .cli_progress import progress_shown
 from .cli_types import group_pattern, memory_size, number, positive_int, seed
 from .limits import Range
 
@@ -30,8 +31,8 @@ def add_batch_commands(commands: argparse._SubParsersAction,
                     "files and DICOM series folders, searched recursively) on a Dask cluster. "
                     "Each case is written atomically to OUT_DIR/cases/<case>/ (the `annotate` "
                     "outputs plus case.json); OUT_DIR/manifest.json and manifest.csv list every "
-                    "case (source, SHA-256, status, reasons, sides, head diameters, run time, "
-                    "version, parameters) and OUT_DIR/report.html shows them with thumbnails. "
+                    "case (source, SHA-256, status, reasons, sides, head diameters, measurements, "
+                    "each segment's volume and HU, run time, version, parameters) and OUT_DIR/report.html shows them with thumbnails. "
                     "A rerun skips cases already built from the same scan with the same "
                     "settings, redoes changed ones, and finishes an interrupted build. A scan "
                     "byte for byte the same as another (same SHA-256) is built once and "
@@ -141,7 +142,7 @@ def _run_build(args: argparse.Namespace) -> int:
 
     params = params_from_args(args)
     check_writable(args.out_dir)
-    bar = _ProgressBar(not args.quiet)
+    bar = _ProgressBar(progress_shown(args.quiet))
     try:
         summary = build_dataset(args.scans_dir, args.out_dir, params,
                                 SIDE_CHOICES[args.side], workers=args.workers,
@@ -186,7 +187,7 @@ def _run_export(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         if not bars:
             bars.append(tqdm(total=total, desc="export", unit="case", file=sys.stderr,
-                             disable=args.quiet, leave=False))
+                             disable=not progress_shown(args.quiet), leave=False))
         bars[0].update(done - bars[0].n)
 
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .cli_progress import progress_shown, stage_progress_bar
 from .cli_types import (non_negative_float, non_negative_int, number, positive_float,
                         positive_int, seed)
 from .errors import InputError
@@ -148,7 +149,8 @@ def _fill_slice_dataset(args: argparse.Namespace) -> None:
         flagged_hips += len(flagged)
         other_hips += 2 - len(sides) - len(flagged)
     if args.phantoms > 0:
-        with tqdm(total=args.phantoms, desc="phantoms", file=sys.stderr, leave=False) as bar:
+        with tqdm(total=args.phantoms, desc="phantoms", file=sys.stderr, leave=False,
+                  disable=not progress_shown()) as bar:
             def progress(message: str) -> None:
                 bar.update(1)
                 tqdm.write(message, file=sys.stdout)
@@ -255,7 +257,7 @@ def _run_train(args: argparse.Namespace) -> int:
                                           else args.res_units),
                            init_from=None if args.init_from is None else str(args.init_from))
     result = train(args.dataset, args.out, options, resume=args.resume,
-                   show_progress=not args.quiet)
+                   show_progress=progress_shown(args.quiet))
     for entry in result.history:
         print(f"epoch {entry['epoch']}: loss {entry['loss']:.4f} ({entry['seconds']:.0f} s)")
     print(f"model written to {args.out}")
@@ -267,14 +269,16 @@ def _add_predict(commands) -> None:
     parser = commands.add_parser(
         "predict", help="Label a CT scan with the trained network.",
         description="Find each hip's ROI from the bone mask (bone extraction, then the thickest "
-                    "bone of each side), run the network on its slices and write the same label "
-                    "maps as `annotate` (labels.nii.gz, labels.seg.nrrd, bone.nii.gz, "
-                    "annotation.json) plus prediction.json (model, timing, per hip its status, "
-                    "agreement with a shifted view and warnings). Labels that are not a femoral "
-                    "head in its socket are not kept (the hip is reported as not found, with the "
-                    "reason); a scan where no hip is found is refused (exit code 2, nothing "
-                    "written). A hip whose labels change when the network's view moves, or in a "
-                    "scan coarser than the method was made for, is marked for review.")
+                    "bone of each side), run the network on its slices and write the same files "
+                    "as `annotate` (labels.nii.gz, labels.seg.nrrd, bone.nii.gz, annotation.json "
+                    "with each segment's volume and HU, overview.png) plus prediction.json "
+                    "(model, timing, per hip its status, agreement with a shifted view and "
+                    "warnings). All files are written together at the end: Ctrl-C leaves nothing "
+                    "behind (exit code 130). Labels that are not a femoral head in its socket "
+                    "are not kept (the hip is reported as not found, with the reason); a scan "
+                    "where no hip is found is refused (exit code 2, nothing written). A hip whose "
+                    "labels change when the network's view moves, or in a scan coarser than the "
+                    "method was made for, is marked for review.")
     parser.add_argument("scan", type=Path, help="CT scan: NIfTI, NRRD, MetaImage or a DICOM folder.")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="Output folder: new or empty (or, with --overwrite, an earlier "
@@ -288,6 +292,9 @@ def _add_predict(commands) -> None:
                         help="Model folder (default: the bundled Resources/model).")
     parser.add_argument("--side", choices=("both", "right", "left"), default="both",
                         help="Which hip(s) to label (default: both).")
+    parser.add_argument("--quiet", action="store_true",
+                        help="No progress bar (none is drawn either when stderr is not a "
+                             "terminal, e.g. a log file); the per-hip summary is still printed.")
     _device_option(parser)
     parser.set_defaults(run=_run_predict)
 
@@ -296,6 +303,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     from . import io, outputs
     from .model.inference import predict_scan
     from .model.network import BUNDLED_MODEL_DIR, load_model
+    from .overview import OVERVIEW_FILE, render_overview_png
     from .params import Params
     from .result import SIDES
 
@@ -305,7 +313,9 @@ def _run_predict(args: argparse.Namespace) -> int:
     scan = io.read_scan(args.scan)
     began = time.perf_counter()
     sides = SIDES if args.side == "both" else (args.side,)
-    annotation = predict_scan(scan.volume, model, Params(), sides=sides, batch_size=args.batch_size)
+    with stage_progress_bar(progress_shown(args.quiet)) as progress:
+        annotation = predict_scan(scan.volume, model, Params(), sides=sides,
+                                  batch_size=args.batch_size, progress=progress)
     seconds = time.perf_counter() - began
     report = {"model": {"path": str(Path(model_dir).resolve()), "sha256": model.info["sha256"]},
               "device": str(model.device), "seconds": round(seconds, 2),
@@ -315,7 +325,8 @@ def _run_predict(args: argparse.Namespace) -> int:
                         for s, r in annotation.sides.items()}}
     written = outputs.write_outputs(
         out_dir, scan.reference, scan.volume, annotation, Params(), input_path=scan.path,
-        extra_files={"prediction.json": (json.dumps(report, indent=2) + "\n").encode("utf-8")},
+        extra_files={"prediction.json": (json.dumps(report, indent=2) + "\n").encode("utf-8"),
+                     OVERVIEW_FILE: render_overview_png(scan.volume, annotation)},
         overwrite=args.overwrite)
     for side, result in annotation.sides.items():
         print(f"{side} hip: {result.status} - {result.message}")
@@ -363,7 +374,8 @@ def _run_review_queue(args: argparse.Namespace) -> int:
     check_writable(args.out or args.dataset / REVIEW_FOLDER, whole=True)
     model = load_model(args.model, args.device)
     top_k = 200 if args.top_k is None and args.top_percent is None else args.top_k
-    with tqdm(desc="scoring hips", file=sys.stderr, leave=False) as bar:
+    with tqdm(desc="scoring hips", file=sys.stderr, leave=False,
+              disable=not progress_shown()) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .cli_progress import progress_shown
 from .cli_types import number, positive_float, positive_int, seed
 from .limits import Range
 from .sweep.draw import CLASSES
@@ -87,7 +88,7 @@ def _run_synth_dataset(args: argparse.Namespace) -> int:
     created = not args.dataset.exists()  # removed again when the build fails or is cancelled
     try:
         with tqdm(total=len(classes) * len(seeds), desc="sweep scans", file=sys.stderr,
-                  leave=False) as bar:
+                  leave=False, disable=not progress_shown()) as bar:
             def progress(message: str) -> None:
                 bar.update(1)
                 tqdm.write(message, file=sys.stdout)

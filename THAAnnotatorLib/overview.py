@@ -1,8 +1,9 @@
 """A quick-look picture of a result, and the one-line summary of each hip.
 
 :func:`render_overview_png` draws one axial panel per hip through the femoral head's sphere
-center: the CT in a bone window, the bone mask as a faint tint, the acetabulum and femoral head
-as coloured contours, that slice's Hough circle and its boundary points; beside it, for a hip
+center (for a hip the model segmented, which has no sphere, its head label's centroid): the CT
+in a bone window, the bone mask as a faint tint, the acetabulum and femoral head as coloured
+contours, that slice's Hough circle and its boundary points; beside it, for a hip
 with THA planning measurements (:mod:`.measure`), a coronal panel through the head's center
 with the acetabular opening plane's trace and the center-edge angle's lines. Panels are
 resampled to square millimetre pixels and shown in the radiological convention (patient right
@@ -14,8 +15,11 @@ import cv2
 import numpy as np
 
 from .result import ACETABULUM, FEMORAL_HEAD, SIDES, Annotation, SideResult, segment_code
+from .statistics import MM3_PER_ML, voxel_volume_ml
 from .volume import Volume
 
+OVERVIEW_FILE = "overview.png"
+"""The picture's file name in a result folder (``annotate``, ``predict``, a build's cases)."""
 PANEL_PX = 400
 """Side of a panel's square image, in pixels."""
 PANEL_HALF_WIDTH_RADII = 2.6
@@ -60,6 +64,8 @@ _SHIFT = 4
 def side_summary(result: SideResult) -> str:
     """One line about one hip, e.g. ``right hip: femoral head diameter 47.3 mm, center RAS
     (-91.2, 20.5, -140.0) mm`` or ``left hip: metal implant, not segmented``."""
+    if result.status == "segmented" and result.sphere_center_ras_mm is None:
+        return f"{result.side} hip: {result.message or 'segmented'}"  # by the model: no sphere
     if result.status == "segmented":
         r, a, s = result.sphere_center_ras_mm
         return (f"{result.side} hip: femoral head diameter {result.head_diameter_mm:.1f} mm, "
@@ -102,9 +108,12 @@ def render_overview_png(volume: Volume, annotation: Annotation) -> bytes:
     panels = []
     for result in results:
         check = " - check" if result.needs_review else ""  # the hip's warnings say why
-        if result.status == "segmented":
-            panel = _segmented_panel(volume, annotation, result)
-            title = f"{result.side} hip: head diameter {result.head_diameter_mm:.1f} mm{check}"
+        head = _head_center_and_radius(volume, annotation, result)
+        if head is not None:
+            panel = _segmented_panel(volume, annotation, result, *head)
+            title = (f"{result.side} hip: head diameter {result.head_diameter_mm:.1f} mm{check}"
+                     if result.head_diameter_mm is not None
+                     else f"{result.side} hip: segmented by the model{check}")
         else:
             panel = _message_panel(result)
             title = f"{result.side} hip"
@@ -116,7 +125,10 @@ def render_overview_png(volume: Volume, annotation: Annotation) -> bytes:
                                      _coronal_panel(volume, annotation, result)]))
     gap = np.full((panels[0].shape[0], 4, 3), BACKGROUND, np.uint8)
     row = np.hstack([part for panel in panels for part in (panel, gap)][:-1])
-    legend = LEGEND + (MEASUREMENT_LEGEND if any(map(_measured, results)) else ())
+    # the Hough circle's entries only where one is drawn (the model fits none)
+    legend = (tuple(e for e in LEGEND if e[1] not in (CIRCLE_COLOUR, POINT_COLOUR)
+                    or any(r.circles for r in results))
+              + (MEASUREMENT_LEGEND if any(map(_measured, results)) else ()))
     image = np.vstack([row, _legend(row.shape[1], legend)])
     ok, png = cv2.imencode(".png", image)
     if not ok:
@@ -124,12 +136,31 @@ def render_overview_png(volume: Volume, annotation: Annotation) -> bytes:
     return png.tobytes()
 
 
-def _segmented_panel(volume: Volume, annotation: Annotation, result: SideResult) -> np.ndarray:
-    """Axial panel through the sphere center, at the nearest slice that has a Hough circle."""
-    center = volume.ras_mm_to_index(np.asarray(result.sphere_center_ras_mm))
+def _head_center_and_radius(volume: Volume, annotation: Annotation,
+                            result: SideResult) -> tuple[np.ndarray, float] | None:
+    """Where a segmented hip's panel is centered (canonical z, y, x index) and the head radius
+    (mm) it is scaled to: the fitted sphere's; for a hip the model segmented (no sphere), the
+    femoral head label's centroid and the radius of a ball of its volume. None for a hip not
+    segmented or without a head label."""
+    if result.status != "segmented":
+        return None
+    if result.sphere_center_ras_mm is not None and result.head_diameter_mm is not None:
+        return (volume.ras_mm_to_index(np.asarray(result.sphere_center_ras_mm)),
+                result.head_diameter_mm / 2.0)
+    head = np.argwhere(annotation.side_labels == segment_code(result.side, FEMORAL_HEAD))
+    if head.size == 0:
+        return None
+    volume_mm3 = len(head) * voxel_volume_ml(volume) * MM3_PER_ML
+    return head.mean(axis=0), float((3.0 * volume_mm3 / (4.0 * np.pi)) ** (1.0 / 3.0))
+
+
+def _segmented_panel(volume: Volume, annotation: Annotation, result: SideResult,
+                     center: np.ndarray, radius_mm: float) -> np.ndarray:
+    """Axial panel through the head's ``center`` (canonical index), at the nearest slice that
+    has a Hough circle, ``radius_mm`` setting the scale."""
     circle = min(result.circles, key=lambda c: abs(c.slice_index - center[0]), default=None)
     z = circle.slice_index if circle else int(np.clip(round(center[0]), 0, volume.shape[0] - 1))
-    px_per_mm = PANEL_PX / (2.0 * PANEL_HALF_WIDTH_RADII * result.head_diameter_mm / 2.0)
+    px_per_mm = PANEL_PX / (2.0 * PANEL_HALF_WIDTH_RADII * radius_mm)
     spacing_yx = volume.spacing_mm[1:]
     # panel pixel (u, v) -> slice index (x, y): square pixels of 1 / px_per_mm mm each, centered
     # on the sphere center

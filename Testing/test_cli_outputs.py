@@ -258,8 +258,9 @@ def test_predict_refuses_a_folder_holding_files_unless_overwrite(small_ct, reuse
     assert cli.main(argv) == 2
     assert "--overwrite" in one_error_line(capsys.readouterr().err)
     assert cli.main(argv + ["--overwrite"]) == 0
-    # the annotate outputs are gone with the folder: no overview.png from the earlier run
-    assert {p.name for p in reused.iterdir()} == {*outputs.STANDARD_FILES, "prediction.json"}
+    # the earlier folder is replaced whole: its stale prediction.json is the new one
+    assert {p.name for p in reused.iterdir()} == RESULT_FILES | {"prediction.json"}
+    assert "stale" not in json.loads((reused / "prediction.json").read_text())
     assert "model" in json.loads((reused / "prediction.json").read_text())
 
 
