@@ -273,17 +273,31 @@ def _read_image_file(path: Path) -> sitk.Image:
         raise InputError(_damaged_message(f"The scan {path.name}")) from error
 
 
+def dicom_series_files(folder: str | Path) -> dict[str, tuple[str, ...]]:
+    """The DICOM series in ``folder`` (not its sub-folders): series UID -> its files, in slice
+    order; empty for a folder without DICOM files.
+
+    GDCM's own warning for a folder without series (printed by ITK straight onto the terminal's
+    stderr) is held back while the folder is searched: the caller says what is wrong instead.
+    """
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        return {sid: tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid))
+                for sid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))}
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+
+
 def _read_dicom_folder(folder: Path) -> sitk.Image:
     """Read the DICOM series with most files in ``folder`` (not its sub-folders)."""
-    series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    if not series_ids:
+    files = dicom_series_files(folder)
+    if not files:
         raise InputError(
             f"The folder {folder} holds no DICOM series; choose the folder with the CT's DICOM "
             f"files, or {_SUPPORTED_FILES}."
         )
-    files = {
-        sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids
-    }
+    series_ids = list(files)
     chosen = max(series_ids, key=lambda sid: len(files[sid]))
     if len(series_ids) > 1:
         logger.warning(

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
+from ..io import dicom_series_files
+
 PATIENT_ID_TAG = "0010|0020"
 """DICOM PatientID."""
 PATIENT_PREFIX = "patient:"
@@ -49,13 +51,11 @@ def dicom_patient_id(folder: str | Path) -> str | None:
     if not folder.is_dir():
         return None
     try:
-        series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-        files = {sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid)
-                 for sid in series}
+        files = dicom_series_files(folder)
         if not files:
             return None
         reader = sitk.ImageFileReader()
-        reader.SetFileName(files[max(series, key=lambda sid: len(files[sid]))][0])
+        reader.SetFileName(files[max(files, key=lambda sid: len(files[sid]))][0])
         reader.ReadImageInformation()
         value = reader.GetMetaData(PATIENT_ID_TAG) if reader.HasMetaDataKey(PATIENT_ID_TAG) else ""
     except RuntimeError:
