@@ -249,6 +249,17 @@ def test_a_missing_scan_file_is_named(aar):
     with pytest.raises(InputError, match=r'The scan file of phantom00001 \("/nowhere/ct.nii.gz"\) does not exist'):
         review_loop.ReviewLoop(str(aar)).open(scene)
     assert scene.GetNumberOfNodes() == 0
+    queue["scans"][SCANS[0]] = {"scan_path": str(aar.parents[2] / "nowhere.nii.gz"), "labels_path": "/nowhere/l.nii.gz"}
+    shutil.copy(Path(json.loads(aar.read_text(encoding="utf-8"))["scans"][SCANS[1]]["scan_path"]),
+                aar.parents[2] / "nowhere.nii.gz")
+    aar.write_text(json.dumps(queue), encoding="utf-8")
+    with pytest.raises(InputError, match=r'The labels file of phantom00001 \("/nowhere/l.nii.gz"\) does not exist'):
+        review_loop.ReviewLoop(str(aar)).open(scene)
+    assert scene.GetNumberOfNodes() == 0, "the scan loaded before the labels failed is still in the scene"
+    queue["scans"][SCANS[0]]["scan_path"] = None  # a dataset that did not keep its scans
+    aar.write_text(json.dumps(queue), encoding="utf-8")
+    with pytest.raises(InputError, match="names no scan file for phantom00001"):
+        review_loop.ReviewLoop(str(aar)).open(scene)
 
 
 def test_fine_tune_and_rebuild_run_the_librarys_commands(aar):

@@ -71,7 +71,10 @@ def _removeNode(node) -> None:
 
 def loadScanVolume(scene, path: str, scan: str):
     """The CT ``path`` read into a new scalar volume node named after ``scan``."""
-    if not path or not os.path.isfile(path):
+    if not path:
+        raise InputError(f'The review queue names no scan file for {scan} (in "scans"): its dataset did not keep '
+                         "the scans (phantoms keep them with slice-dataset --keep-scans), so it cannot be reviewed here.")
+    if not os.path.isfile(path):
         raise InputError(f'The scan file of {scan} ("{path}") does not exist; the review queue names it in "scans". '
                          "Put the scan back there or make the queue again.")
     storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
@@ -93,7 +96,10 @@ def sideCodes(volume, labelsPath: str, scan: str) -> np.ndarray:
     from THAAnnotatorLib.io import sitk_reference_from_volume
     from THAAnnotatorLib.model.labelfiles import read_label_file
 
-    if not labelsPath or not os.path.isfile(labelsPath):
+    if not labelsPath:
+        raise InputError(f'The review queue names no labels file for {scan} (in "scans"), so its labels cannot be '
+                         "opened for correction; review the scans whose labels the dataset kept.")
+    if not os.path.isfile(labelsPath):
         raise InputError(f'The labels file of {scan} ("{labelsPath}") does not exist; the review queue names it in '
                          '"scans". Put it back there or make the queue again.')
     labels = read_label_file(labelsPath, sitk_reference_from_volume(volume))
