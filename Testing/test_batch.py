@@ -88,6 +88,19 @@ def test_case_names_stay_apart_when_only_the_suffix_differs(tmp_path):
     assert sorted(s.case for s in find_scans(tmp_path)) == ["a.nii.gz", "a.nrrd"]
 
 
+def test_case_names_stay_apart_on_a_case_insensitive_file_system(tmp_path):
+    """Names differing only in letter case would share one case folder on macOS or Windows
+    (issue 22): they differ in more than case, and the same on every run."""
+    for name in ("CT1.nii.gz", "ct1.nii.gz", "ct1.nrrd", "P1/ct.nii.gz", "p1/ct.nii.gz",
+                 "other.nii.gz"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"only the names matter here")
+    cases = [s.case for s in find_scans(tmp_path)]
+    assert len({case.casefold() for case in cases}) == len(cases) == 6, cases
+    assert "other" in cases and "ct1.nrrd" in cases  # no clash, or one the suffix settles
+    assert cases == [s.case for s in find_scans(tmp_path)]
+
+
 def test_build_records_done_and_failed_cases_with_reasons(build):
     records = {r["case"]: r for r in build.records}
     assert {c for c, r in records.items() if r["status"] == "done"} == DONE

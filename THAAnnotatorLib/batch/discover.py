@@ -31,8 +31,11 @@ def find_scans(root: str | Path) -> list[ScanSource]:
     files (a ``.dcm`` suffix or the ``DICM`` marker), ``root`` included, is one scan, and its
     sub-folders are not searched further. Hidden files and folders are skipped. The case name
     is the path relative to ``root`` without the image suffix, folders joined by ``__``, other
-    characters than letters, digits, ``.``, ``_`` and ``-`` replaced by ``_``; two scans that
-    would share a name keep their suffix to tell them apart.
+    characters than letters, digits, ``.``, ``_`` and ``-`` replaced by ``_``. Names are told
+    apart without regard to letter case, as case-insensitive file systems (macOS, Windows) hold
+    ``CT1/`` and ``ct1/`` as one folder: two scans that would share a name keep their suffix, and
+    two that still would (``CT1.nii.gz``, ``ct1.nii.gz``) get a short hash of their relative path
+    (``ct1.nii.gz_`` and eight hex digits).
 
     Raises
     ------
@@ -61,11 +64,23 @@ def find_scans(root: str | Path) -> list[ScanSource]:
     # a DICOM series given as the scans folder itself is named after that folder
     names = [_case_name(path.relative_to(root.parent if path == root else root), suffix)
              for path, suffix in found]
-    clashes = {n for n in names if names.count(n) > 1}
-    sources = [
-        ScanSource(_case_name(path.relative_to(root), "") if name in clashes else name, path)
-        for (path, suffix), name in zip(found, names)]
+    names = [_case_name(path.relative_to(root), "") if clash else name
+             for (path, _), name, clash in zip(found, names, _clashes(names))]
+    names = [f"{name}_{_path_hash(path.relative_to(root))}" if clash else name
+             for (path, _), name, clash in zip(found, names, _clashes(names))]
+    sources = [ScanSource(name, path) for (path, _), name in zip(found, names)]
     return sorted(sources, key=lambda s: s.case)
+
+
+def _clashes(names: list[str]) -> list[bool]:
+    """For each name, whether another one equals it when letter case is ignored."""
+    folded = [name.casefold() for name in names]
+    return [folded.count(name) > 1 for name in folded]
+
+
+def _path_hash(relative: Path) -> str:
+    """Eight hex digits of the SHA-256 of a relative path, the same on every run."""
+    return hashlib.sha256(relative.as_posix().encode("utf-8")).hexdigest()[:8]
 
 
 def scan_checksum(path: str | Path) -> str:
