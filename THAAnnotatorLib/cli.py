@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Which hip(s) to annotate (default: both).")
     common.add_argument("--quiet", action="store_true",
                         help="No progress bar (none is drawn either when stderr is not a "
-                             "terminal, e.g. a log file); the per-hip summary is still printed.")
+                             "terminal, e.g. a log file); the results are still printed.")
     _add_param_options(common)
 
     parser = OneLineErrorParser(

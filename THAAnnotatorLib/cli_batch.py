@@ -41,7 +41,8 @@ def add_batch_commands(commands: argparse._SubParsersAction,
                     "Options and the output folder are checked before any scan is read. "
                     f"Exit code 0 when every case is done, {EXIT_SOME_FAILED} when the build "
                     "finished with failed cases, 2 for bad arguments, 1 when OUT_DIR cannot be "
-                    "written.")
+                    "written, 130 when cancelled with Ctrl-C (the finished cases are kept; run "
+                    "the same command again to do the rest).")
     build.add_argument("scans_dir", type=Path, help="Folder of scans (searched recursively).")
     build.add_argument("out_dir", type=Path,
                        help="Build folder (created); must lie outside SCANS_DIR.")

@@ -1,10 +1,12 @@
 """What the command line prints and records (issue 22, item 7): no progress-bar frames in a log,
-no GDCM warnings for a folder that holds no DICOM series, and the scan's absolute path in
-``annotation.json``.
+no GDCM warnings for a folder that holds no DICOM series, the scan's absolute path in
+``annotation.json``, and a ``build-dataset --help`` that says what the command does.
 """
 from __future__ import annotations
 
 import json
+
+import pytest
 
 from test_statistics import small_ct  # noqa: F401  (the fixture)
 from THAAnnotatorLib import cli, outputs
@@ -43,3 +45,15 @@ def test_annotation_json_records_the_scan_as_an_absolute_path(small_ct, tmp_path
                      "--side", "right"]) == 0
     report = json.loads((out / outputs.REPORT_FILE).read_text(encoding="utf-8"))
     assert report["input_path"] == str(small_ct.resolve())
+
+
+def test_build_dataset_help_promises_what_it_does(monkeypatch, capsys):
+    """Its --quiet help promises no per-hip summary (a build prints none) and its exit codes
+    include 130, what a Ctrl-C gives (test_batch checks that)."""
+    monkeypatch.setenv("COLUMNS", "2000")
+    with pytest.raises(SystemExit):
+        cli.main(["build-dataset", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    quiet = text.split("--quiet ", 1)[1].split(" --", 1)[0]
+    assert "No progress bar" in quiet and "per-hip" not in quiet, quiet
+    assert "130 when cancelled with Ctrl-C" in text
