@@ -5,6 +5,7 @@ Only this file of the package touches Qt widgets (imported when Slicer builds th
 from __future__ import annotations
 
 import logging
+import time
 
 import slicer
 from THAAnnotatorLib.errors import InputError
@@ -211,6 +212,7 @@ class ReviewQueueSection:
         state = task.poll()
         self._showLog(task)
         if state == runner.RUNNING:
+            self.ui.queueStatusLabel.text = f"{task.description}: running for {time.monotonic() - task.started:.0f} s."
             return
         self._timer.stop()
         self.task = None
@@ -224,7 +226,7 @@ class ReviewQueueSection:
         self.updateButtons()
 
     def _showLog(self, task):
-        """The command's output so far (a progress bar's last state only)."""
+        """The command line and its output so far."""
         self.ui.taskLogTextEdit.setPlainText("\n".join(["$ tha-annotator " + " ".join(task.arguments)] + task.lines))
         import qt
 

@@ -12,12 +12,12 @@ import json
 import os
 import pickle
 import queue
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 import numpy as np
 
@@ -68,6 +68,7 @@ class BackgroundProcess:
     def __init__(self):
         self.folder = tempfile.mkdtemp(prefix="THAAnnotator-")
         self.fraction, self.message = 0.0, "starting"
+        self.started = time.monotonic()
         self.closeCallbacks = []
         self._lines = queue.Queue()
         self._lock = threading.Lock()
@@ -88,9 +89,8 @@ class BackgroundProcess:
         wrote nothing usable."""
         return True
 
-    def takeLine(self, line: str, transient: bool) -> None:
-        """One line the process printed (``transient``: ended by a carriage return, as progress
-        bars redraw themselves)."""
+    def takeLine(self, line: str) -> None:
+        """One line the process printed (without its line end)."""
 
     def start(self):
         self._thread.start()
@@ -105,16 +105,8 @@ class BackgroundProcess:
                 self._process = subprocess.Popen(self.command(), stdout=subprocess.PIPE,
                                                  stderr=subprocess.STDOUT if self.MERGE_STDERR else log,
                                                  env=_workerEnvironment())
-            pending = b""
-            while True:
-                chunk = self._process.stdout.read1(65536)
-                if not chunk:
-                    break
-                *pieces, pending = re.split(rb"(?<=[\r\n])", pending + chunk)
-                for piece in pieces:
-                    self._lines.put(piece)
-            if pending:
-                self._lines.put(pending)
+            for line in self._process.stdout:
+                self._lines.put(line)
             self._succeeded = self._process.wait() == 0 and not self._cancelled and self.after()
         except Exception as error:  # reported by error(); the process's own failures are in log.txt
             self._threadError = error
@@ -123,11 +115,10 @@ class BackgroundProcess:
         """Take the process's output; RUNNING, DONE, FAILED or CANCELLED."""
         while True:
             try:
-                piece = self._lines.get_nowait()
+                line = self._lines.get_nowait()
             except queue.Empty:
                 break
-            text = piece.decode("utf-8", errors="replace")
-            self.takeLine(text.rstrip("\r\n"), text.endswith("\r"))
+            self.takeLine(line.decode("utf-8", errors="replace").rstrip("\r\n"))
         if self._cancelled:
             return CANCELLED
         if self._thread.is_alive():
@@ -199,7 +190,7 @@ class BackgroundRun(BackgroundProcess):
         self._result = self._prepare(result) if self._prepare is not None else result
         return True
 
-    def takeLine(self, line: str, transient: bool) -> None:
+    def takeLine(self, line: str) -> None:
         try:
             report = json.loads(line)
         except ValueError:  # a line the worker did not mean as progress
@@ -221,17 +212,16 @@ class BackgroundRun(BackgroundProcess):
 
 class CommandRun(BackgroundProcess):
     """A ``tha-annotator`` command (``arguments`` after the program name), its output (standard
-    output and error together) kept as :attr:`lines`; ``fraction`` follows its progress bar."""
+    output and error together) kept as :attr:`lines`. Its output is not a terminal, so the
+    command draws no progress bar: what it prints are its result lines (per epoch, per queue)."""
 
     MERGE_STDERR = True
-    PERCENT = re.compile(r"(\d{1,3})%\|")
 
     def __init__(self, arguments: list[str], description: str):
         super().__init__()
         self.arguments = [str(a) for a in arguments]
         self.description = description
         self.lines = []
-        self._transient = False
         self.start()
 
     def command(self) -> list[str]:
@@ -246,15 +236,7 @@ class CommandRun(BackgroundProcess):
         tail = "\n".join(self.lines[-20:])
         return RuntimeError(f"{self.description} failed (exit code {self._process.returncode}): {tail}")
 
-    def takeLine(self, line: str, transient: bool) -> None:
-        if not line.strip():
-            return
-        if self._transient and self.lines:  # a progress bar redrawn: replace its last state
-            self.lines[-1] = line
-        else:
+    def takeLine(self, line: str) -> None:
+        if line.strip():
             self.lines.append(line)
-        self._transient = transient
-        self.message = line.strip()
-        percent = self.PERCENT.search(line)
-        if percent:
-            self.fraction = min(int(percent.group(1)), 100) / 100
+            self.message = line.strip()
