@@ -349,13 +349,15 @@ def test_slicers_pip_ensure_installs_where_slicer_has_it(monkeypatch):
 
 def test_the_self_test_installs_missing_packages_as_the_panel_does(monkeypatch):
     absent = _withoutMaxflow(monkeypatch)
+    absent.add("monai")  # the model's packages too, where torch is installed
     calls = _fakePipEnsure(monkeypatch, absent)
     monkeypatch.setattr(dependencies, "packageIndexReachable", lambda timeout=5.0: True)
     ran = []
     monkeypatch.setattr(THAAnnotatorScenarios, "SCENARIOS", (lambda scene: ran.append(scene) or {},))
     THAAnnotator.THAAnnotatorTest().runTest()
-    # the panel's path (pip_ensure, the pinned requirement), without the question; then the scenarios
-    assert calls == [(["PyMaxflow>=1.3"], False, "THA Annotator", False)] and len(ran) == 1
+    # the panel's path (pip_ensure, the pinned requirements), without the question; then the scenarios
+    wanted = ["PyMaxflow>=1.3"] + (["monai>=1.5"] if importlib.util.find_spec("torch") is not None else [])
+    assert calls == [(wanted, False, "THA Annotator", False)] and len(ran) == 1
 
 
 def test_the_self_test_is_skipped_with_the_reason_only_without_network(monkeypatch):

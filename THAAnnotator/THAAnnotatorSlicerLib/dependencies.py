@@ -153,12 +153,15 @@ def ensurePythonPackages(model: bool = False, prompt: bool = True) -> None:
 
 
 def ensurePackagesForSelfTest(testing: bool) -> str | None:
-    """What the self-test does first: :func:`ensurePythonPackages` without asking. Returns why the
-    self-test must be skipped instead (packages missing, and ``testing``, an automated test run such
-    as ctest or pytest, on a machine that cannot reach the package index); None once installed."""
-    missing = missingPythonPackages()
+    """What the self-test does first: :func:`ensurePythonPackages` without asking, with the model's
+    packages where torch is installed (torch itself, a large download, only through the PyTorch
+    extension; without it the model scenario is skipped). Returns why the self-test must be
+    skipped instead (packages missing, and ``testing``, an automated test run such as ctest or
+    pytest, on a machine that cannot reach the package index); None once installed."""
+    model = importlib.util.find_spec("torch") is not None
+    missing = missingPythonPackages(model=model)
     if missing and testing and not packageIndexReachable():
         return (f"the Python packages {', '.join(missing)} are not installed and the package index "
                 f"({PACKAGE_INDEX[0]}) cannot be reached from this machine to install them")
-    ensurePythonPackages(prompt=False)
+    ensurePythonPackages(model=model, prompt=False)
     return None
