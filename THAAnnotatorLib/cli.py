@@ -13,7 +13,8 @@ or already holds files (``annotate`` and ``demo`` replace an earlier result only
 
 Exit codes: 0 done, 2 bad input or arguments (one ``error:`` line on stderr, nothing written),
 1 the output could not be written (one ``error: cannot write to DIR: ...`` line; an unwritable
-folder is found before any work), 130 cancelled with Ctrl-C (nothing written).
+folder is found before any work), 130 cancelled with Ctrl-C (nothing written). Once the results
+are in place the run is done: a Ctrl-C then only cuts the summary short (exit code 0).
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ import SimpleITK as sitk
 from . import __version__, io, outputs, pipeline
 from .cli_batch import add_batch_commands
 from .cli_model import add_model_commands
-from .cli_progress import progress_shown, stage_progress_bar
+from .cli_progress import finish_after_writing, progress_shown, stage_progress_bar
 from .cli_synth import add_synth_command
 from .cli_types import OneLineErrorParser, number, seed
 from .errors import InputError, InvalidParam
@@ -223,8 +224,7 @@ def _run_annotate(args: argparse.Namespace) -> int:
                                         SIDE_CHOICES[args.side],
                                         show_progress=progress_shown(args.quiet),
                                         overwrite=args.overwrite)
-    _print_summary(annotation, written, args.out)
-    return 0
+    return finish_after_writing(args.out, lambda: _print_summary(annotation, written, args.out))
 
 
 def _holds_a_demo(folder: Path) -> bool:
@@ -244,9 +244,12 @@ def _run_demo(args: argparse.Namespace) -> int:
             scan_path, args.out, params, SIDE_CHOICES[args.side],
             show_progress=progress_shown(args.quiet),
             extra_files={DEMO_SCAN_NAME: scan_path.read_bytes()}, overwrite=overwrite)
-    _print_summary(annotation, written, args.out)
-    _print_truth_comparison(annotation, phantom, params)
-    return 0
+
+    def show_results() -> None:
+        _print_summary(annotation, written, args.out)
+        _print_truth_comparison(annotation, phantom, params)
+
+    return finish_after_writing(args.out, show_results)
 
 
 def _print_truth_comparison(annotation: Annotation, phantom: Phantom, params: Params) -> None:

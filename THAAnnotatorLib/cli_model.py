@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .cli_progress import progress_shown, stage_progress_bar
+from .cli_progress import finish_after_writing, progress_shown, stage_progress_bar
 from .cli_types import (non_negative_float, non_negative_int, number, positive_float,
                         positive_int, seed)
 from .errors import InputError
@@ -328,17 +328,22 @@ def _run_predict(args: argparse.Namespace) -> int:
         extra_files={"prediction.json": (json.dumps(report, indent=2) + "\n").encode("utf-8"),
                      OVERVIEW_FILE: render_overview_png(scan.volume, annotation)},
         overwrite=args.overwrite)
-    for side, result in annotation.sides.items():
-        print(f"{side} hip: {result.status} - {result.message}")
-        if result.model_agreement is not None:
-            agreement = result.model_agreement
-            print(f"  agreement with a shifted view (Dice): acetabulum {agreement['acetabulum']:.3f}, "
-                  f"femoral head {agreement['femoral_head']:.3f}; needs review: "
-                  f"{'yes' if result.needs_review else 'no'}")
-        for warning in result.warnings:
-            print(f"  warning: {warning}")
-    print(f"predicted in {seconds:.1f} s on {model.device}; wrote {len(written)} files to {out_dir}")
-    return 0
+
+    def show_results() -> None:
+        for side, result in annotation.sides.items():
+            print(f"{side} hip: {result.status} - {result.message}")
+            if result.model_agreement is not None:
+                agreement = result.model_agreement
+                print(f"  agreement with a shifted view (Dice): acetabulum "
+                      f"{agreement['acetabulum']:.3f}, femoral head "
+                      f"{agreement['femoral_head']:.3f}; needs review: "
+                      f"{'yes' if result.needs_review else 'no'}")
+            for warning in result.warnings:
+                print(f"  warning: {warning}")
+        print(f"predicted in {seconds:.1f} s on {model.device}; wrote {len(written)} files to "
+              f"{out_dir}")
+
+    return finish_after_writing(args.out, show_results)
 
 
 # ---------------------------------------------------------------------------------- review-queue

@@ -1,4 +1,5 @@
-"""Progress bars of the ``tha-annotator`` commands, on stderr.
+"""What the ``tha-annotator`` commands show while they run (progress bars, on stderr) and once
+their results are written.
 
 A bar redraws itself with carriage returns, which only a terminal shows as one line: written to
 a log file or a pipe it becomes a stream of ``\\r`` frames. So a bar is drawn only when stderr is
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -31,3 +33,18 @@ def stage_progress_bar(enabled: bool) -> Iterator[Callable[[float, str], None]]:
             bar.update(int(round(100 * min(max(fraction, 0.0), 1.0))) - bar.n)
 
         yield report
+
+
+def finish_after_writing(out_dir: Path, show_results: Callable[[], None]) -> int:
+    """Print a run's results once all its files are in place (``show_results``); exit code 0.
+
+    A Ctrl-C while they are printed cuts them short, but the run is done: rather than the
+    "cancelled, nothing written" of an interrupted run (exit code 130), one line on stderr says
+    the results are complete, and the exit code stays 0.
+    """
+    try:
+        show_results()
+    except KeyboardInterrupt:
+        print(f"interrupted after the results were written: {out_dir} is complete",
+              file=sys.stderr)
+    return 0

@@ -11,7 +11,9 @@ import json
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -237,7 +239,9 @@ def _staged_folder(out_dir: Path, replacing: bool) -> Iterator[Path]:
     files are moved one by one with ``os.replace``; otherwise the staging folder is a sibling that
     takes ``out_dir``'s place (:func:`~.model.files.replace_folder`; ``replacing``: an earlier
     ``out_dir`` is deleted only after that). On any exception the staging folder and everything
-    in it is removed, and ``out_dir`` is left as it was.
+    in it is removed, and ``out_dir`` is left as it was. Ctrl-C is held off while the files are
+    moved into place (:func:`_sigint_held`), so it never leaves half of them moved, nor a
+    complete result reported as cancelled.
     """
     into_existing = out_dir.is_dir() and not replacing
     if into_existing:
@@ -248,15 +252,33 @@ def _staged_folder(out_dir: Path, replacing: bool) -> Iterator[Path]:
     staging.mkdir()
     try:
         yield staging
-        if into_existing:
-            for staged in sorted(staging.iterdir()):
-                os.replace(staged, out_dir / staged.name)
-            staging.rmdir()
-        else:
-            replace_folder(staging, out_dir)
+        with _sigint_held():
+            if into_existing:
+                for staged in sorted(staging.iterdir()):
+                    os.replace(staged, out_dir / staged.name)
+                staging.rmdir()
+            else:
+                replace_folder(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+@contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Ignore Ctrl-C (SIGINT) for the moment staged results take a few renames to be moved into
+    place: an interrupt then would leave them half moved, or complete but reported as cancelled.
+    One that comes meanwhile is dropped (the results are complete; the run ends right after).
+    Python handles signals in the main thread only, so elsewhere (a Dask worker's thread) this
+    does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
 
 
 def _source_image(canonical: np.ndarray, volume: Volume, reference: sitk.Image) -> sitk.Image:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -216,6 +217,37 @@ def test_ctrl_c_while_writing_exits_130_and_leaves_no_partial_folder(
         assert not out.exists()
     else:
         assert snapshot(out) == before and hidden_leftovers(out) == []
+
+
+def test_ctrl_c_while_the_results_are_moved_into_place_is_held_off(small_ct, tmp_path, capsys,
+                                                                    monkeypatch):
+    """A SIGINT arriving while the staged folder is renamed into place neither leaves half a
+    result nor reports a complete one as cancelled: the run ends as done (issue 22, item 7)."""
+    real_replace = outputs.replace_folder
+
+    def interrupted(*args, **kwargs):
+        real_replace(*args, **kwargs)  # the result is in place; now Ctrl-C
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(outputs, "replace_folder", interrupted)
+    out = tmp_path / "out"
+    assert cli.main(["annotate", str(small_ct), "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and f"wrote 5 files to {out}" in captured.out
+    assert {p.name for p in out.iterdir()} == RESULT_FILES and hidden_leftovers(tmp_path) == []
+
+
+def test_ctrl_c_while_the_summary_is_printed_exits_0_saying_the_results_are_complete(
+        small_ct, tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_print_summary", interrupted)
+    out = tmp_path / "out"
+    assert cli.main(["annotate", str(small_ct), "--out", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().err == (f"interrupted after the results were written: {out} is "
+                                       "complete\n")
+    assert {p.name for p in out.iterdir()} == RESULT_FILES
 
 
 def test_overwrite_refuses_a_folder_that_is_not_an_earlier_result(small_ct, tmp_path, capsys):

@@ -82,6 +82,27 @@ def test_predict_shows_a_progress_bar_on_a_terminal(small_ct, tmp_path):
     assert "\r" in stderr and "100%" in stderr, repr(stderr[-300:])
 
 
+def test_predict_ctrl_c_once_its_files_are_written_exits_0_saying_they_are_complete(
+        small_ct, tmp_path, monkeypatch):
+    """Ctrl-C while the per-hip lines are printed: the files are all in place, so not the
+    "cancelled, nothing written" of an interrupted run, and exit code 0."""
+    real_print = print
+
+    def print_interrupted(*args, file=None, **kwargs):
+        if file is None:  # a result line on stdout
+            raise KeyboardInterrupt
+        real_print(*args, file=file, **kwargs)
+
+    monkeypatch.setattr("builtins.print", print_interrupted)
+    out = tmp_path / "out"
+    code, stdout, stderr = predict(small_ct, out, "--quiet", "--side", "right")
+    monkeypatch.undo()
+    assert (code, stdout) == (0, "")
+    assert stderr == f"interrupted after the results were written: {out} is complete\n"
+    assert {p.name for p in out.iterdir()} == {*outputs.STANDARD_FILES, overview.OVERVIEW_FILE,
+                                               "prediction.json"}
+
+
 def test_predict_ctrl_c_while_predicting_exits_130_and_writes_nothing(small_ct, tmp_path,
                                                                       monkeypatch):
     def interrupted(*args, **kwargs):
