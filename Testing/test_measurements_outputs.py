@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_measurements import HEAD_MM, two_hip_scan
 
-from THAAnnotatorLib.batch.case import _side_record
+from THAAnnotatorLib.batch.case import side_records
 from THAAnnotatorLib.batch.manifest import MANIFEST_CSV, write_manifest
 from THAAnnotatorLib.batch.report import render_report
 from THAAnnotatorLib.io import sitk_reference_from_volume
@@ -62,10 +62,10 @@ def test_terminal_summary_gives_the_values_with_units(result):
 
 
 def test_manifest_csv_and_report_have_a_column_per_value_and_side(result, tmp_path):
-    _, annotation = result
+    volume, annotation = result
     record = {"case": "ct1", "source": "ct1.nii.gz", "checksum": "0", "status": "done",
               "reasons": [], "sides_found": ["right"],
-              "results": {side: _side_record(r) for side, r in annotation.sides.items()}}
+              "results": side_records(annotation, volume)}
     write_manifest(tmp_path, [record], tmp_path)
     with open(tmp_path / MANIFEST_CSV, newline="") as f:
         row = next(csv.DictReader(f))

@@ -25,7 +25,9 @@ from ..errors import InputError
 from ..model.files import RETIRED_MARK, replace_folder, write_json_atomic
 from ..overview import OVERVIEW_FILE, render_overview_png
 from ..params import Params
-from ..statistics import segment_statistics
+from ..result import Annotation, SideResult
+from ..statistics import SegmentStatistics, segment_statistics
+from ..volume import Volume
 from .discover import ScanSource
 from .manifest import pending_record
 
@@ -58,10 +60,7 @@ def run_case(source: ScanSource, checksum: str, cases_dir: str | Path, params: P
     try:
         scan = io.read_scan(source.path)
         annotation = pipeline.annotate(scan.volume, params, sides=sides)
-        statistics = segment_statistics(scan.volume, annotation.side_labels,
-                                        tuple(annotation.sides))
-        results = {side: _side_record(result, statistics[side])
-                   for side, result in annotation.sides.items()}
+        results = side_records(annotation, scan.volume)
         overview = render_overview_png(scan.volume, annotation)
         outputs.write_outputs(staging, scan.reference, scan.volume, annotation, params,
                               input_path=scan.path, extra_files={
@@ -115,9 +114,16 @@ def _thumbnail(png: bytes) -> bytes:
     return encoded.tobytes()
 
 
-def _side_record(result, statistics: dict) -> dict:
-    """A hip's entry in the case record; ``statistics``: its segments' volume (ml) and HU
-    (:func:`~..statistics.segment_statistics`)."""
+def side_records(annotation: Annotation, volume: Volume) -> dict[str, dict]:
+    """Each hip's entry in a case record (``results``): its status, sphere, surface check,
+    measurements, warnings and its segments' volume (ml) and HU
+    (:func:`~..statistics.segment_statistics` on ``volume``, the CT annotated)."""
+    statistics = segment_statistics(volume, annotation.side_labels, tuple(annotation.sides))
+    return {side: _side_record(result, statistics[side])
+            for side, result in annotation.sides.items()}
+
+
+def _side_record(result: SideResult, statistics: dict[str, SegmentStatistics]) -> dict:
     return {"status": result.status, "message": result.message,
             "head_diameter_mm": result.head_diameter_mm,
             "head_center_ras_mm": (list(result.sphere_center_ras_mm)
