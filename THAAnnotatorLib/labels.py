@@ -101,7 +101,8 @@ def fill_enclosed_slices(mask: np.ndarray, spacing_mm: np.ndarray,
     up to about ``2 x _CORTEX_GAP_MM`` wide are bridged: spongy bone darker than bone extraction's
     threshold (low-density or fatty marrow) inside one bone's cortex. Run on one bone at a
     time (femur, pelvis); an enclosed region largely of the ``other`` bone is left out, so an
-    acetabulum wrapped around the head never takes the joint space."""
+    acetabulum wrapped around the head never takes the joint space. A voxel both neighbouring
+    slices hold (and not of the ``other`` bone) is added too."""
     disk = disk_footprint(_CORTEX_GAP_MM, np.asarray(spacing_mm[1:], float))
     out = mask.copy()
     for k in np.flatnonzero(mask.any(axis=(1, 2))):
@@ -115,6 +116,12 @@ def fill_enclosed_slices(mask: np.ndarray, spacing_mm: np.ndarray,
             holds_other[1:] = ndimage.mean(other[k], pieces, np.arange(1, n + 1)) > _OTHER_SHARE
             holes = ~holds_other[pieces]
         out[k] |= ndimage.binary_erosion(grown | holes, structure=disk)
+    # a slice whose cortex broke wider than that (a thin cortex in a thick slab) still holds
+    # what both of its neighbours enclose
+    between = out[:-2] & out[2:]
+    if other is not None:
+        between &= ~other[1:-1]
+    out[1:-1] |= between
     return out
 
 

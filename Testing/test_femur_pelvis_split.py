@@ -151,3 +151,19 @@ def test_an_acetabulum_wrapped_around_the_head_does_not_take_the_joint_space():
     pelvis = fill_enclosed_slices(ring, SPACING_MM, other=head) & ~head
     assert not pelvis[joint].any()
     assert pelvis[ring].all()
+
+
+def test_a_slice_whose_cortex_broke_wide_holds_what_its_neighbours_enclose():
+    """A tube of cortex (a bone's shell around spongy bone bone extraction left out) whose ring
+    is open 8 mm wide in one slice, too wide to bridge in-plane: that slice's interior is filled
+    as its neighbours' are, except where the other bone lies."""
+    z, y, x = np.indices((9, 60, 60)).astype(float)
+    radius = np.hypot(y - 30, x - 30)
+    interior = radius < 13
+    cortex = (radius >= 13) & (radius <= 15)
+    cortex[4] &= ~((x[4] > 30) & (np.abs(y[4] - 30) <= 4))  # the break, 8 mm wide
+    other = np.zeros_like(cortex)
+    other[4, 28:32, 20:24] = True
+    filled = fill_enclosed_slices(cortex, SPACING_MM, other=other)
+    assert filled[4][interior[4] & ~other[4]].all()
+    assert not filled[4][other[4]].any()
