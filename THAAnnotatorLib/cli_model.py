@@ -27,6 +27,32 @@ from .errors import InputError
 from .limits import Range
 
 
+
+def add_roi_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ROI options of a slice dataset (``--roi-size-mm``, ``--roi-pixels``,
+    ``--roi-half-height-mm``), defaults from :class:`~.model.roi.RoiSpec`; read back with
+    :func:`roi_from_arguments`."""
+    from .model.roi import RoiSpec
+
+    defaults = RoiSpec()
+    parser.add_argument("--roi-size-mm", type=positive_float, default=defaults.size_mm,
+                        metavar="MM", help="Side of the square ROI, mm, above 0 "
+                                           f"(default: {defaults.size_mm:g}).")
+    parser.add_argument("--roi-pixels", type=number(Range(low=16, integer=True)),
+                        default=defaults.pixels, metavar="N",
+                        help=f"ROI pixels per side, at least 16 (default: {defaults.pixels}).")
+    parser.add_argument("--roi-half-height-mm", type=positive_float,
+                        default=defaults.half_height_mm, metavar="MM",
+                        help="Slices within this distance (mm, above 0) of the head center along "
+                             f"S-I (default: {defaults.half_height_mm:g}).")
+
+
+def roi_from_arguments(args: argparse.Namespace):
+    """The :class:`~.model.roi.RoiSpec` of :func:`add_roi_arguments`' options."""
+    from .model.roi import RoiSpec
+
+    return RoiSpec(args.roi_size_mm, args.roi_pixels, args.roi_half_height_mm)
+
 def add_model_commands(commands: argparse._SubParsersAction) -> None:
     """Add the model commands to the ``tha-annotator`` sub-command parsers ``commands``."""
     _add_slice_dataset(commands)
@@ -46,8 +72,6 @@ def _device_option(parser: argparse.ArgumentParser) -> None:
 
 # ------------------------------------------------------------------------------- slice-dataset
 def _add_slice_dataset(commands) -> None:
-    from .model.roi import RoiSpec
-
     parser = commands.add_parser(
         "slice-dataset", help="Build (or add to) a slice dataset for training.",
         description="Cut each hip's ROI out of annotated scans (256 x 256 per axial slice around "
@@ -87,17 +111,7 @@ def _add_slice_dataset(commands) -> None:
                              "pipeline made on the fine scan carried over (and the truth). Teaches "
                              "the network coarse scans, where the pipeline itself is unreliable. "
                              "At least 1 mm, e.g. 3.")
-    defaults = RoiSpec()
-    parser.add_argument("--roi-size-mm", type=positive_float, default=defaults.size_mm,
-                        metavar="MM", help="Side of the square ROI, mm, above 0 "
-                                           f"(default: {defaults.size_mm:g}).")
-    parser.add_argument("--roi-pixels", type=number(Range(low=16, integer=True)),
-                        default=defaults.pixels, metavar="N",
-                        help=f"ROI pixels per side, at least 16 (default: {defaults.pixels}).")
-    parser.add_argument("--roi-half-height-mm", type=positive_float,
-                        default=defaults.half_height_mm, metavar="MM",
-                        help="Slices within this distance (mm, above 0) of the head center along "
-                             f"S-I (default: {defaults.half_height_mm:g}).")
+    add_roi_arguments(parser)
     parser.set_defaults(run=_run_slice_dataset)
 
 
@@ -129,11 +143,10 @@ def _fill_slice_dataset(args: argparse.Namespace) -> None:
     from .model.build import (PhantomRecipe, add_annotated_scan, add_phantom_scans,
                               annotated_cases_of_build)
     from .model.dataset import SliceDataset
-    from .model.roi import RoiSpec
 
     hips, flagged_hips, other_hips, skipped = 0, 0, 0, 0
     built = [case for out_dir in args.build for case in annotated_cases_of_build(out_dir)]
-    roi = RoiSpec(args.roi_size_mm, args.roi_pixels, args.roi_half_height_mm)
+    roi = roi_from_arguments(args)
     dataset = SliceDataset.create(args.dataset, roi)
     pairs = [(scan, annotation, None) for scan, annotation in zip(args.scan, args.annotation)]
     pairs += [(scan, annotation, annotation.name) for scan, annotation in built]

@@ -14,15 +14,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .cli_model import add_roi_arguments, roi_from_arguments
 from .cli_progress import progress_shown
-from .cli_types import number, positive_float, positive_int, seed
-from .limits import Range
+from .cli_types import positive_float, positive_int, seed
 from .sweep.draw import CLASSES
 
 
 def add_synth_command(commands: argparse._SubParsersAction) -> None:
     """Add ``synth-dataset`` to the ``tha-annotator`` sub-command parsers ``commands``."""
-    from .model.roi import RoiSpec
     from .model.synth_ranges import SynthRanges
 
     parser = commands.add_parser(
@@ -54,17 +53,7 @@ def add_synth_command(commands: argparse._SubParsersAction) -> None:
                              "each rendering blurs it to its random resolution; the ROI slices "
                              "are this far apart (default: "
                              f"{' '.join(f'{v:g}' for v in anatomy)}).")
-    defaults = RoiSpec()
-    parser.add_argument("--roi-size-mm", type=positive_float, default=defaults.size_mm,
-                        metavar="MM", help="Side of the square ROI, mm, above 0 "
-                                           f"(default: {defaults.size_mm:g}).")
-    parser.add_argument("--roi-pixels", type=number(Range(low=16, integer=True)),
-                        default=defaults.pixels, metavar="N",
-                        help=f"ROI pixels per side, at least 16 (default: {defaults.pixels}).")
-    parser.add_argument("--roi-half-height-mm", type=positive_float,
-                        default=defaults.half_height_mm, metavar="MM",
-                        help="Slices within this distance (mm, above 0) of the head center along "
-                             f"S-I (default: {defaults.half_height_mm:g}).")
+    add_roi_arguments(parser)
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="CPU threads for torch (default: torch's choice); use fewer when "
                              "other work shares the machine.")
@@ -74,7 +63,6 @@ def add_synth_command(commands: argparse._SubParsersAction) -> None:
 def _run_synth_dataset(args: argparse.Namespace) -> int:
     import torch
 
-    from .model.roi import RoiSpec
     from .model.synth_ranges import SynthRanges
     from .model.synth_dataset import build_synth_dataset, synth_classes
     from .outputs import check_writable
@@ -83,7 +71,7 @@ def _run_synth_dataset(args: argparse.Namespace) -> int:
     check_writable(args.dataset)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    roi = RoiSpec(args.roi_size_mm, args.roi_pixels, args.roi_half_height_mm)
+    roi = roi_from_arguments(args)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     created = not args.dataset.exists()  # removed again when the build fails or is cancelled
     try:
