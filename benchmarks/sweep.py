@@ -6,7 +6,7 @@ an implanted hip meets them when it is reported as metal. A hip is flagged when 
 needs_review or not segmented (metal, not found, or the scan refused): the user is told.
 Printed per class and overall: hips meeting the targets, hips flagged, flag recall on the
 failing hips, false alarms on the good native hips (an implant reported as metal is a right
-answer, not a request for review, so it counts in neither), and the diameter error (segmented
+answer, not a request for review: it is in neither flag column), and the diameter error (segmented
 native hips). The JSON records also hold what the review flag could use: the surface check's
 edge, the head's sphericity and each hip's warnings.
 Run: .venv/bin/python benchmarks/sweep.py [--seeds N] [--first-seed S] [--classes ...]
@@ -60,11 +60,11 @@ def score_scan(job: tuple[str, int]) -> list[dict]:
             acetabulum = segment_dice(annotation.side_labels, truth, side, ACETABULUM)
             head = segment_dice(annotation.side_labels, truth, side, FEMORAL_HEAD)
             error = result.head_diameter_mm - 2 * case.hips[side].radius_mm
-            sphericity = result.measurements
+            measurements = result.measurements
             record.update(surface_drop_hu=result.surface_drop_hu,
                           surface_edge_offset_mm=result.surface_edge_offset_mm,
-                          sphericity_rms_mm=getattr(sphericity, "head_sphericity_rms_mm", None),
-                          sphericity_max_mm=getattr(sphericity, "head_sphericity_max_mm", None))
+                          sphericity_rms_mm=getattr(measurements, "head_sphericity_rms_mm", None),
+                          sphericity_max_mm=getattr(measurements, "head_sphericity_max_mm", None))
             record.update(acetabulum_dice=round(acetabulum, 3), head_dice=round(head, 3),
                           diameter_error_mm=round(error, 2), flagged=bool(result.needs_review),
                           good=bool(acetabulum >= TARGET_ACETABULUM and head >= TARGET_HEAD
