@@ -20,7 +20,6 @@ import SimpleITK as sitk
 from THAAnnotatorLib import cli, io, outputs, pipeline
 from THAAnnotatorLib.errors import InputError
 from THAAnnotatorLib.params import Params
-from THAAnnotatorLib.phantom import generate_phantom, phantom_to_sitk
 
 RESULT_FILES = {*outputs.STANDARD_FILES, cli.OVERVIEW_NAME}
 DEMO_FILES = RESULT_FILES | {cli.DEMO_SCAN_NAME}
@@ -48,16 +47,6 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def hidden_leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.startswith(".")]
-
-
-@pytest.fixture(scope="module")
-def small_ct(tmp_path_factory) -> Path:
-    """A small phantom CT with both hips (1.5 mm voxels, 3 mm slices: annotated in ~2 s)."""
-    path = tmp_path_factory.mktemp("scan") / "ct.nii.gz"
-    image = phantom_to_sitk(generate_phantom(spacing_mm=(3.0, 1.5, 1.5),
-                                             fov_mm=(120.0, 240.0, 360.0), seed=0))
-    sitk.WriteImage(image, str(path), useCompression=True)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ from THAAnnotatorLib.batch.discover import ScanSource, scan_checksum
 from THAAnnotatorLib.batch.manifest import MANIFEST_CSV, write_manifest
 from THAAnnotatorLib.batch.report import render_report
 from THAAnnotatorLib.params import Params
-from THAAnnotatorLib.phantom import generate_phantom, phantom_to_sitk
 from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
 from THAAnnotatorLib.statistics import SEGMENT_KEYS, segment_statistics, voxel_volume_ml
 from THAAnnotatorLib.volume import canonicalize
@@ -55,16 +54,6 @@ def assert_statistics_match(found: dict, expected: dict) -> None:
         assert found[key]["volume_ml"] == pytest.approx(figures["volume_ml"], rel=1e-9), key
         assert found[key]["mean_hu"] == pytest.approx(figures["mean_hu"], abs=1e-3), key
         assert found[key]["std_hu"] == pytest.approx(figures["std_hu"], abs=1e-3), key
-
-
-@pytest.fixture(scope="module")
-def small_ct(tmp_path_factory) -> Path:
-    """A small phantom CT with both hips (1.5 mm voxels, 3 mm slices: annotated in ~2 s)."""
-    path = tmp_path_factory.mktemp("scan") / "ct.nii.gz"
-    image = phantom_to_sitk(generate_phantom(spacing_mm=(3.0, 1.5, 1.5),
-                                             fov_mm=(120.0, 240.0, 360.0), seed=0))
-    sitk.WriteImage(image, str(path), useCompression=True)
-    return path
 
 
 def test_segment_statistics_of_labelled_blocks_with_known_values():

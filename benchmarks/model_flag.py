@@ -29,7 +29,7 @@ import json
 
 import numpy as np
 import torch
-from sweep import TARGET_ACETABULUM, TARGET_HEAD  # benchmarks/sweep.py: the same targets
+from sweep import TARGET_ACETABULUM, TARGET_HEAD, share  # benchmarks/sweep.py: the same targets
 
 from THAAnnotatorLib.errors import InputError
 from THAAnnotatorLib.labels import truth_side_labels
@@ -139,10 +139,6 @@ def choose_thresholds(records: list[dict]) -> dict[str, float]:
     return best
 
 
-def _share(count: int, total: int) -> str:
-    return f"{count}/{total} ({100.0 * count / total:.0f} %)" if total else "-"
-
-
 def summary_row(name: str, records: list[dict], thresholds: dict[str, float]) -> str:
     caught, bad, alarms, good = rates(records, thresholds)
     caught_alone, _, alarms_alone, _ = rates(records, None)
@@ -150,10 +146,10 @@ def summary_row(name: str, records: list[dict], thresholds: dict[str, float]) ->
     implants = [r for r in records if r["implant"]]
     dice = (f"{np.mean([r['acetabulum_dice'] for r in segmented]):.3f} / "
             f"{np.mean([r['head_dice'] for r in segmented]):.3f}" if segmented else "-")
-    return (f"| {name} | {bad + good} | {_share(good, bad + good)} | {_share(caught, bad)} | "
-            f"{_share(alarms, good)} | {dice} | {_share(caught_alone, bad)} | "
-            f"{_share(alarms_alone, good)} | "
-            f"{_share(sum(r['good'] for r in implants), len(implants))} |")
+    return (f"| {name} | {bad + good} | {share(good, bad + good)} | {share(caught, bad)} | "
+            f"{share(alarms, good)} | {dice} | {share(caught_alone, bad)} | "
+            f"{share(alarms_alone, good)} | "
+            f"{share(sum(r['good'] for r in implants), len(implants))} |")
 
 
 def describe(record: dict) -> str:

@@ -73,7 +73,8 @@ def score_scan(job: tuple[str, int]) -> list[dict]:
     return records
 
 
-def _share(count: int, total: int) -> str:
+def share(count: int, total: int) -> str:
+    """``count`` of ``total`` as "n/N (p %)", or "-" for none."""
     return f"{count}/{total} ({100.0 * count / total:.0f} %)" if total else "-"
 
 
@@ -85,10 +86,10 @@ def summary_row(name: str, records: list[dict]) -> str:
     errors = np.abs([r["diameter_error_mm"] for r in records if "diameter_error_mm" in r])
     spread = (f"{np.median(errors):.1f} / {np.percentile(errors, 90):.1f} / {errors.max():.1f}"
               if len(errors) else "-")
-    return (f"| {name} | {len(records)} | {_share(len(good), len(records))} | "
-            f"{_share(len(flagged), len(records))} | "
-            f"{_share(sum(r['flagged'] for r in bad), len(bad))} | "
-            f"{_share(sum(r['flagged'] for r in good_native), len(good_native))} | {spread} |")
+    return (f"| {name} | {len(records)} | {share(len(good), len(records))} | "
+            f"{share(len(flagged), len(records))} | "
+            f"{share(sum(r['flagged'] for r in bad), len(bad))} | "
+            f"{share(sum(r['flagged'] for r in good_native), len(good_native))} | {spread} |")
 
 
 def describe(record: dict) -> str:
