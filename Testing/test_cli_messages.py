@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-from test_statistics import small_ct  # noqa: F401  (the fixture)
 from THAAnnotatorLib import cli, outputs
 from THAAnnotatorLib.batch.groups import dicom_patient_id
 

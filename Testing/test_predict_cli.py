@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from test_statistics import assert_statistics_match, expected_statistics, small_ct  # noqa: F401
+from test_statistics import assert_statistics_match, expected_statistics
 from THAAnnotatorLib import cli, outputs, overview
 from THAAnnotatorLib.model import inference
 from THAAnnotatorLib.result import SIDES
