@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from . import __version__, io, outputs, pipeline
+from . import __version__, dicom_seg, io, outputs, pipeline
 from .cli_batch import add_batch_commands
 from .cli_model import add_model_commands
 from .cli_progress import finish_after_writing, progress_shown, stage_progress_bar
@@ -55,6 +55,9 @@ OVERWRITE_HELP = ("Replace an output folder that holds an earlier result (it has
                   "annotation.json) as a whole: the new results are written beside it and take "
                   "its place only once complete, and nothing of the earlier result is kept. "
                   "Without this option an output folder that holds files is refused.")
+DICOM_SEG_HELP = (f"Also write the labels as a DICOM Segmentation object, "
+                  f"{dicom_seg.DICOM_SEG_FILE}, referencing the source series (the scan must be "
+                  "a DICOM series folder), with the four segments of labels.seg.nrrd.")
 
 
 def param_docs() -> dict[str, str]:
@@ -149,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="Output folder: new or empty (or, with --overwrite, an earlier "
                                "result); must not be the scan's own folder.")
     annotate.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    annotate.add_argument(dicom_seg.OPTION, action="store_true", help=DICOM_SEG_HELP)
     annotate.set_defaults(run=_run_annotate)
 
     demo = commands.add_parser(
@@ -189,22 +193,31 @@ def main(argv: list[str] | None = None) -> int:
 
 def annotate_scan(scan_path: Path, out_dir: Path, params: Params, sides: tuple[str, ...],
                   show_progress: bool = True, extra_files: dict[str, bytes] | None = None,
-                  overwrite: bool = False) -> tuple[Annotation, dict[str, Path]]:
+                  overwrite: bool = False,
+                  write_dicom_seg: bool = False) -> tuple[Annotation, dict[str, Path]]:
     """Read a scan, annotate it and write all outputs (plus ``extra_files``) into ``out_dir``.
 
     The parameters and the output folder are checked before any work starts
     (:func:`~.outputs.check_output_dir`; ``overwrite`` replaces an earlier result), and outputs
     are written atomically at the end, so a failure or Ctrl-C leaves nothing behind (and an
-    earlier result as it was). Returns the annotation and the paths written, by output name.
+    earlier result as it was). ``write_dicom_seg`` adds a DICOM SEG of the labels
+    (:mod:`.dicom_seg`; the scan must be a DICOM series, checked first, and one a SEG can
+    reference, checked before the pipeline runs). Returns the annotation and the paths written,
+    by output name.
     """
     params.validate()
+    if write_dicom_seg:
+        dicom_seg.check_dicom_input(scan_path)
     out_dir = outputs.check_output_dir(out_dir, scan_path, overwrite)
     scan = io.read_scan(scan_path)
+    seg_source = (dicom_seg.read_seg_source(scan.dicom_files, scan.reference, dicom_seg.PIPELINE)
+                  if write_dicom_seg else None)
     with stage_progress_bar(show_progress) as report:
         annotation = pipeline.annotate(scan.volume, params, sides=sides, progress=report)
     files = {OVERVIEW_NAME: render_overview_png(scan.volume, annotation), **(extra_files or {})}
     written = outputs.write_outputs(out_dir, scan.reference, scan.volume, annotation, params,
-                                    input_path=scan.path, extra_files=files, overwrite=overwrite)
+                                    input_path=scan.path, extra_files=files, overwrite=overwrite,
+                                    dicom_seg=seg_source)
     return annotation, written
 
 
@@ -223,7 +236,8 @@ def _run_annotate(args: argparse.Namespace) -> int:
     annotation, written = annotate_scan(args.scan, args.out, params_from_args(args),
                                         SIDE_CHOICES[args.side],
                                         show_progress=progress_shown(args.quiet),
-                                        overwrite=args.overwrite)
+                                        overwrite=args.overwrite,
+                                        write_dicom_seg=args.dicom_seg)
     return finish_after_writing(args.out, lambda: _print_summary(annotation, written, args.out))
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from . import dicom_seg
 from .cli_progress import finish_after_writing, progress_shown, stage_progress_bar
 from .cli_types import (non_negative_float, non_negative_int, number, positive_float,
                         positive_int, seed)
@@ -308,6 +309,10 @@ def _add_predict(commands) -> None:
     parser.add_argument("--quiet", action="store_true",
                         help="No progress bar (none is drawn either when stderr is not a "
                              "terminal, e.g. a log file); the per-hip summary is still printed.")
+    parser.add_argument(dicom_seg.OPTION, action="store_true",
+                        help=f"Also write the labels as a DICOM Segmentation object, "
+                             f"{dicom_seg.DICOM_SEG_FILE}, referencing the source series (the "
+                             "scan must be a DICOM series folder).")
     _device_option(parser)
     parser.set_defaults(run=_run_predict)
 
@@ -320,10 +325,14 @@ def _run_predict(args: argparse.Namespace) -> int:
     from .params import Params
     from .result import SIDES
 
+    if args.dicom_seg:
+        dicom_seg.check_dicom_input(args.scan)
     out_dir = outputs.check_output_dir(args.out, args.scan, args.overwrite)
     model_dir = args.model or BUNDLED_MODEL_DIR
     model = load_model(model_dir, args.device)
     scan = io.read_scan(args.scan)
+    seg_source = (dicom_seg.read_seg_source(scan.dicom_files, scan.reference, dicom_seg.NETWORK)
+                  if args.dicom_seg else None)
     began = time.perf_counter()
     sides = SIDES if args.side == "both" else (args.side,)
     with stage_progress_bar(progress_shown(args.quiet)) as progress:
@@ -340,7 +349,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         out_dir, scan.reference, scan.volume, annotation, Params(), input_path=scan.path,
         extra_files={"prediction.json": (json.dumps(report, indent=2) + "\n").encode("utf-8"),
                      OVERVIEW_FILE: render_overview_png(scan.volume, annotation)},
-        overwrite=args.overwrite)
+        overwrite=args.overwrite, dicom_seg=seg_source)
 
     def show_results() -> None:
         for side, result in annotation.sides.items():

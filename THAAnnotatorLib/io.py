@@ -46,11 +46,14 @@ class LoadedScan:
     reference : an image with the source file's size, spacing (mm), origin (mm, LPS) and
         direction; its pixels are a zero placeholder. Outputs are written in this geometry.
     path : the file or DICOM folder that was read.
+    dicom_files : for a DICOM folder, the files of the series that was read, in the order of the
+        source layout's slice axis (ITK's k, the first numpy axis); empty for an image file.
     """
 
     volume: Volume
     reference: sitk.Image
     path: Path
+    dicom_files: tuple[str, ...] = ()
 
 
 def read_scan(path: str | Path) -> LoadedScan:
@@ -70,10 +73,13 @@ def read_scan(path: str | Path) -> LoadedScan:
     InputError : the path is missing, not a supported image, damaged, or not a 3-D CT in HU.
     """
     path = Path(path)
-    image = read_image(path)
+    _check_exists(path)
+    dicom_files = chosen_dicom_series(path) if path.is_dir() else ()
+    image = _read_dicom_series(path, dicom_files) if dicom_files else _read_image_file(path)
     volume = volume_from_sitk(image, name=f"The scan {path.name}")
     validate_ct(volume, name=f"The scan {path.name}")
-    return LoadedScan(volume=volume, reference=_geometry_placeholder(image), path=path)
+    return LoadedScan(volume=volume, reference=_geometry_placeholder(image), path=path,
+                      dicom_files=dicom_files)
 
 
 def read_image(path: str | Path) -> sitk.Image:
@@ -85,9 +91,14 @@ def read_image(path: str | Path) -> sitk.Image:
         with NaN or infinite voxels (which ITK would read as 0).
     """
     path = Path(path)
+    _check_exists(path)
+    return _read_dicom_series(path, chosen_dicom_series(path)) if path.is_dir() else \
+        _read_image_file(path)
+
+
+def _check_exists(path: Path) -> None:
     if not path.exists():
         raise InputError(f"The scan {path} does not exist; check the path and try again.")
-    return _read_dicom_folder(path) if path.is_dir() else _read_image_file(path)
 
 
 def volume_from_sitk(image: sitk.Image, name: str = "The image") -> Volume:
@@ -289,8 +300,14 @@ def dicom_series_files(folder: str | Path) -> dict[str, tuple[str, ...]]:
         sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
-def _read_dicom_folder(folder: Path) -> sitk.Image:
-    """Read the DICOM series with most files in ``folder`` (not its sub-folders)."""
+def chosen_dicom_series(folder: Path) -> tuple[str, ...]:
+    """The files, in slice order, of the DICOM series in ``folder`` (not its sub-folders) that
+    is read as the scan: the one with most files (a warning names it when there are several).
+
+    Raises
+    ------
+    InputError : the folder holds no DICOM series.
+    """
     files = dicom_series_files(folder)
     if not files:
         raise InputError(
@@ -305,8 +322,13 @@ def _read_dicom_folder(folder: Path) -> sitk.Image:
             "files (%d).",
             folder, len(series_ids), chosen, len(files[chosen]),
         )
+    return files[chosen]
+
+
+def _read_dicom_series(folder: Path, files: tuple[str, ...]) -> sitk.Image:
+    """Read the DICOM series of ``files`` (in slice order) from ``folder``."""
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files[chosen])
+    reader.SetFileNames(files)
     try:
         return reader.Execute()
     except RuntimeError as error:

@@ -24,6 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import __version__
+from .dicom_seg import DICOM_SEG_FILE, SegSource, write_dicom_seg
 from .errors import InputError, OutputNotWritable
 from .model.files import replace_folder
 from .params import Params
@@ -37,6 +38,7 @@ LABELS_FILE = "labels.nii.gz"
 SEGMENTATION_FILE = "labels.seg.nrrd"
 REPORT_FILE = "annotation.json"
 STANDARD_FILES = (BONE_FILE, LABELS_FILE, SEGMENTATION_FILE, REPORT_FILE)
+"""The files every result holds; a DICOM input may add :data:`~.dicom_seg.DICOM_SEG_FILE`."""
 
 _EMPTY_EXTENT = "0 -1 0 -1 0 -1"
 
@@ -148,6 +150,7 @@ def write_outputs(
     input_path: str | Path | None = None,
     extra_files: dict[str, bytes] | None = None,
     overwrite: bool = False,
+    dicom_seg: SegSource | None = None,
 ) -> dict[str, Path]:
     """Write all result files into ``out_dir`` in one atomic step.
 
@@ -155,7 +158,9 @@ def write_outputs(
     1 acetabulum, 2 femoral head) in the source geometry; ``labels.seg.nrrd``, a 3D Slicer
     segmentation with the four segments of :data:`~.terminology.SEGMENTS`; ``annotation.json``
     with parameters, geometry and per-side measurements and segment statistics (volume ml,
-    mean and standard deviation HU: :mod:`.statistics`); and every entry of ``extra_files``.
+    mean and standard deviation HU: :mod:`.statistics`); ``labels.seg.dcm``, the same four
+    segments as a DICOM SEG referencing the source series, when ``dicom_seg`` is given
+    (:mod:`.dicom_seg`); and every entry of ``extra_files``.
 
     Parameters
     ----------
@@ -172,6 +177,8 @@ def write_outputs(
         whole: the new results are staged beside it and take its place only once complete, and
         the earlier folder is deleted after that, so nothing of it is mixed with the new results
         or lost when writing fails.
+    dicom_seg : the DICOM series the scan was read from (:func:`~.dicom_seg.read_seg_source`),
+        to write ``labels.seg.dcm``; None writes no SEG.
 
     Raises
     ------
@@ -194,6 +201,9 @@ def write_outputs(
             path, _report(reference, volume, annotation, params, input_path)
         ),
     }
+    if dicom_seg is not None:
+        writers[DICOM_SEG_FILE] = lambda path: write_dicom_seg(
+            path, volume.to_source_layout(annotation.side_labels), dicom_seg)
     for name, content in extra_files.items():
         writers[name] = lambda path, content=content: path.write_bytes(content)
     with _staged_folder(out_dir, replacing) as staging:
@@ -224,10 +234,11 @@ def _check_write_inputs(
             f"layout has size {expected}; pass the reference read together with this volume."
         )
     for name in extra_files:
-        if name in STANDARD_FILES or Path(name).name != name or name in ("", ".", ".."):
+        if (name in (*STANDARD_FILES, DICOM_SEG_FILE) or Path(name).name != name
+                or name in ("", ".", "..")):
             raise InputError(
                 f"The extra output file name {name!r} is not a plain file name distinct from "
-                f"{', '.join(STANDARD_FILES)}; rename it."
+                f"{', '.join((*STANDARD_FILES, DICOM_SEG_FILE))}; rename it."
             )
 
 

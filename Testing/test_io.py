@@ -73,6 +73,7 @@ def write_dicom_series(image: sitk.Image, folder: Path, series_uid: str) -> None
             "0010|0010": "Phantom^Test",
             "0020|000d": "1.2.826.0.1.3680043.2.1125.1",
             "0020|000e": series_uid,
+            "0020|0052": f"{series_uid}.0",  # Frame of Reference UID
             "0020|0013": str(k + 1),
         }
         for key, value in tags.items():
