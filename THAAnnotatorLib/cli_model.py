@@ -270,10 +270,12 @@ def _run_train(args: argparse.Namespace) -> int:
                            num_res_units=(architecture.num_res_units if args.res_units is None
                                           else args.res_units),
                            init_from=None if args.init_from is None else str(args.init_from))
-    result = train(args.dataset, args.out, options, resume=args.resume,
-                   show_progress=progress_shown(args.quiet))
-    for entry in result.history:
-        print(f"epoch {entry['epoch']}: loss {entry['loss']:.4f} ({entry['seconds']:.0f} s)")
+
+    def print_epoch(entry: dict) -> None:  # flushed: a log (the Slicer panel's) shows it now
+        print(f"epoch {entry['epoch']}: loss {entry['loss']:.4f} ({entry['seconds']:.0f} s)", flush=True)
+
+    train(args.dataset, args.out, options, resume=args.resume,
+          show_progress=progress_shown(args.quiet), on_epoch=print_epoch)
     print(f"model written to {args.out}")
     return 0
 

@@ -37,6 +37,7 @@ from THAAnnotatorLib.io import sitk_reference_from_volume  # noqa: E402
 from THAAnnotatorLib.labels import truth_side_labels  # noqa: E402
 from THAAnnotatorLib.model.aar import apply_corrections, thumbnail_png  # noqa: E402
 from THAAnnotatorLib.model.build import make_case  # noqa: E402
+from THAAnnotatorLib.model.config import TrainOptions  # noqa: E402
 from THAAnnotatorLib.model.dataset import SliceDataset  # noqa: E402
 from THAAnnotatorLib.model.labelfiles import LabelMap  # noqa: E402
 from THAAnnotatorLib.model.roi import RoiSpec  # noqa: E402
@@ -323,33 +324,89 @@ class _Stand:
         return stand
 
 
-def test_the_panels_review_section_works_through_the_queue(aar, monkeypatch):
-    """The Qt side (reviewpanel.py) with stand-ins for its widgets: Open, Save correction and next,
-    Previous, Mark reviewed, Fine-tune (cancelled), on real MRML."""
+class _Table(_Stand):
+    """The queue table: keeps the items the panel puts in its cells."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells = {}
+
+    def setRowCount(self, count):
+        self.cells = {key: item for key, item in self.cells.items() if key[0] < count}
+
+    def setItem(self, row, column, item):
+        self.cells[row, column] = item
+
+
+class _Item:
+    """A QTableWidgetItem: its text, icon and tooltip."""
+
+    def __init__(self, text):
+        self.text, self.icon = text, None
+
+    def setIcon(self, icon):
+        self.icon = icon
+
+    def setToolTip(self, text):
+        pass
+
+
+class _Pixmap:
+    """A QPixmap of a picture file: null where the file is not a PNG."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def isNull(self):
+        return not (os.path.isfile(self.path) and Path(self.path).read_bytes().startswith(b"\x89PNG"))
+
+
+@pytest.fixture()
+def panel(aar, monkeypatch):
+    """The Qt side (reviewpanel.py) with stand-ins for its widgets, on real MRML; ``errors`` holds
+    the messages it showed."""
     from types import SimpleNamespace
 
     from THAAnnotatorSlicerLib import reviewpanel
 
     scene = slicer.vtkMRMLScene()
     monkeypatch.setattr(slicer, "mrmlScene", scene, raising=False)
-    monkeypatch.setitem(sys.modules, "qt", SimpleNamespace(QShortcut=_Stand, QKeySequence=_Stand, QTimer=_Stand,
-                                                           QPixmap=lambda path: SimpleNamespace(isNull=lambda: False),
-                                                           QTableWidgetItem=str, QTextCursor=_Stand()))
+    monkeypatch.setitem(sys.modules, "qt", SimpleNamespace(
+        QShortcut=_Stand, QKeySequence=_Stand, QTimer=_Stand, QSize=_Stand, QPixmap=_Pixmap,
+        QIcon=lambda pixmap: SimpleNamespace(pixmap=pixmap), QTableWidgetItem=_Item, QTextCursor=_Stand()))
     monkeypatch.setattr(slicer, "qMRMLSegmentEditorWidget", _Stand, raising=False)
     shown, errors = [], []
     monkeypatch.setattr(slicer.util, "setSliceViewerLayers", lambda background: shown.append(background), raising=False)
     monkeypatch.setattr(slicer.util, "errorDisplay", lambda message, **kwargs: errors.append(message), raising=False)
     parameterNode = THAAnnotatorScenarios.THAAnnotatorLogic(scene).getParameterNode()
     ui = _Stand()
+    ui.queueTableWidget = _Table()
     ui.queuePathLineEdit.currentPath = str(aar)
     section = reviewpanel.ReviewQueueSection(ui, lambda: parameterNode, None)
+    return SimpleNamespace(section=section, ui=ui, parameterNode=parameterNode, shown=shown, errors=errors)
 
+
+def _tableRows(ui) -> list:
+    """The queue table's rows as (uncertainty as shown, side, slice) and each row's thumbnail icon."""
+    cells = ui.queueTableWidget.cells
+    rows = sorted({row for row, _ in cells})
+    return [((cells[r, 1].text, cells[r, 2].text, int(cells[r, 3].text)), cells[r, 0].icon) for r in rows]
+
+
+def test_the_panels_review_section_works_through_the_queue(panel, aar):
+    """Open, Save correction and next, Previous, Mark reviewed, Fine-tune (cancelled)."""
+    ui, section, parameterNode, errors = panel.ui, panel.section, panel.parameterNode, panel.errors
     ui.loadQueueButton.slots["clicked(bool)"]()
     assert not errors and ui.reviewProgressLabel.text == "0 of 5 reviewed"
     volumeNode = parameterNode.GetNodeReference("InputVolume")
     segmentationNode = parameterNode.GetNodeReference("OutputSegmentation")
-    assert volumeNode.GetName() == SCANS[0] and shown == [volumeNode] and segmentationNode is not None
+    assert volumeNode.GetName() == SCANS[0] and panel.shown == [volumeNode] and segmentationNode is not None
     assert ui.previousEntryButton.enabled is False and ui.nextEntryButton.enabled is True
+    # each row shows its slice's thumbnail (label | prediction) as an icon
+    rows = _tableRows(ui)
+    assert [key for key, _ in rows] == [(f"{e.uncertainty:.4g}", e.side, e.slice) for e in section.loop.entries]
+    for (key, icon), entry in zip(rows, section.loop.entries):
+        assert icon is not None and icon.pixmap.path == entry.thumbnailPath and not icon.pixmap.isNull(), key
 
     entry = section.loop.entry
     _eraseOnSlice(volumeNode, segmentationNode, entry.segmentId, entry.slice)
@@ -369,3 +426,69 @@ def test_the_panels_review_section_works_through_the_queue(aar, monkeypatch):
     section._timer.slots["timeout()"]()
     assert section.task is None and ui.queueStatusLabel.text == "Fine-tuning the model was cancelled."
     assert ui.fineTuneButton.enabled is True
+
+
+TINY_TRAINING = TrainOptions(epochs=1, batch_size=16, learning_rate=5e-3, seed=0, device="cpu", augment=False,
+                             channels=(4, 8), strides=(2,), num_res_units=0)
+"""A network of two levels, one epoch on the queue's dataset: trained in about a second."""
+
+
+@pytest.fixture(scope="module")
+def tinyModel(aarSource):
+    """A model trained for real on the queue's dataset (CPU), as the model that made the queue."""
+    from THAAnnotatorLib.model.training import train
+
+    train(aarSource / "dataset", aarSource / "tiny-model", TINY_TRAINING, show_progress=False)
+    return aarSource / "tiny-model"
+
+
+def _pollUntilIdle(section, seconds: float = 300.0) -> list:
+    """Fire the panel's timer until its task ends; returns the log shown after each poll."""
+    seen, end = [], time.monotonic() + seconds
+    while section.task is not None and time.monotonic() < end:
+        section._timer.slots["timeout()"]()
+        seen.append(section.ui.taskLogTextEdit.text)
+        time.sleep(0.05)
+    assert section.task is None, "the task did not end"
+    return seen
+
+
+def test_fine_tune_and_rebuild_run_to_the_end_and_the_panel_shows_the_new_queue(panel, aar, tinyModel, monkeypatch):
+    """Fine-tune model (train --init-from) shows each epoch in the log while it trains; Rebuild queue
+    (review-queue with the fine-tuned model) replaces the queue, which the table then shows."""
+    ui, section, parameterNode, errors = panel.ui, panel.section, panel.parameterNode, panel.errors
+    shutil.copytree(tinyModel, aar.parents[2] / "model")
+    ui.taskLogTextEdit.setPlainText = lambda text: setattr(ui.taskLogTextEdit, "text", text)
+    parameterNode.SetParameter("Device", "cpu")
+    ui.loadQueueButton.slots["clicked(bool)"]()
+    model = section.loop.modelPath
+    before = _queueItems(aar)
+
+    monkeypatch.setattr(review_loop, "FINE_TUNE_EPOCHS", 5)  # time between the first and the last epoch
+    ui.fineTuneButton.slots["clicked(bool)"]()
+    assert section.task.arguments[-2:] == ["--device", "cpu"]
+    seen = _pollUntilIdle(section)
+    assert not errors, errors
+    log = seen[-1].splitlines()
+    epochs = [line for line in log if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epochs] == [f"epoch {n}" for n in range(1, 6)]
+    assert log[-1] == f"model written to {model}-aar1"
+    # each epoch's line reached the log as the epoch ended, not all at the end
+    assert any("epoch 1:" in text and "epoch 5:" not in text for text in seen), "the epochs came all at once"
+    assert parameterNode.GetParameter("ModelPath") == f"{model}-aar1"
+    assert json.loads((Path(f"{model}-aar1") / "model.json").read_text())["training"]["initial_weights_sha256"]
+
+    ui.rebuildQueueButton.slots["clicked(bool)"]()
+    assert section.task.arguments[3] == f"{model}-aar1"
+    _pollUntilIdle(section)
+    assert not errors, errors
+    after = json.loads(aar.read_text(encoding="utf-8"))
+    assert after["model"]["path"] == f"{model}-aar1" and len(after["items"]) == len(before)
+    assert ui.queueStatusLabel.text.startswith("The queue was rebuilt.")
+    # the table shows the rebuilt queue, its own thumbnails, and the first slice is open
+    rows = _tableRows(ui)
+    assert [key for key, _ in rows] == [(f"{i['uncertainty']:.4g}", i["side"], i["slice"])
+                                        for i in sorted(after["items"], key=lambda i: -i["uncertainty"])]
+    for (key, icon), item in zip(rows, sorted(after["items"], key=lambda i: -i["uncertainty"])):
+        assert icon.pixmap.path == str(aar.parent / item["thumbnail"]) and not icon.pixmap.isNull(), key
+    assert ui.reviewProgressLabel.text == f"0 of {len(before)} reviewed" and section.loop.index == 0

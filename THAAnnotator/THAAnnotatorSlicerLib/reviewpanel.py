@@ -13,6 +13,14 @@ from THAAnnotatorLib.errors import InputError
 from . import model, parameters, review_loop, runner
 
 
+def _thumbnail(entry):
+    """The entry's thumbnail picture as a QPixmap; None where the queue has none or it cannot be read."""
+    import qt
+
+    pixmap = qt.QPixmap(entry.thumbnailPath) if entry.thumbnailPath else None
+    return pixmap if pixmap is not None and not pixmap.isNull() else None
+
+
 class ReviewQueueSection:
     """Works through a review queue: opens each slice's scan and labels, an embedded Segment
     Editor, saves corrections into the dataset, and fine-tunes the model and rebuilds the queue
@@ -22,7 +30,10 @@ class ReviewQueueSection:
     ``parent`` is the panel's widget (for the keyboard shortcuts).
     """
 
-    COLUMNS = ("Uncertainty", "Side", "Slice", "Reviewed", "In dataset", "Scan")
+    COLUMNS = ("Thumbnail", "Uncertainty", "Side", "Slice", "Reviewed", "In dataset", "Scan")
+    THUMBNAIL_ICON_HEIGHT_PX = 32
+    """Height of the table's thumbnail icons; the queue's thumbnails are twice as wide as high
+    (label left, prediction right)."""
 
     def __init__(self, ui, parameterNode, parent):
         import qt
@@ -36,6 +47,8 @@ class ReviewQueueSection:
         self.ui.queueTableWidget.setColumnCount(len(self.COLUMNS))
         self.ui.queueTableWidget.setHorizontalHeaderLabels(list(self.COLUMNS))
         self.ui.queueTableWidget.horizontalHeader().setStretchLastSection(True)
+        self.ui.queueTableWidget.setIconSize(qt.QSize(2 * self.THUMBNAIL_ICON_HEIGHT_PX, self.THUMBNAIL_ICON_HEIGHT_PX))
+        self.ui.queueTableWidget.verticalHeader().setDefaultSectionSize(self.THUMBNAIL_ICON_HEIGHT_PX + 4)
         self.ui.loadQueueButton.connect("clicked(bool)", self.onLoadQueue)
         self.ui.queueTableWidget.connect("itemSelectionChanged()", self.onQueueSelectionChanged)
         self.ui.previousEntryButton.connect("clicked(bool)", lambda checked=False: self.onMove(-1))
@@ -103,10 +116,16 @@ class ReviewQueueSection:
         try:
             table.setRowCount(len(entries))
             for row, entry in enumerate(entries):
-                values = (f"{entry.uncertainty:.4g}", entry.side, str(entry.slice), "yes" if entry.reviewed else "",
-                          "yes" if entry.corrected else "", entry.scan)
+                thumbnail = _thumbnail(entry)
+                values = ("" if thumbnail is not None else "none", f"{entry.uncertainty:.4g}", entry.side,
+                          str(entry.slice), "yes" if entry.reviewed else "", "yes" if entry.corrected else "",
+                          entry.scan)
                 for column, value in enumerate(values):
-                    table.setItem(row, column, qt.QTableWidgetItem(value))
+                    item = qt.QTableWidgetItem(value)
+                    if column == 0 and thumbnail is not None:
+                        item.setIcon(qt.QIcon(thumbnail))
+                        item.setToolTip("Label (left) and the model's prediction (right) on this slice.")
+                    table.setItem(row, column, item)
             if entries:
                 table.selectRow(self.loop.index)
         finally:
@@ -123,8 +142,6 @@ class ReviewQueueSection:
     def openEntry(self):
         """Open the loop's entry: its scan and labels as the input volume and segmentation, the
         views on its slice, its segment in the Segment Editor, its thumbnail."""
-        import qt
-
         try:
             volumeNode, segmentationNode = self.loop.open(slicer.mrmlScene)
         except Exception as error:
@@ -136,8 +153,8 @@ class ReviewQueueSection:
         slicer.util.setSliceViewerLayers(background=volumeNode)
         self.editor.setMRMLSegmentEditorNode(
             slicer.mrmlScene.GetSingletonNode("SegmentEditor", "vtkMRMLSegmentEditorNode"))
-        pixmap = qt.QPixmap(self.loop.entry.thumbnailPath) if self.loop.entry.thumbnailPath else None
-        if pixmap is not None and not pixmap.isNull():
+        pixmap = _thumbnail(self.loop.entry)
+        if pixmap is not None:
             self.ui.thumbnailLabel.setPixmap(pixmap)
         else:
             self.ui.thumbnailLabel.setText("No thumbnail for this slice.")

@@ -192,7 +192,8 @@ class TrainResult:
 
 def train(dataset_dir: str | Path, out_dir: str | Path, options: TrainOptions = TrainOptions(),
           resume: bool = False, show_progress: bool = True,
-          cancel: Callable[[], bool] | None = None) -> TrainResult:
+          cancel: Callable[[], bool] | None = None,
+          on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
     """Train a network on a slice dataset and save it (and a checkpoint) after every epoch.
 
     Parameters
@@ -205,6 +206,8 @@ def train(dataset_dir: str | Path, out_dir: str | Path, options: TrainOptions = 
     show_progress : a tqdm bar per epoch with the running loss, on stderr.
     cancel : polled after each step; when it returns True, :class:`Cancelled` is raised (the
         last finished epoch stays saved).
+    on_epoch : called with each finished epoch's history entry once it is saved (the command
+        line prints it then, so a log shows training as it goes).
 
     Returns
     -------
@@ -276,6 +279,8 @@ def train(dataset_dir: str | Path, out_dir: str | Path, options: TrainOptions = 
                                "learning_rate": learning_rate,
                                "seconds": round(time.perf_counter() - began, 1)})
         _save_epoch(out_dir, network, optimiser, config, options, dataset, result.history, notes)
+        if on_epoch is not None:
+            on_epoch(result.history[-1])
     return result
 
 
