@@ -19,6 +19,7 @@ from scipy import ndimage
 from test_model_fixtures import TEST_RECIPES, TEST_ROI, copy_dataset, workspace  # noqa: F401
 
 from THAAnnotatorLib import cli, io
+from THAAnnotatorLib.afs.frame import SideFrame
 from THAAnnotatorLib.bone import extract_bone
 from THAAnnotatorLib.cli_model import add_model_commands
 from THAAnnotatorLib.cli_types import OneLineErrorParser
@@ -38,6 +39,7 @@ from THAAnnotatorLib.model.roi import place_roi, sample_labels
 from THAAnnotatorLib.phantom import generate_phantom
 from THAAnnotatorLib.pipeline import annotate
 from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
+from THAAnnotatorLib.volume import Volume
 
 MODEL_COMMANDS = ("slice-dataset", "train", "predict", "review-queue", "apply-corrections", "evaluate")
 
@@ -227,8 +229,30 @@ def test_head_localisation_lands_near_the_true_head_center():
     phantom = generate_phantom(spacing_mm=(3.0, 1.6, 1.6), fov_mm=(100.0, 280.0, 400.0), seed=4)
     bone = extract_bone(phantom.volume)
     for side in SIDES:
-        found = phantom.volume.index_to_ras_mm(locate_head(phantom.volume, bone, side))
+        frame = SideFrame.for_side(phantom.volume, side)
+        found = phantom.volume.index_to_ras_mm(locate_head(phantom.volume, bone, frame))
         assert np.linalg.norm(found - phantom.heads[side].center_ras_mm) < 15.0, side
+
+
+def test_bone_cut_by_the_scan_edge_counts_as_going_on_beyond_it():
+    """The thickest bone is searched over the bone's bounding box only; where that box meets the
+    scan's first or last slice the bone is not taken to end there (a cone of bone widest at the
+    scan's edge is thickest at that edge), where it ends inside the scan it does."""
+    spacing_mm = 2.5
+    z, y, x = np.mgrid[0:20, 0:80, 0:160] * spacing_mm
+    volume = Volume(np.zeros(z.shape, np.float32), np.diag([spacing_mm] * 3 + [1.0]))
+    axis_yx = np.array([40, 30])  # right hip side: x below the midline (80), 125 mm lateral of it
+    radius_mm = 24.0 - 0.6 * z  # widest at the first slice
+    cone = np.hypot(y - axis_yx[0] * spacing_mm, x - axis_yx[1] * spacing_mm) <= radius_mm
+    frame = SideFrame.for_side(volume, "right")
+    for bone, widest in ((cone, 0), (cone[::-1], 19), (np.pad(cone[:-4], ((4, 0), (0, 0), (0, 0))), None)):
+        center = locate_head(volume, bone.astype(np.uint8), frame)
+        np.testing.assert_allclose(center[1:], axis_yx)
+        if widest is None:  # the widest slice lies inside the scan, with non-bone beyond it
+            assert 5 < center[0] < 12, center
+        else:
+            assert center[0] == widest, center
+    assert locate_head(volume, np.zeros(volume.shape, np.uint8), frame) is None
 
 
 # --------------------------------------------------------------------------------- training

@@ -215,7 +215,7 @@ def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
         step(0.3 + 0.7 * i / len(sides), f"{side} hip")
         frame = SideFrame.for_side(volume, side)
         metal = Metal.find(frame.view(volume.hu), volume.spacing_mm, params.metal_threshold_hu)
-        center = locate_head(volume, bone, side)
+        center = locate_head(volume, bone, frame)
         placement = None if center is None else place_roi(
             volume.shape, volume.spacing_mm, center, side, model.config.roi)
         if placement is None or len(placement.slices) == 0:

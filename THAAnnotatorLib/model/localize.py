@@ -7,7 +7,8 @@ acetabulum together where the joint space is not resolved. Columns near the midl
 out, so the sacrum and vertebral bodies cannot win. On generated phantoms the point found lies
 5-10 mm from the true head center (toward the acetabulum and up); the network is trained with
 ROI shifts of that size (:mod:`.training`), so this is accurate enough to place the ROI.
-The transform runs on a grid of about 2.5 mm, which keeps it to a fraction of a second.
+The transform runs on a grid of about 2.5 mm, and only over the bone's bounding box, which keeps
+it to a fraction of a second.
 """
 from __future__ import annotations
 
@@ -25,41 +26,65 @@ GRID_MM = 2.5
 """Approximate voxel size (mm) of the grid the distance transform runs on."""
 
 
-def locate_head(volume: Volume, bone: np.ndarray, side: str) -> np.ndarray | None:
+def locate_head(volume: Volume, bone: np.ndarray, frame: SideFrame) -> np.ndarray | None:
     """Approximate femoral head center of one hip.
 
     Parameters
     ----------
     volume : the scan (canonical layout).
     bone : canonical bone mask of the scan (e.g. from :func:`~THAAnnotatorLib.bone.extract_bone`).
-    side : "right" or "left".
+    frame : the hip's side of the scan (:meth:`SideFrame.for_side`).
 
     Returns
     -------
     Fractional canonical (z, y, x) index of the center, or None when no bone of that side is
     at least :data:`MIN_THICKNESS_MM` thick.
     """
-    frame = SideFrame.for_side(volume, side)
     spacing = np.asarray(volume.spacing_mm, float)
     step = np.maximum(1, np.round(GRID_MM / spacing).astype(int))
-    mask = frame.view(bone).astype(bool)
-    coarse = _block_any(mask, step)
+    mask = frame.view(bone)
+    box = _block_aligned_box(mask, step)
+    if box is None:
+        return None
+    start, stop = box
+    # the grid's blocks inside the box, with a layer of non-bone where the box ends inside the
+    # side (none where it meets the scan's edge, beyond which nothing is known to be non-bone):
+    # the hole filling and the transform then give every block the value they give it on the
+    # whole side, on a fraction of the voxels
+    before, after = (start > 0).astype(int), (stop < mask.shape).astype(int)
+    crop = mask[tuple(slice(a, b) for a, b in zip(start, stop))]
+    coarse = np.pad(_block_any(crop, step), list(zip(before, after)))
     filled = ndimage.binary_fill_holes(coarse, structure=IN_SLICE_FOUR_NEIGHBOURS)
     coarse_spacing = spacing * step
     depth = ndimage.distance_transform_edt(filled, sampling=coarse_spacing)
+    origin = start // step - before  # the side's grid index of the first block of ``depth``
     # side-frame x runs lateral -> medial; the midline is at the frame's last column
-    medial_mm = (mask.shape[2] - 0.5 - (np.arange(depth.shape[2]) + 0.5) * step[2]) * spacing[2]
+    columns = origin[2] + np.arange(depth.shape[2])
+    medial_mm = (mask.shape[2] - 0.5 - (columns + 0.5) * step[2]) * spacing[2]
     depth[..., medial_mm < MIDLINE_MARGIN_MM] = 0.0
     best = np.unravel_index(int(np.argmax(depth)), depth.shape)
     if depth[best] < MIN_THICKNESS_MM:
         return None
     # center of the coarse block, in side-frame voxel indices
-    fine = (np.asarray(best, float) + 0.5) * step - 0.5
+    fine = (np.asarray(best, float) + origin + 0.5) * step - 0.5
     return frame.to_canonical_zyx(fine)
 
 
+def _block_aligned_box(mask: np.ndarray, step: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """[start, stop) voxel indices per axis of the bounding box of the nonzero voxels, widened
+    to whole blocks of ``step`` voxels (stop clipped to the shape); None when all are zero."""
+    start, stop = [], []
+    for axis in range(mask.ndim):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if hits.size == 0:
+            return None
+        start.append(hits[0] // step[axis] * step[axis])
+        stop.append(min(-(-(hits[-1] + 1) // step[axis]) * step[axis], mask.shape[axis]))
+    return np.array(start), np.array(stop)
+
+
 def _block_any(mask: np.ndarray, step: np.ndarray) -> np.ndarray:
-    """Reduce a 3-D mask by whole blocks of ``step`` voxels: True where any voxel is True."""
+    """Reduce a 3-D mask by whole blocks of ``step`` voxels: True where any voxel is nonzero."""
     padded_shape = [int(np.ceil(n / s)) * s for n, s in zip(mask.shape, step)]
     padded = np.zeros(padded_shape, dtype=bool)
     padded[tuple(slice(0, n) for n in mask.shape)] = mask
