@@ -38,6 +38,8 @@ SEED = 1
 """Phantom random seed (trabecular texture and noise)."""
 MIN_DICE = 0.9
 """Each hip segment must overlap the phantom's truth at least this much in the head slices."""
+MAX_MARKUP_ERROR_MM = 0.1
+"""The measurement markups lie within this of where the library places them (mm)."""
 MAX_CENTER_ERROR_MM = 15.0
 """Sanity bound for the head center in the measurements table: it must be the hip of the right
 side (the hips lie ~170 mm apart), not a precise accuracy figure."""
@@ -315,6 +317,8 @@ def scenarioSegmentHips(scene) -> dict:
             short.append(f"{side} head center {error:.1f} mm from the truth")
         figures[f"{side} head center error (mm)"] = round(error, 2)
         figures[f"{side} head diameter (mm), truth {2 * ph.heads[side].radius_mm:g}"] = result.head_diameter_mm
+        _checkMeasurementMarkups(output, result, row)
+        figures[f"{side} center-edge angle (deg)"] = result.measurements.center_edge_deg
 
     # circles: all kept in the circles table; the markups show one slice's circle and points
     circlesTable = output.circlesTableNode
@@ -350,11 +354,24 @@ def scenarioSegmentHips(scene) -> dict:
     assert sceneSnapshot(scene) == before, "a second run added or removed nodes or segments"
     assert again.measurementsTableNode is table and again.circlesTableNode is circlesTable
     assert again.circleNodes == output.circleNodes and again.boundaryPointNodes == output.boundaryPointNodes
+    assert again.openingPlaneNodes == output.openingPlaneNodes and len(output.openingPlaneNodes) == 2
+    assert again.centerEdgeAngleNodes == output.centerEdgeAngleNodes and len(output.centerEdgeAngleNodes) == 2
     assert table.GetNumberOfRows() == 2 and circlesTable.GetNumberOfRows() == nCircles
+    for side, result in again.annotation.sides.items():
+        _checkMeasurementMarkups(again, result, results.measurements(segmentationNode)[side])
+
+    # a result's tables and markups go with its segmentation: the same result written into a new
+    # segmentation, which is then removed
+    copy = logic.writeResults(volumeNode, None, again.volume, again.bone, again.annotation)
+    assert copy.segmentationNode is not segmentationNode and len(copy.openingPlaneNodes) == 2
+    own = {copy.segmentationNode.GetNthDisplayNodeID(i) for i in range(copy.segmentationNode.GetNumberOfDisplayNodes())}
+    scene.RemoveNode(copy.segmentationNode)  # its own display node stays, as MRML leaves it
+    assert [n for n in sceneSnapshot(scene) if n[0] not in own] == before, "nodes of a removed result are left"
 
     # "Extract bone" again: the hip results no longer apply and go, leaving no orphan nodes
     logic.run(volumeNode, segmentationNode, Params(), boneOnly=True)
-    added = {view.GetID() for view in views.values()}
+    assert not [n for n in sceneSnapshot(scene) if n[1] in ("vtkMRMLMarkupsPlaneNode", "vtkMRMLMarkupsAngleNode")]
+    added = {view.GetID() for view in views.values()} | own
     assert [n for n in sceneSnapshot(scene) if n[0] not in added] == [n for n in afterBone if n[0] not in added]
 
     # accuracy against the phantom's truth, in the node's layout, in the head slices; asserted
@@ -368,6 +385,30 @@ def scenarioSegmentHips(scene) -> dict:
             short.append(f"{info.name} Dice {value:.3f} < {MIN_DICE}")
     assert not short, f"accuracy on the phantom: {'; '.join(short)} (all figures: {figures})"
     return figures
+
+
+def _checkMeasurementMarkups(output, result: SideResult, row: dict) -> None:
+    """A measured hip's planning values in the measurements table are the library's, and its
+    opening plane and center-edge angle markups lie where the library places them (world RAS)."""
+    from THAAnnotatorLib.measure import landmarks  # needs SciPy, which the self-test may install first
+
+    m = result.measurements
+    assert m is not None and not m.not_computed and row["Not measured"] == "", (result.side, m)
+    for column, field, _, _ in results.PLANNING_COLUMNS:
+        assert row[column] == getattr(m, field), (result.side, column, row[column], getattr(m, field))
+    plane, angle = output.openingPlaneNodes[result.side], output.centerEdgeAngleNodes[result.side]
+    assert plane.IsA("vtkMRMLMarkupsPlaneNode") and angle.IsA("vtkMRMLMarkupsAngleNode")
+    assert plane.GetLocked() and angle.GetLocked() and plane.GetDisplayNode() is not None
+    center, normal = [0.0] * 3, [0.0] * 3
+    plane.GetCenterWorld(center)
+    plane.GetNormalWorld(normal)
+    assert np.linalg.norm(np.subtract(center, m.opening_center_ras_mm)) < MAX_MARKUP_ERROR_MM, (center, m)
+    expected = np.asarray(m.opening_normal_ras) / np.linalg.norm(m.opening_normal_ras)
+    assert np.degrees(np.arccos(np.clip(np.dot(normal, expected), -1.0, 1.0))) < 0.1, (normal, expected)
+    points = slicer.util.arrayFromMarkupsControlPoints(angle, world=True)
+    distances = np.linalg.norm(points - landmarks.center_edge_points_ras_mm(result), axis=1)
+    assert distances.max() < MAX_MARKUP_ERROR_MM, distances
+    assert abs(angle.GetAngleDegrees() - abs(m.center_edge_deg)) < 0.1, (angle.GetAngleDegrees(), m.center_edge_deg)
 
 
 def _checkShownCircle(curve, points, circle) -> None:
@@ -731,6 +772,7 @@ def scenarioPredictWithModel(scene) -> dict:
         assert rows[side]["Status"] == "segmented" and rows[side]["Message"] == MODEL_MESSAGE, rows[side]
         assert rows[side]["Needs review"] == "no", rows[side]  # no warning at the phantom's voxel size
         assert np.isnan(rows[side]["Diameter"]) and np.isnan(rows[side]["Center R"])
+        assert np.isnan(rows[side]["Center-edge angle"]) and "without the femoral head's sphere" in rows[side]["Not measured"]
         # the model's own doubt: Dice between its labels and those of a shifted view, per class
         agreement = annotation.sides[side].model_agreement
         assert (rows[side]["Model agreement acetabulum"], rows[side]["Model agreement femoral head"]) == (

@@ -14,6 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .measure.landmarks import center_edge_points_ras_mm, line_length_mm
 from .result import ACETABULUM, FEMORAL_HEAD, SIDES, Annotation, SideResult, segment_code
 from .statistics import MM3_PER_ML, voxel_volume_ml
 from .volume import Volume
@@ -243,13 +244,11 @@ def _coronal_panel(volume: Volume, annotation: Annotation, result: SideResult) -
     def line(a_ras, b_ras, colour) -> None:
         cv2.line(panel, to_panel(a_ras), to_panel(b_ras), colour, 2, cv2.LINE_AA, _SHIFT)
 
-    length = m.acetabular_diameter_mm / 2.0 + 8.0
-    lateral = 1.0 if result.side == "right" else -1.0  # RAS x of the hip's lateral side
-    if m.center_edge_deg is not None:
-        angle = np.radians(m.center_edge_deg)
-        line(center_ras, center_ras + length * np.array([0.0, 0.0, 1.0]), CENTER_EDGE_COLOUR)
-        line(center_ras, center_ras + length * np.array([lateral * np.sin(angle), 0.0,
-                                                          np.cos(angle)]), CENTER_EDGE_COLOUR)
+    length = line_length_mm(result)
+    center_edge = center_edge_points_ras_mm(result)
+    if center_edge is not None:
+        line(center_edge[1], center_edge[0], CENTER_EDGE_COLOUR)
+        line(center_edge[1], center_edge[2], CENTER_EDGE_COLOUR)
     # the opening plane's trace: the line through the point of this coronal plane nearest the
     # head's center, across the normal's coronal part
     coronal = np.asarray(m.opening_normal_ras, float) * [1.0, 0.0, 1.0]

@@ -1,5 +1,6 @@
 """Writing a run's result into the scene: segments, the measurements table, the Hough circle
-table and the markups that show one slice's circle; and reading the measurements back."""
+table, the markups that show one slice's circle and the measurement markups (:mod:`.markups`);
+and reading the measurements back."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,8 @@ from THAAnnotatorLib.terminology import ANATOMIC_CONTEXT, ANATOMICAL_STRUCTURE, 
 from THAAnnotatorLib.volume import Volume
 
 from . import edits
+from .markups import (ROLE_ATTRIBUTE, lockedMarkup, referencedOrNew, removeReferenced,
+                      removeResultNodesWithSegmentation, segmentColor, writeMeasurementMarkups)
 from .mrml import (LPS_TO_RAS, cropLabels, ensureSegmentationConverterRules, geometryOnlyVolume, ijkToRasArray,
                    nodeReferenceInScene, orientedImage)
 
@@ -31,12 +34,34 @@ MEASUREMENTS_REFERENCE = "THAAnnotatorMeasurements"
 CIRCLES_REFERENCE = "THAAnnotatorCircles"
 CIRCLE_CURVE_REFERENCE = "THAAnnotatorCircle_{side}"
 BOUNDARY_POINTS_REFERENCE = "THAAnnotatorBoundary_{side}"
-ROLE_ATTRIBUTE = "THAAnnotator.Role"
-SIDE_ATTRIBUTE = "THAAnnotator.Side"
 SHOWN_SLICE_ATTRIBUTE = "THAAnnotator.ShownSlice"
 PLANE_AXES_ATTRIBUTE = "THAAnnotator.PlaneAxesRAS"
 SLICE_SPACING_ATTRIBUTE = "THAAnnotator.SliceSpacingMm"
 
+PLANNING_COLUMNS = (
+    # column, HipMeasurements field (THAAnnotatorLib.measure, docs/measurements.md), unit, description
+    ("Acetabular diameter", "acetabular_diameter_mm", "mm", "Sphere fitted to the acetabulum's articular surface."),
+    ("Concentricity", "concentricity_mm", "mm", "Femoral head center to the acetabular sphere's center."),
+    ("Suggested cup", "suggested_cup_mm", "mm",
+     "The acetabular diameter rounded up to the next even mm: a suggestion, not a plan."),
+    ("Inclination", "inclination_deg", "deg",
+     "Murray's radiographic inclination of the plane fitted to the articular rim, against the scanner's axes."),
+    ("Anteversion", "anteversion_deg", "deg",
+     "Murray's radiographic anteversion of that plane, against the scanner's axes."),
+    ("Center-edge angle", "center_edge_deg", "deg",
+     "Wiberg's lateral center-edge angle, coronal plane through the head's center."),
+    ("Anterior sector angle", "anterior_sector_deg", "deg",
+     "Anda's anterior sector angle, axial plane through the head's center."),
+    ("Posterior sector angle", "posterior_sector_deg", "deg",
+     "Anda's posterior sector angle, axial plane through the head's center."),
+    ("Head coverage", "head_coverage_percent", "%",
+     "Share of the head sphere's upper hemisphere the acetabulum covers."),
+    ("Head sphericity RMS", "head_sphericity_rms_mm", "mm",
+     "RMS departure of the head's upper surface from its sphere."),
+    ("Head sphericity max", "head_sphericity_max_mm", "mm",
+     "Largest departure of the head's upper surface from its sphere."),
+)
+"""THA planning measurements in the measurements table: each hip's ``SideResult.measurements``."""
 AGREEMENT_KEYS = ("acetabulum", "femoral_head")
 """The classes of ``SideResult.model_agreement``, in the order of their measurement columns."""
 MEASUREMENT_COLUMNS = (
@@ -57,6 +82,8 @@ MEASUREMENT_COLUMNS = (
      "the hip moves 8 mm medially and posteriorly; low values mean the model is guessing."),
     ("Model agreement femoral head", "double", "",
      "Predict with model only: the same Dice for the femoral head."),
+    *((name, "double", unit, description) for name, _, unit, description in PLANNING_COLUMNS),
+    ("Not measured", "string", "", "Why the planning measurements of a hip were not computed."),
     ("Needs review", "string", "",
      "yes when the sphere failed the surface check unmended or the head is of unusual size, or (model) when a "
      "warning applies, such as a low model agreement; the warnings say why."),
@@ -86,6 +113,8 @@ class RunOutput:
     circlesTableNode: object = None
     circleNodes: dict = field(default_factory=dict)
     boundaryPointNodes: dict = field(default_factory=dict)
+    openingPlaneNodes: dict = field(default_factory=dict)
+    centerEdgeAngleNodes: dict = field(default_factory=dict)
     messages: list = field(default_factory=list)
     """What the user should know about how the run went (e.g. a fallback to the CPU)."""
 
@@ -162,6 +191,7 @@ def writeResults(volumeNode, segmentationNode, volume: Volume, bone: np.ndarray,
     segments and transform are put back exactly.
     """
     scene = volumeNode.GetScene()
+    removeResultNodesWithSegmentation(scene)
     ensureSegmentationConverterRules()
     ijkToRas = ijkToRasArray(volumeNode)
     layers = layers if layers is not None else segmentLayers(volume, bone, annotation)
@@ -229,40 +259,20 @@ def writeSegments(segmentationNode, layers) -> None:
         displayNode.SetSegmentOpacity2DFill(BONE_SEGMENT_ID, 0.3)
 
 
-def _referencedOrNew(ownerNode, role: str, className: str, name: str, created: list):
-    node = nodeReferenceInScene(ownerNode, role)
-    if node is None:
-        scene = ownerNode.GetScene()
-        node = scene.AddNewNodeByClass(className, scene.GenerateUniqueName(name))
-        created.append(node)
-        ownerNode.SetNodeReferenceID(role, node.GetID())
-    return node
-
-
-def _removeReferenced(ownerNode, role: str) -> None:
-    node = nodeReferenceInScene(ownerNode, role)
-    ownerNode.RemoveNodeReferenceIDs(role)
-    if node is not None:
-        for index in reversed(range(node.GetNumberOfDisplayNodes()) if node.IsA("vtkMRMLDisplayableNode") else []):
-            displayNode = node.GetNthDisplayNode(index)
-            if displayNode is not None:
-                node.GetScene().RemoveNode(displayNode)
-        node.GetScene().RemoveNode(node)
-
-
 def _writeHipNodes(output: RunOutput, volumeNode, created: list) -> None:
     segmentationNode = output.segmentationNode
     annotation = output.annotation
     name = segmentationNode.GetName()
     if annotation is None:  # bone only: hip results of an earlier run no longer apply
         for role in (MEASUREMENTS_REFERENCE, CIRCLES_REFERENCE):
-            _removeReferenced(segmentationNode, role)
+            removeReferenced(segmentationNode, role)
         for side in SIDES:
-            _removeReferenced(segmentationNode, CIRCLE_CURVE_REFERENCE.format(side=side))
-            _removeReferenced(segmentationNode, BOUNDARY_POINTS_REFERENCE.format(side=side))
+            removeReferenced(segmentationNode, CIRCLE_CURVE_REFERENCE.format(side=side))
+            removeReferenced(segmentationNode, BOUNDARY_POINTS_REFERENCE.format(side=side))
+        writeMeasurementMarkups(segmentationNode, {}, None, created)
         return
 
-    measurements = _referencedOrNew(segmentationNode, MEASUREMENTS_REFERENCE, "vtkMRMLTableNode",
+    measurements = referencedOrNew(segmentationNode, MEASUREMENTS_REFERENCE, "vtkMRMLTableNode",
                                     f"{name} measurements", created)
     measurements.SetAttribute(ROLE_ATTRIBUTE, "measurements")
     rows = []
@@ -274,12 +284,14 @@ def _writeHipNodes(output: RunOutput, volumeNode, created: list) -> None:
                      np.nan if result.surface_drop_hu is None else result.surface_drop_hu,
                      *(np.nan if result.model_agreement is None else result.model_agreement[key]
                        for key in AGREEMENT_KEYS),
+                     *_planningValues(result.measurements),
+                     _notMeasured(result),
                      "yes" if result.needs_review else "no",
                      result.message, "; ".join(result.warnings)])
     _fillTable(measurements, MEASUREMENT_COLUMNS, rows)
     output.measurementsTableNode = measurements
 
-    circles = _referencedOrNew(segmentationNode, CIRCLES_REFERENCE, "vtkMRMLTableNode",
+    circles = referencedOrNew(segmentationNode, CIRCLES_REFERENCE, "vtkMRMLTableNode",
                                f"{name} Hough circles", created)
     circles.SetAttribute(ROLE_ATTRIBUTE, "circles")
     volume = output.volume
@@ -302,32 +314,37 @@ def _writeHipNodes(output: RunOutput, volumeNode, created: list) -> None:
         pointsRole = BOUNDARY_POINTS_REFERENCE.format(side=side)
         result = annotation.sides.get(side)
         if result is None or result.status != "segmented" or not result.circles:
-            _removeReferenced(segmentationNode, curveRole)
-            _removeReferenced(segmentationNode, pointsRole)
+            removeReferenced(segmentationNode, curveRole)
+            removeReferenced(segmentationNode, pointsRole)
             continue
-        color = next(s.color for s in SEGMENTS if s.side == side and s.segment_id.endswith("femoral_head"))
-        curve = _referencedOrNew(segmentationNode, curveRole, "vtkMRMLMarkupsClosedCurveNode",
-                                 f"{side.capitalize()} femoral head circle", created)
-        points = _referencedOrNew(segmentationNode, pointsRole, "vtkMRMLMarkupsFiducialNode",
-                                  f"{side.capitalize()} femoral head boundary points", created)
-        for node, role in ((curve, "circle"), (points, "boundary points")):
-            node.SetAttribute(ROLE_ATTRIBUTE, role)
-            node.SetAttribute(SIDE_ATTRIBUTE, side)
+        color = segmentColor(side, "femoral_head")
+        curve = lockedMarkup(segmentationNode, curveRole, "vtkMRMLMarkupsClosedCurveNode",
+                             f"{side.capitalize()} femoral head circle", side, "circle", color, transformId, created)
+        points = lockedMarkup(segmentationNode, pointsRole, "vtkMRMLMarkupsFiducialNode",
+                              f"{side.capitalize()} femoral head boundary points", side, "boundary points", color,
+                              transformId, created)
+        for node in (curve, points):
             node.RemoveAttribute(SHOWN_SLICE_ATTRIBUTE)
-            node.RemoveAllControlPoints()
-            node.SetLocked(True)
-            node.SetAndObserveTransformNodeID(transformId)
-            if node.GetDisplayNode() is None:
-                node.CreateDefaultDisplayNodes()
-            display = node.GetDisplayNode()
-            if display is not None:
-                display.SetSelectedColor(color)
-                display.SetColor(color)
-                display.SetPointLabelsVisibility(False)
-                display.SetPropertiesLabelVisibility(False)
         curve.SetCurveTypeToLinear()
         output.circleNodes[side] = curve
         output.boundaryPointNodes[side] = points
+    output.openingPlaneNodes, output.centerEdgeAngleNodes = writeMeasurementMarkups(
+        segmentationNode, annotation.sides, transformId, created)
+
+
+def _notMeasured(result) -> str:
+    """Why a hip has no planning measurements ("" where it has them)."""
+    if result.measurements is not None:
+        return result.measurements.not_computed
+    if result.status == "segmented":  # Predict with model
+        return "the model's labels come without the femoral head's sphere to measure from"
+    return f"not segmented ({result.message or result.status})"
+
+
+def _planningValues(measurements) -> list:
+    """The :data:`PLANNING_COLUMNS` values of a hip's measurements (NaN where not computed)."""
+    values = [None if measurements is None else getattr(measurements, field) for _, field, _, _ in PLANNING_COLUMNS]
+    return [np.nan if value is None else float(value) for value in values]
 
 
 def _fillTable(tableNode, columns, rows) -> None:
