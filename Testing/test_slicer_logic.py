@@ -397,6 +397,48 @@ def test_model_agreement_is_shown_per_hip_in_the_measurements_and_the_summary():
     assert "model agreement 0.912 (acetabulum), 0.981 (femoral head)" in results.summary(annotation)
 
 
+def test_measurement_markups_follow_the_volumes_transform_and_a_hip_not_measured_has_none():
+    """The markups' coordinates are the volume's RAS: under a transform they move with it. A hip
+    measured on one run and not on the next loses its markups; the table says why."""
+    from THAAnnotatorLib.measure import HipMeasurements
+    from THAAnnotatorLib.measure.landmarks import center_edge_points_ras_mm
+
+    scene = slicer.vtkMRMLScene()
+    volumeNode = THAAnnotatorScenarios.addPhantomVolume(scene)
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+    toWorld = np.array([[0.0, -1.0, 0.0, 10.0], [1.0, 0.0, 0.0, -5.0], [0.0, 0.0, 1.0, 30.0], [0.0, 0.0, 0.0, 1.0]])
+    transform.SetMatrixTransformToParent(mrml.arrayToMatrix(toWorld))
+    volumeNode.SetAndObserveTransformNodeID(transform.GetID())
+    annotation = THAAnnotatorScenarios.truthAnnotation()
+    for side, result in annotation.sides.items():
+        center = np.asarray(result.sphere_center_ras_mm)
+        lateral = 1.0 if side == "right" else -1.0
+        result.measurements = HipMeasurements(
+            acetabular_diameter_mm=52.0, opening_center_ras_mm=tuple(center + [lateral * 12.0, 6.0, -10.0]),
+            opening_normal_ras=(lateral * 0.64, 0.2, -0.74), center_edge_deg=-5.0 if side == "right" else 33.0)
+    logic = THAAnnotatorLogic(scene)
+    volume = mrml.volumeFromNode(volumeNode)
+    output = logic.writeResults(volumeNode, None, volume, annotation.bone, annotation)
+    for side, result in annotation.sides.items():
+        plane, angle = output.openingPlaneNodes[side], output.centerEdgeAngleNodes[side]
+        assert plane.GetTransformNodeID() == angle.GetTransformNodeID() == transform.GetID()
+        center = [0.0] * 3
+        plane.GetCenterWorld(center)
+        expected = toWorld @ np.append(result.measurements.opening_center_ras_mm, 1.0)
+        assert np.linalg.norm(np.subtract(center, expected[:3])) < 0.1, (side, center, expected)
+        points = slicer.util.arrayFromMarkupsControlPoints(angle, world=True)
+        library = (toWorld @ np.column_stack([center_edge_points_ras_mm(result), np.ones(3)]).T).T[:, :3]
+        assert np.abs(points - library).max() < 0.1, (side, points, library)
+        assert abs(angle.GetAngleDegrees() - abs(result.measurements.center_edge_deg)) < 0.1  # -5: medial edge
+
+    annotation.sides["left"].measurements = HipMeasurements(not_computed="the scan's field of view cuts the acetabulum")
+    again = logic.writeResults(volumeNode, output.segmentationNode, volume, annotation.bone, annotation)
+    assert list(again.openingPlaneNodes) == list(again.centerEdgeAngleNodes) == ["right"]
+    assert output.openingPlaneNodes["left"].GetScene() is None and output.centerEdgeAngleNodes["left"].GetScene() is None
+    row = results.measurements(again.segmentationNode)["left"]
+    assert row["Not measured"] == "the scan's field of view cuts the acetabulum" and np.isnan(row["Center-edge angle"])
+
+
 def test_device_parameter():
     node = THAAnnotatorLogic(slicer.vtkMRMLScene()).getParameterNode()
     assert parameters.deviceFromParameterNode(node) == "auto"
