@@ -303,6 +303,26 @@ def test_fine_tune_and_rebuild_run_the_librarys_commands(aar):
     assert len(_queueItems(aar)) == 5
 
 
+def test_a_commands_lines_reach_the_runner_as_it_prints_them(monkeypatch):
+    """A command's output is read line by line and unbuffered (the runner's environment): a line
+    printed without flushing comes back while the command still runs, not when it ends."""
+    code = "import time; print('first line'); time.sleep(3); print('second line')"
+    monkeypatch.setattr(runner, "libraryCommand", lambda *arguments: [sys.executable, "-c", code])
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # the runner's own setting, not this shell's
+    run = runner.CommandRun([], "Printing")
+    try:
+        end = time.monotonic() + 60
+        while not run.lines and time.monotonic() < end:
+            assert run.poll() == runner.RUNNING
+            time.sleep(0.02)
+        assert run.lines == ["first line"] and run._process.poll() is None, "the line came with the command's end"
+        while run.poll() == runner.RUNNING and time.monotonic() < end:
+            time.sleep(0.02)
+        assert run.poll() == runner.DONE and run.lines == ["first line", "second line"]
+    finally:
+        run.close()
+
+
 class _Stand:
     """Stands in for a Qt widget, class or value: attributes are kept, any other is a callable
     stand-in; signals connected with ``connect`` are kept to be fired by the test."""
