@@ -36,7 +36,7 @@ from .cli_batch import add_batch_commands
 from .cli_model import add_model_commands
 from .cli_progress import finish_after_writing, progress_shown, stage_progress_bar
 from .cli_synth import add_synth_command
-from .cli_types import OneLineErrorParser, number, seed
+from .cli_types import OneLineErrorParser, number, seed, workers_or_auto
 from .errors import InputError, InvalidParam
 from .labels import truth_side_labels
 from .metrics import dice
@@ -44,6 +44,7 @@ from .overview import OVERVIEW_FILE, measurement_lines, render_overview_png, sid
 from .params import PARAM_RANGES, Params, allowed_values
 from .phantom import Phantom, generate_phantom
 from .result import CLASS_NAMES, SIDES, Annotation, segment_code
+from .scan_workers import AUTOMATIC_MIN_VOXELS, automatic_workers
 from .volume import Volume
 
 SIDE_CHOICES = {"both": SIDES, "right": ("right",), "left": ("left",)}
@@ -55,6 +56,11 @@ OVERWRITE_HELP = ("Replace an output folder that holds an earlier result (it has
                   "annotation.json) as a whole: the new results are written beside it and take "
                   "its place only once complete, and nothing of the earlier result is kept. "
                   "Without this option an output folder that holds files is refused.")
+HIP_WORKERS_HELP = (
+    "Processes that share the scan's work, with the same results for any number: bone "
+    "extraction a few slices at a time, then one hip each (more than two speed up bone "
+    "extraction only). auto (the default): 2 where this machine has two or more cores and the "
+    f"scan has at least {AUTOMATIC_MIN_VOXELS:,} voxels, else 1.")
 DICOM_SEG_HELP = (f"Also write the labels as a DICOM Segmentation object, "
                   f"{dicom_seg.DICOM_SEG_FILE}, referencing the source series (the scan must be "
                   "a DICOM series folder), with the four segments of labels.seg.nrrd.")
@@ -152,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="Output folder: new or empty (or, with --overwrite, an earlier "
                                "result); must not be the scan's own folder.")
     annotate.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    annotate.add_argument("--hip-workers", type=workers_or_auto, default=None, metavar="N",
+                          help=HIP_WORKERS_HELP)
     annotate.add_argument(dicom_seg.OPTION, action="store_true", help=DICOM_SEG_HELP)
     annotate.set_defaults(run=_run_annotate)
 
@@ -166,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "whole, so the demo can be run again into the same folder; any other "
                            "non-empty folder is refused unless --overwrite is given.")
     demo.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    demo.add_argument("--hip-workers", type=workers_or_auto, default=None, metavar="N",
+                      help=HIP_WORKERS_HELP)
     demo.add_argument("--seed", type=seed, default=0,
                       help="Phantom random seed, 0 to 4294967295 (default: 0).")
     demo.set_defaults(run=_run_demo)
@@ -193,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def annotate_scan(scan_path: Path, out_dir: Path, params: Params, sides: tuple[str, ...],
                   show_progress: bool = True, extra_files: dict[str, bytes] | None = None,
-                  overwrite: bool = False,
-                  write_dicom_seg: bool = False) -> tuple[Annotation, dict[str, Path]]:
+                  overwrite: bool = False, write_dicom_seg: bool = False,
+                  workers: int | None = None) -> tuple[Annotation, dict[str, Path]]:
     """Read a scan, annotate it and write all outputs (plus ``extra_files``) into ``out_dir``.
 
     The parameters and the output folder are checked before any work starts
@@ -202,8 +212,9 @@ def annotate_scan(scan_path: Path, out_dir: Path, params: Params, sides: tuple[s
     are written atomically at the end, so a failure or Ctrl-C leaves nothing behind (and an
     earlier result as it was). ``write_dicom_seg`` adds a DICOM SEG of the labels
     (:mod:`.dicom_seg`; the scan must be a DICOM series, checked first, and one a SEG can
-    reference, checked before the pipeline runs). Returns the annotation and the paths written,
-    by output name.
+    reference, checked before the pipeline runs). ``workers`` processes share the work (None:
+    :func:`~.scan_workers.automatic_workers` for the scan's size). Returns the annotation and
+    the paths written, by output name.
     """
     params.validate()
     if write_dicom_seg:
@@ -213,7 +224,9 @@ def annotate_scan(scan_path: Path, out_dir: Path, params: Params, sides: tuple[s
     seg_source = (dicom_seg.read_seg_source(scan.dicom_files, scan.reference, dicom_seg.PIPELINE)
                   if write_dicom_seg else None)
     with stage_progress_bar(show_progress) as report:
-        annotation = pipeline.annotate(scan.volume, params, sides=sides, progress=report)
+        annotation = pipeline.annotate(
+            scan.volume, params, sides=sides, progress=report,
+            workers=automatic_workers(scan.volume.hu.size) if workers is None else workers)
     files = {OVERVIEW_NAME: render_overview_png(scan.volume, annotation), **(extra_files or {})}
     written = outputs.write_outputs(out_dir, scan.reference, scan.volume, annotation, params,
                                     input_path=scan.path, extra_files=files, overwrite=overwrite,
@@ -237,7 +250,8 @@ def _run_annotate(args: argparse.Namespace) -> int:
                                         SIDE_CHOICES[args.side],
                                         show_progress=progress_shown(args.quiet),
                                         overwrite=args.overwrite,
-                                        write_dicom_seg=args.dicom_seg)
+                                        write_dicom_seg=args.dicom_seg,
+                                        workers=args.hip_workers)
     return finish_after_writing(args.out, lambda: _print_summary(annotation, written, args.out))
 
 
@@ -257,7 +271,8 @@ def _run_demo(args: argparse.Namespace) -> int:
         annotation, written = annotate_scan(
             scan_path, args.out, params, SIDE_CHOICES[args.side],
             show_progress=progress_shown(args.quiet),
-            extra_files={DEMO_SCAN_NAME: scan_path.read_bytes()}, overwrite=overwrite)
+            extra_files={DEMO_SCAN_NAME: scan_path.read_bytes()}, overwrite=overwrite,
+            workers=args.hip_workers)
 
     def show_results() -> None:
         _print_summary(annotation, written, args.out)

@@ -58,6 +58,18 @@ non_negative_float = number(Range(low=0))
 """A finite number of at least 0."""
 
 
+def workers_or_auto(text: str) -> int | None:
+    """An argparse ``type`` for a number of worker processes: ``auto`` (None: the command
+    chooses) or an integer of at least 1."""
+    if text == "auto":
+        return None
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be auto or an integer of at least 1, "
+                                         f"got {text!r}") from None
+
+
 def memory_size(text: str) -> str:
     """An argparse ``type`` for a memory size: ``auto`` or a positive amount such as ``4GB`` (as
     Dask reads it)."""
