@@ -116,7 +116,9 @@ def annotate(volume: Volume, params: Params = Params(), sides: Iterable[str] = S
     found. A scan whose hips all hold implants (a post-operative scan) is a result, with empty
     labels and every hip reported as metal. ``workers`` processes share the work (bone
     extraction a few slices at a time, then one hip each; :mod:`.scan_workers`), with the same
-    results, bit for bit, for any number; 1 works in this process.
+    results, bit for bit, for any number; 1 works in this process. Workers are started with
+    ``spawn``, which imports the calling script's main module again: a script that asks for more
+    than one must start its work under ``if __name__ == "__main__":``.
 
     Raises :class:`InvalidParam` (a ``ValueError``) for ``params`` outside their ranges
     (:meth:`Params.validate`) and :class:`InputError` for unknown sides or ``workers`` under 1,
