@@ -36,12 +36,14 @@ SPACING_MM = (3.0, 1.5, 1.5)
 FOV_MM = (120.0, 240.0, 360.0)
 PHANTOM_SEEDS = (0, 1, 2, 3, 4)  # plus one DICOM series folder (seed 5)
 DONE = {"ct0", "ct1", "ct2", "ct3", "ct4", "nested__dicom_ct5"}
+HEAD_RADIUS_MM = (24.0, 23.0)  # right, left: every phantom's, whatever its seed
+TRUE_HEAD_DIAMETER_MM = {"right": 2 * HEAD_RADIUS_MM[0], "left": 2 * HEAD_RADIUS_MM[1]}
 FAILED = {"corrupt", "no_hips"}
 
 
 def write_phantom(path: Path, seed: int, hips: bool = True) -> None:
     image = phantom_to_sitk(generate_phantom(spacing_mm=SPACING_MM, fov_mm=FOV_MM, seed=seed,
-                                             hips=hips))
+                                             hips=hips, head_radius_mm=HEAD_RADIUS_MM))
     sitk.WriteImage(image, str(path), useCompression=True)
 
 
@@ -50,7 +52,8 @@ def scans_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("scans")
     for seed in PHANTOM_SEEDS:
         write_phantom(root / f"ct{seed}.nii.gz", seed)
-    dicom = phantom_to_sitk(generate_phantom(spacing_mm=SPACING_MM, fov_mm=FOV_MM, seed=5))
+    dicom = phantom_to_sitk(generate_phantom(spacing_mm=SPACING_MM, fov_mm=FOV_MM, seed=5,
+                                             head_radius_mm=HEAD_RADIUS_MM))
     write_dicom_series(dicom, root / "nested" / "dicom_ct5", "1.2.826.0.1.3680043.2.1125.5")
     write_phantom(root / "no_hips.nrrd", 6, hips=False)
     (root / "corrupt.nii.gz").write_bytes(b"\x1f\x8b this is not a NIfTI file")
@@ -110,7 +113,9 @@ def test_build_records_done_and_failed_cases_with_reasons(build):
     for case in DONE:
         record = records[case]
         assert record["sides_found"] == ["right", "left"]
-        assert all(25 < r["head_diameter_mm"] < 70 for r in record["results"].values())
+        for side, result in record["results"].items():  # the accuracy target: within 1.5 mm
+            assert abs(result["head_diameter_mm"] - TRUE_HEAD_DIAMETER_MM[side]) <= 1.5, \
+                (case, side, result["head_diameter_mm"])
         assert len(record["checksum"]) == 64 and record["run_time_s"] > 0
         folder = build.out_dir / CASES_DIR / case
         assert {"labels.nii.gz", "labels.seg.nrrd", "annotation.json", "case.json",

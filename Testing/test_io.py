@@ -15,8 +15,6 @@ from THAAnnotatorLib.errors import InputError
 from THAAnnotatorLib.io import read_scan, sitk_reference_from_volume, validate_ct, volume_from_sitk
 from THAAnnotatorLib.volume import Volume, canonicalize
 
-REAL_CT = Path(__file__).resolve().parents[2] / "shared/data/pelvis_ct_3mm.nii.gz"
-
 # ITK direction (columns = where index axes i, j, k point in LPS): i -> Left, j -> Inferior,
 # k -> Posterior, i.e. a coronal acquisition stored upside down; determinant +1.
 CORONAL_DIRECTION = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
@@ -148,15 +146,14 @@ def test_canonical_axes_point_superior_posterior_left():
     assert volume.hu[tuple(zyx)] == array[k, j, i]
 
 
-@pytest.mark.skipif(not REAL_CT.exists(), reason=f"shared test CT not found at {REAL_CT}")
-def test_real_ct_left_hip_metal_is_on_canonical_left():
-    scan = read_scan(REAL_CT)
+def test_real_ct_left_hip_metal_is_on_canonical_left(shared_ct_path):
+    scan = read_scan(shared_ct_path)
     volume = scan.volume
     assert volume.shape == (112, 101, 122)
     np.testing.assert_allclose(volume.spacing_mm, 3.0)
     _, _, x = np.nonzero(volume.hu > 2500)
     assert x.mean() > volume.shape[2] / 2, "metal (left hip) must lie towards canonical +x = Left"
-    assert_same_geometry(scan.reference, sitk.ReadImage(str(REAL_CT)))
+    assert_same_geometry(scan.reference, sitk.ReadImage(str(shared_ct_path)))
 
 
 def test_source_index_to_lps_rebuilds_the_volume():

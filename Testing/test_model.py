@@ -464,13 +464,14 @@ def test_bundled_model_loads_with_its_recorded_hash():
                           "3 mm clinical CT, not the 0.8 asked for; on 3 mm phantoms the pipeline "
                           "is the less accurate of the two (benchmarks/coarse_scans.py), on this "
                           "CT its surface check flags its own head (no joint space resolved), and "
-                          "the model has never seen real anatomy", strict=True)
+                          "the model has never seen real anatomy", strict=True,
+                   raises=AssertionError)
 def test_bundled_model_finds_the_real_ct_right_head_where_the_pipeline_does(shared_ct_path):
-    # strict: the day the model agrees, this test must be made a plain one
+    # strict: the day the model agrees, this test must be made a plain one. Only the agreement
+    # is expected to fail: the hips' statuses (left metal, right segmented) are checked, not
+    # expected to fail, by test_model_presence's real-CT test, and an error is no AssertionError
     scan = io.read_scan(shared_ct_path)
     predicted = predict_scan(scan.volume, load_model(device="cpu"))
-    assert predicted.sides["left"].status == "metal"
-    assert predicted.sides["right"].status == "segmented"
     pipeline = annotate(scan.volume)
     code = segment_code("right", FEMORAL_HEAD)
     agreement = dice(predicted.side_labels == code, pipeline.side_labels == code)

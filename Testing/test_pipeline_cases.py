@@ -39,7 +39,7 @@ def test_implant_side_is_reported_and_the_other_hip_is_segmented(tmp_path, capsy
     sides = report["sides"]
     assert sides["left"]["status"] == "metal" and sides["left"]["message"] == METAL_MESSAGE
     assert sides["right"]["status"] == "segmented"
-    assert abs(sides["right"]["head_diameter_mm"] - 2 * phantom.heads["right"].radius_mm) <= 3.0
+    assert abs(sides["right"]["head_diameter_mm"] - 2 * phantom.heads["right"].radius_mm) <= 1.5
 
 
 def test_hips_in_scans_coarser_than_the_method_was_made_for_carry_a_warning():
