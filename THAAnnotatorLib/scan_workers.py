@@ -76,8 +76,8 @@ def scan_runner(volume: Volume, params: Params, workers: int,
         yield Runner(SharedScan(volume, np.zeros(volume.shape, np.uint8), params, cancel))
         return
     with ExitStack() as stack:
-        hu = _shared_copy(stack, volume.hu)
-        bone = _shared_copy(stack, np.zeros(volume.shape, np.uint8))
+        hu = _shared_block(stack, volume.shape, volume.hu.dtype)
+        bone = _shared_block(stack, volume.shape, np.dtype(np.uint8))
         stop = multiprocessing.get_context("spawn").Event()
         executor = ProcessPoolExecutor(
             max_workers=workers - 1, mp_context=multiprocessing.get_context("spawn"),
@@ -89,6 +89,7 @@ def scan_runner(volume: Volume, params: Params, workers: int,
         # one process starts per task while none is idle: each child starts on its no-op task
         with _sigint_blocked():
             started = [executor.submit(_started) for _ in range(workers - 1)]
+        hu.array[...] = volume.hu  # while the children start: none reads it before a task
 
         def stop_workers() -> None:  # on any exit: a task still running ends at its next check
             stop.set()
@@ -168,14 +169,14 @@ class _Block:
     array: np.ndarray
 
 
-def _shared_copy(stack: ExitStack, array: np.ndarray) -> _Block:
-    """A copy of ``array`` in a new shared memory block, freed when ``stack`` closes."""
-    memory = shared_memory.SharedMemory(create=True, size=max(array.nbytes, 1))
+def _shared_block(stack: ExitStack, shape: tuple[int, ...], dtype: np.dtype) -> _Block:
+    """An array of zeros (a new shared memory block is zero-filled) in a new shared memory
+    block, freed when ``stack`` closes."""
+    memory = shared_memory.SharedMemory(create=True,
+                                        size=max(int(np.prod(shape)) * dtype.itemsize, 1))
     stack.callback(memory.unlink)
     stack.callback(memory.close)
-    block = _Block(memory, np.ndarray(array.shape, array.dtype, buffer=memory.buf))
-    block.array[...] = array
-    return block
+    return _Block(memory, np.ndarray(shape, dtype, buffer=memory.buf))
 
 
 @contextmanager

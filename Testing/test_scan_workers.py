@@ -117,9 +117,9 @@ def test_ctrl_c_stops_the_workers_and_frees_the_shared_memory(monkeypatch):
     """Ctrl-C raises KeyboardInterrupt in the calling process only (workers ignore SIGINT)."""
     volume = generate_phantom(**SMALL, seed=0).volume
     blocks = []
-    shared_copy = scan_workers._shared_copy
-    monkeypatch.setattr(scan_workers, "_shared_copy",
-                        lambda stack, array: blocks.append(shared_copy(stack, array)) or blocks[-1])
+    shared_block = scan_workers._shared_block
+    monkeypatch.setattr(scan_workers, "_shared_block",
+                        lambda *args: blocks.append(shared_block(*args)) or blocks[-1])
 
     def progress(fraction, message):
         if fraction > 0.3:
@@ -128,6 +128,7 @@ def test_ctrl_c_stops_the_workers_and_frees_the_shared_memory(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         pipeline.annotate(volume, Params(), progress=progress, workers=2)
     assert multiprocessing.active_children() == []
+    assert len(blocks) == 2  # the HU and the bone mask
     for block in blocks:  # unlinked: no process can map it any more
         with pytest.raises(FileNotFoundError):
             scan_workers.shared_memory.SharedMemory(name=block.memory.name)
