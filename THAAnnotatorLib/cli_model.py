@@ -26,6 +26,7 @@ from .cli_types import (non_negative_float, non_negative_int, number, positive_f
                         positive_int, seed)
 from .errors import InputError
 from .limits import Range
+from .model.config import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 
 
 
@@ -67,8 +68,9 @@ def add_model_commands(commands: argparse._SubParsersAction) -> None:
 def _device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="Where the network runs: auto = the GPU when there is one (default).")
-    parser.add_argument("--batch-size", type=positive_int, default=16, metavar="N",
-                        help="ROI slices per forward pass, at least 1 (default: 16).")
+    parser.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                        help=f"ROI slices per forward pass, at least 1 (default: {CPU_BATCH_SIZE} on "
+                             f"the CPU, where larger batches are slower, {GPU_BATCH_SIZE} on a GPU).")
 
 
 # ------------------------------------------------------------------------------- slice-dataset

@@ -26,7 +26,8 @@ from THAAnnotatorLib.cli_types import OneLineErrorParser
 from THAAnnotatorLib.errors import InputError
 from THAAnnotatorLib.metrics import dice
 from THAAnnotatorLib.model.build import PHANTOM_FOV_MM
-from THAAnnotatorLib.model.config import ModelConfig
+from THAAnnotatorLib.model.config import (CPU_BATCH_SIZE, GPU_BATCH_SIZE, ModelConfig,
+                                           inference_batch_size)
 from THAAnnotatorLib.model.dataset import SliceDataset
 from THAAnnotatorLib.model.files import sha256_file
 from THAAnnotatorLib.model.inference import (clear_acetabulum_outside_head_slices,
@@ -375,6 +376,14 @@ def test_asking_for_a_gpu_that_is_not_there_is_a_clear_error():
         with pytest.raises(InputError, match="no CUDA GPU"):
             resolve_device("cuda")
     assert resolve_device("cpu").type == "cpu"
+
+
+def test_auto_device_takes_the_gpu_when_there_is_one_and_batches_for_it(monkeypatch):
+    for gpu, kind, batch in ((True, "cuda", GPU_BATCH_SIZE), (False, "cpu", CPU_BATCH_SIZE)):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+        device = resolve_device("auto")
+        assert device.type == kind and inference_batch_size(device.type) == batch
+    assert CPU_BATCH_SIZE < GPU_BATCH_SIZE  # on the CPU large batches are slower
 
 
 # ---------------------------------------------------------------------------------- predict

@@ -87,7 +87,7 @@ def _has_both_classes(label: np.ndarray) -> bool:
     return bool((label == ACETABULUM).any() and (label == FEMORAL_HEAD).any())
 
 
-def score_slices(dataset: SliceDataset, model: LoadedModel, batch_size: int = 16,
+def score_slices(dataset: SliceDataset, model: LoadedModel, batch_size: int | None = None,
                  progress: Callable[[int, int], None] | None = None) -> list[dict]:
     """Uncertainty and per-class Dice of the dataset's slices that show the joint.
 
@@ -170,7 +170,7 @@ def _source_slice(volume: Volume, case: dict, canonical_z: int) -> dict:
 
 def write_review_queue(dataset_dir: str | Path, model: LoadedModel, model_dir: str | Path,
                        top_k: int | None = None, top_percent: float | None = None,
-                       batch_size: int = 16, out_dir: str | Path | None = None,
+                       batch_size: int | None = None, out_dir: str | Path | None = None,
                        progress: Callable[[int, int], None] | None = None) -> Path:
     """Score every slice, and write the queue of the most uncertain ones with thumbnails.
 
@@ -179,7 +179,7 @@ def write_review_queue(dataset_dir: str | Path, model: LoadedModel, model_dir: s
     dataset_dir : the slice dataset.
     model : the network trained on it; ``model_dir`` is where it was loaded from (recorded).
     top_k, top_percent : how many slices to queue (exactly one of the two).
-    batch_size : slices per forward pass.
+    batch_size : slices per forward pass (None: the device's default).
     out_dir : the queue folder; default ``<dataset>/review``. It is replaced as a whole.
     progress : called with (cases done, cases).
 
@@ -215,7 +215,7 @@ def write_review_queue(dataset_dir: str | Path, model: LoadedModel, model_dir: s
 
 
 def _write_thumbnails(dataset: SliceDataset, model: LoadedModel, chosen: list[dict],
-                      folder: Path, batch_size: int) -> list[dict]:
+                      folder: Path, batch_size: int | None) -> list[dict]:
     """Write a thumbnail per chosen slice; return the queue items in ``chosen``'s order."""
     items: list[dict | None] = [None] * len(chosen)
     by_case: dict[int, list[int]] = {}

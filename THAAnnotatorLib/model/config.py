@@ -7,6 +7,21 @@ from .roi import RoiSpec
 
 NUM_CLASSES = 3
 """Network outputs: background, acetabulum, femoral head."""
+CPU_BATCH_SIZE = 4
+"""ROI slices per forward pass on the CPU. Larger batches are slower there: from 8 slices of
+256 x 256 on, the activations are larger than the memory the C library keeps for reuse, so each
+pass maps fresh pages (minor page faults per slice: none at 4, 1,600 at 8, 3,400 at 16); on the
+project's 2-core CPU 4 slices per pass ran 1.7-2 times as fast as 16 (``benchmarks/inference.py``).
+"""
+GPU_BATCH_SIZE = 32
+"""ROI slices per forward pass on a GPU, where larger batches use it better (not measured here:
+the project's machine has none)."""
+
+
+def inference_batch_size(device_type: str) -> int:
+    """ROI slices per forward pass when none is asked for: :data:`GPU_BATCH_SIZE` on a CUDA
+    device (``torch.device.type`` "cuda"), :data:`CPU_BATCH_SIZE` otherwise."""
+    return GPU_BATCH_SIZE if device_type == "cuda" else CPU_BATCH_SIZE
 
 
 @dataclass(frozen=True)

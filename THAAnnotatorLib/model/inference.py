@@ -32,6 +32,7 @@ from ..result import (ACETABULUM, FEMORAL_HEAD, SIDES, Annotation, SideResult, r
                       segment_code)
 from ..volume import Volume
 from .localize import locate_head
+from .config import inference_batch_size
 from .network import LoadedModel
 from .presence import HeadShape, not_a_head_reason
 from .roi import RoiPlacement, place_roi, sample_image
@@ -41,19 +42,23 @@ MODEL_MESSAGE = "segmented by the model (no sphere fitted)"
 
 
 @torch.inference_mode()
-def predict_probabilities(model: LoadedModel, images: np.ndarray, batch_size: int = 16) -> torch.Tensor:
+def predict_probabilities(model: LoadedModel, images: np.ndarray,
+                          batch_size: int | None = None) -> torch.Tensor:
     """Class probabilities of ROI slices.
 
     Parameters
     ----------
     model : a loaded network.
     images : float32 (n, P, P) ROI slices in [0, 1].
-    batch_size : slices per forward pass.
+    batch_size : slices per forward pass; None: :func:`~.config.inference_batch_size` of the
+        model's device.
 
     Returns
     -------
     float32 tensor (n, 3, P, P) on the model's device: background, acetabulum, femoral head.
     """
+    if batch_size is None:
+        batch_size = inference_batch_size(model.device.type)
     out = []
     for start in range(0, len(images), batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size]))
@@ -83,8 +88,21 @@ def roi_to_voxels(probabilities: torch.Tensor, placement: RoiPlacement, height: 
     outside the ROI are background.
     """
     size = placement.spec.pixels
-    rows = torch.as_tensor(placement.y_to_row(np.arange(height)), dtype=torch.float32)
-    cols = torch.as_tensor(placement.x_to_col(np.arange(*x_range)), dtype=torch.float32)
+    labels = np.zeros((len(probabilities), height, x_range[1] - x_range[0]), dtype=np.uint8)
+    # bilinear samples with zero padding: only rows and columns less than a pixel outside the
+    # ROI get any probability (half a pixel more is sampled, to spare float32 rounding), the
+    # rest stay background: a 160 mm ROI covers about a third of a 512 x 512 scan's half
+    rows = placement.y_to_row(np.arange(height))
+    cols = placement.x_to_col(np.arange(*x_range))
+    inside_rows = np.flatnonzero((rows > -1.5) & (rows < size + 0.5))
+    inside_cols = np.flatnonzero((cols > -1.5) & (cols < size + 0.5))
+    if not (len(probabilities) and inside_rows.size and inside_cols.size):
+        return labels
+    # y_to_row and x_to_col are monotonic, so the inside ones are one run of each
+    row_span = slice(inside_rows[0], inside_rows[-1] + 1)
+    col_span = slice(inside_cols[0], inside_cols[-1] + 1)
+    rows = torch.as_tensor(rows[row_span], dtype=torch.float32)
+    cols = torch.as_tensor(cols[col_span], dtype=torch.float32)
     v = (2.0 * rows / (size - 1) - 1.0).view(-1, 1).expand(len(rows), len(cols))
     u = (2.0 * cols / (size - 1) - 1.0).view(1, -1).expand(len(rows), len(cols))
     grid = torch.stack([u, v], dim=-1).to(probabilities.device)
@@ -94,10 +112,11 @@ def roi_to_voxels(probabilities: torch.Tensor, placement: RoiPlacement, height: 
     # the most probable class, ties to the lower class as argmax does (comparisons are much
     # faster than argmax over the channel axis on the CPU)
     background, acetabulum, head = sampled.unbind(dim=1)
-    labels = torch.zeros(background.shape, dtype=torch.uint8, device=sampled.device)
-    labels[(acetabulum > background) & (acetabulum >= head)] = ACETABULUM
-    labels[(head > background) & (head > acetabulum)] = FEMORAL_HEAD
-    return labels.cpu().numpy()
+    inside = torch.zeros(background.shape, dtype=torch.uint8, device=sampled.device)
+    inside[(acetabulum > background) & (acetabulum >= head)] = ACETABULUM
+    inside[(head > background) & (head > acetabulum)] = FEMORAL_HEAD
+    labels[:, row_span, col_span] = inside.cpu().numpy()
+    return labels
 
 
 def keep_largest_head(labels: np.ndarray) -> None:
@@ -121,7 +140,7 @@ def clear_acetabulum_outside_head_slices(labels: np.ndarray) -> None:
 
 
 def label_roi(model: LoadedModel, hu: np.ndarray, placement: RoiPlacement,
-              x_range: tuple[int, int], batch_size: int = 16) -> np.ndarray:
+              x_range: tuple[int, int], batch_size: int | None = None) -> np.ndarray:
     """One hip's class labels from the network.
 
     Parameters
@@ -130,7 +149,7 @@ def label_roi(model: LoadedModel, hu: np.ndarray, placement: RoiPlacement,
     hu : the scan's canonical CT values, HU.
     placement : the hip's ROI.
     x_range : [start, stop) canonical x columns to label (the hip's half of the body).
-    batch_size : ROI slices per forward pass.
+    batch_size : ROI slices per forward pass (None: the device's default).
 
     Returns
     -------
@@ -170,7 +189,7 @@ def _head_shape(volume: Volume, frame: SideFrame, placement: RoiPlacement,
 
 
 def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
-                 sides=SIDES, batch_size: int = 16,
+                 sides=SIDES, batch_size: int | None = None,
                  progress: Callable[[float, str], None] | None = None,
                  cancel: Callable[[], bool] | None = None) -> Annotation:
     """Bone mask and network labels of the hips of one scan.
@@ -182,7 +201,7 @@ def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
     params : pipeline parameters (bone extraction; metal threshold and volume; the head sizes
         :mod:`.presence` accepts).
     sides : the hips to label.
-    batch_size : ROI slices per forward pass.
+    batch_size : ROI slices per forward pass (None: :func:`~.config.inference_batch_size`).
     progress : called with (fraction 0..1, message).
     cancel : polled between stages; True raises :class:`Cancelled`.
 
