@@ -1,14 +1,17 @@
-"""Whole-scan cases from the command line: a scan without hips and a hip with an implant."""
+"""Whole-scan cases from the command line: a scan without hips and a hip with an implant (either
+side, through `annotate` and `predict`)."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 from THAAnnotatorLib import cli
 from THAAnnotatorLib.phantom import generate_phantom, phantom_to_sitk
 from THAAnnotatorLib.pipeline import METAL_MESSAGE, annotate, resolution_warnings
+from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, segment_code
 
 SPACING = (2.0, 1.0, 1.0)  # mm
 
@@ -28,18 +31,28 @@ def test_scan_without_hips_is_refused_and_nothing_is_written(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spine.nii.gz"]
 
 
-def test_implant_side_is_reported_and_the_other_hip_is_segmented(tmp_path, capsys):
-    phantom = generate_phantom(spacing_mm=SPACING, metal_side="left", seed=2)
+@pytest.mark.parametrize("command, implant", [
+    ("annotate", "left"), ("annotate", "right"), ("predict", "right")])
+def test_implant_side_is_reported_and_the_other_hip_is_segmented(tmp_path, capsys, command,
+                                                                 implant):
+    other = {"left": "right", "right": "left"}[implant]
+    phantom = generate_phantom(spacing_mm=SPACING, metal_side=implant, seed=2)
     scan = _write(phantom, tmp_path / "implant.nii.gz")
     out = tmp_path / "out"
-    assert cli.main(["annotate", str(scan), "--out", str(out), "--quiet"]) == 0
+    assert cli.main([command, str(scan), "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert f"left hip: {METAL_MESSAGE}" in printed
+    assert f"{implant} hip: {METAL_MESSAGE}" in printed or \
+        f"{implant} hip: metal - {METAL_MESSAGE}" in printed, printed
     report = json.loads((out / "annotation.json").read_text())
     sides = report["sides"]
-    assert sides["left"]["status"] == "metal" and sides["left"]["message"] == METAL_MESSAGE
-    assert sides["right"]["status"] == "segmented"
-    assert abs(sides["right"]["head_diameter_mm"] - 2 * phantom.heads["right"].radius_mm) <= 1.5
+    assert sides[implant]["status"] == "metal" and sides[implant]["message"] == METAL_MESSAGE
+    assert sides[other]["status"] == "segmented"
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "labels.seg.nrrd")))
+    assert set(np.unique(labels)) == {0, *(segment_code(other, cls)
+                                           for cls in (ACETABULUM, FEMORAL_HEAD))}
+    if command == "annotate":  # the model fits no sphere
+        truth_mm = 2 * phantom.heads[other].radius_mm
+        assert abs(sides[other]["head_diameter_mm"] - truth_mm) <= 1.5
 
 
 def test_hips_in_scans_coarser_than_the_method_was_made_for_carry_a_warning():
