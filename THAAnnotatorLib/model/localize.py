@@ -71,16 +71,17 @@ def locate_head(volume: Volume, bone: np.ndarray, frame: SideFrame) -> np.ndarra
 
 
 def _block_aligned_box(mask: np.ndarray, step: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """[start, stop) voxel indices per axis of the bounding box of the nonzero voxels, widened
-    to whole blocks of ``step`` voxels (stop clipped to the shape); None when all are zero."""
-    start, stop = [], []
-    for axis in range(mask.ndim):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        if hits.size == 0:
-            return None
-        start.append(hits[0] // step[axis] * step[axis])
-        stop.append(min(-(-(hits[-1] + 1) // step[axis]) * step[axis], mask.shape[axis]))
-    return np.array(start), np.array(stop)
+    """[start, stop) voxel indices per axis of the bounding box of the nonzero voxels of a 3-D
+    mask, widened to whole blocks of ``step`` voxels (stop clipped to the shape); None when all
+    are zero."""
+    plane = mask.any(axis=0)  # one pass over the mask; the slices' range is sought in the box
+    rows, cols = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
+    if rows.size == 0:
+        return None
+    slices = np.flatnonzero(mask[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].any(axis=(1, 2)))
+    first = np.array([slices[0], rows[0], cols[0]])
+    last = np.array([slices[-1], rows[-1], cols[-1]])
+    return first // step * step, np.minimum(-(-(last + 1) // step) * step, mask.shape)
 
 
 def _block_any(mask: np.ndarray, step: np.ndarray) -> np.ndarray:
