@@ -475,7 +475,7 @@ def test_bundled_model_labels_do_not_depend_on_the_batch_size():
     model = load_model(device="cpu")
     default = predict_scan(volume, model)
     assert all(result.status == "segmented" for result in default.sides.values())
-    for batch_size in (1, 16):
+    for batch_size in (3, 16):
         other = predict_scan(volume, model, batch_size=batch_size)
         np.testing.assert_array_equal(other.side_labels, default.side_labels)
         assert other.sides == default.sides
