@@ -96,26 +96,40 @@ def split_femur_pelvis(hu: np.ndarray, bone: np.ndarray, femur_seed: np.ndarray,
 
 
 def fill_enclosed_slices(mask: np.ndarray, spacing_mm: np.ndarray,
-                         other: np.ndarray | None = None) -> np.ndarray:
+                         other: np.ndarray | None = None,
+                         beyond: tuple[np.ndarray, tuple[slice, ...]] | None = None) -> np.ndarray:
     """``mask`` (z, y, x) with, in each slice, what its bone encloses once breaks in the cortex
     up to about ``2 x _CORTEX_GAP_MM`` wide are bridged: spongy bone darker than bone extraction's
     threshold (low-density or fatty marrow) inside one bone's cortex. Run on one bone at a
     time (femur, pelvis); an enclosed region largely of the ``other`` bone is left out, so an
     acetabulum wrapped around the head never takes the joint space. A voxel both neighbouring
-    slices hold (and not of the ``other`` bone) is added too."""
+    slices hold (and not of the ``other`` bone) is added too. ``beyond`` is (bone, box): the
+    bone mask of whole slices and where ``mask`` lies in them; bone outside the box closes the
+    cortex rings the box cuts (an ilium or a neck leaving it), so what is enclosed does not
+    depend on the crop."""
     disk = disk_footprint(_CORTEX_GAP_MM, np.asarray(spacing_mm[1:], float))
+    if beyond is not None:
+        bone, box = beyond
+        walls = bone[box[0]].copy()
+        walls[(slice(None),) + box[1:]] = mask
+        rest = np.zeros(walls.shape, dtype=bool)
+        if other is not None:
+            rest[(slice(None),) + box[1:]] = other
+        in_box = (slice(None),) + box[1:]
+    else:
+        walls, rest, in_box = mask, other, (slice(None),) * 3
     out = mask.copy()
     for k in np.flatnonzero(mask.any(axis=(1, 2))):
         # grown, filled, shrunk back: unlike a closing this also bridges breaks in a cortex
         # thinner than the disk
-        grown = ndimage.binary_dilation(mask[k], structure=disk)
+        grown = ndimage.binary_dilation(walls[k], structure=disk)
         holes = ndimage.binary_fill_holes(grown) & ~grown
-        if other is not None and holes.any() and other[k].any():
+        if rest is not None and holes.any() and rest[k].any():
             pieces, n = ndimage.label(holes)
             holds_other = np.ones(n + 1, dtype=bool)
-            holds_other[1:] = ndimage.mean(other[k], pieces, np.arange(1, n + 1)) > _OTHER_SHARE
+            holds_other[1:] = ndimage.mean(rest[k], pieces, np.arange(1, n + 1)) > _OTHER_SHARE
             holes = ~holds_other[pieces]
-        out[k] |= ndimage.binary_erosion(grown | holes, structure=disk)
+        out[k] |= ndimage.binary_erosion(grown | holes, structure=disk)[in_box[1:]]
     # a slice whose cortex broke wider than that (a thin cortex in a thick slab) still holds
     # what both of its neighbours enclose
     between = out[:-2] & out[2:]

@@ -167,3 +167,19 @@ def test_a_slice_whose_cortex_broke_wide_holds_what_its_neighbours_enclose():
     filled = fill_enclosed_slices(cortex, SPACING_MM, other=other)
     assert filled[4][interior[4] & ~other[4]].all()
     assert not filled[4][other[4]].any()
+
+
+def test_a_cortex_ring_cut_by_the_box_is_closed_by_the_bone_beyond_it():
+    """An ilium whose cortex ring runs out of the hip's box: in the box the ring is open, so its
+    spongy interior is enclosed only together with the bone beyond the box, given as
+    ``beyond``. Soft tissue outside the ring stays unfilled."""
+    z, y, x = np.indices((3, 80, 120)).astype(float)
+    radius = np.hypot((y - 40) / 30, (x - 60) / 50)  # an elliptic bone, 100 x 60 mm
+    cortex = (radius >= 0.9) & (radius <= 1.0)
+    box = (slice(0, 3), slice(0, 80), slice(0, 70))  # cuts the ring where x = 70
+    inside, outside = (radius < 0.9)[box], (radius > 1.05)[box]
+    alone = fill_enclosed_slices(cortex[box], SPACING_MM)
+    assert not alone[inside].any()  # open in the box: nothing enclosed
+    filled = fill_enclosed_slices(cortex[box], SPACING_MM, beyond=(cortex, box))
+    assert filled[inside].all()
+    assert not filled[outside].any()

@@ -133,8 +133,9 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     femur, pelvis = split_femur_pelvis(hu[box], bone[box], initial.femur_seed[box],
                                        center_idx - offset, sphere.radius_mm, spacing_mm)
     # spongy bone that bone extraction left out, inside each bone's cortex, goes with that bone
-    femur = fill_enclosed_slices(femur, spacing_mm, other=pelvis)
-    pelvis = fill_enclosed_slices(pelvis, spacing_mm, other=femur) & ~femur
+    whole = (bone, box)
+    femur = fill_enclosed_slices(femur, spacing_mm, other=pelvis, beyond=whole)
+    pelvis = fill_enclosed_slices(pelvis, spacing_mm, other=femur, beyond=whole) & ~femur
     labels = np.zeros(bone.shape, dtype=np.uint8)
     labels[box] = joint_labels(femur, pelvis, center_idx - offset, sphere.radius_mm, spacing_mm,
                                params)
