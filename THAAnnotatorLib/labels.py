@@ -34,6 +34,8 @@ _CORTEX_GAP_MM = 2.0
 # inside an acetabulum wrapped around it), not this one's interior; specks of the other bone
 # left inside a cortex by the split stay below it.
 _OTHER_SHARE = 0.2
+# A region enclosed by both bones is this one's when at least this share of its rim is.
+_OWN_RIM_SHARE = 0.8
 
 
 def _distance_mm(shape: tuple[int, ...], center_idx: np.ndarray, spacing_mm: np.ndarray) -> np.ndarray:
@@ -124,12 +126,16 @@ def fill_enclosed_slices(mask: np.ndarray, spacing_mm: np.ndarray,
         # thinner than the disk
         grown = ndimage.binary_dilation(walls[k], structure=disk)
         holes = ndimage.binary_fill_holes(grown) & ~grown
-        if rest is not None and holes.any() and rest[k].any():
-            pieces, n = ndimage.label(holes)
-            holds_other = np.ones(n + 1, dtype=bool)
-            holds_other[1:] = ndimage.mean(rest[k], pieces, np.arange(1, n + 1)) > _OTHER_SHARE
-            holes = ~holds_other[pieces]
-        out[k] |= ndimage.binary_erosion(grown | holes, structure=disk)[in_box[1:]]
+        closed_by_other = np.zeros(grown.shape, dtype=bool)
+        if rest is not None and rest[k].any():
+            if holes.any():
+                pieces, n = ndimage.label(holes)
+                holds_other = np.ones(n + 1, dtype=bool)
+                holds_other[1:] = ndimage.mean(rest[k], pieces, np.arange(1, n + 1)) > _OTHER_SHARE
+                holes = ~holds_other[pieces]
+            closed_by_other = _closed_by_other(grown, rest[k], disk)
+        added = ndimage.binary_erosion(grown | holes, structure=disk) | closed_by_other
+        out[k] |= added[in_box[1:]]
     # a slice whose cortex broke wider than that (a thin cortex in a thick slab) still holds
     # what both of its neighbours enclose
     between = out[:-2] & out[2:]
@@ -137,6 +143,25 @@ def fill_enclosed_slices(mask: np.ndarray, spacing_mm: np.ndarray,
         between &= ~other[1:-1]
     out[1:-1] |= between
     return out
+
+
+def _closed_by_other(grown: np.ndarray, other: np.ndarray, disk: np.ndarray) -> np.ndarray:
+    """What one slice's bone (``grown``: its walls dilated by ``disk``) encloses only together
+    with the ``other`` bone: a head whose cortex the split gave in part to the acetabulum where
+    they touch. A region so enclosed is this bone's when at least ``_OWN_RIM_SHARE`` of its rim
+    is this bone's (a joint space between a head and an acetabulum ring round it has about
+    half); grown back to the walls, it never takes the other bone's voxels."""
+    grown_all = grown | ndimage.binary_dilation(other, structure=disk)
+    enclosed = ndimage.binary_fill_holes(grown_all) & ~grown_all & ~ndimage.binary_fill_holes(grown)
+    pieces, n = ndimage.label(enclosed)
+    if not n:
+        return enclosed
+    index = np.arange(1, n + 1)
+    rim = ndimage.grey_dilation(pieces, size=(3, 3)) * ~enclosed
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[1:] = ((ndimage.mean(other, pieces, index) <= _OTHER_SHARE)
+                & (ndimage.mean(grown, rim, index) >= _OWN_RIM_SHARE))
+    return ndimage.binary_dilation(keep[pieces], structure=disk) & ~other
 
 
 def joint_labels(femur: np.ndarray, pelvis: np.ndarray, center_idx: np.ndarray, radius_mm: float,

@@ -183,3 +183,17 @@ def test_a_cortex_ring_cut_by_the_box_is_closed_by_the_bone_beyond_it():
     filled = fill_enclosed_slices(cortex[box], SPACING_MM, beyond=(cortex, box))
     assert filled[inside].all()
     assert not filled[outside].any()
+
+
+def test_a_head_whose_cortex_the_split_gave_in_part_to_the_pelvis_is_filled():
+    """Where head and acetabulum touch, the split may give a stretch of the head's cortex to
+    the pelvis, leaving the head's ring open wider than a break is bridged. The region the two
+    bones enclose together is the head's interior when nearly all its rim is the head's; the
+    joint space between a head and an acetabulum ring round it is not."""
+    z, y, x = np.indices((3, 60, 60)).astype(float)
+    radius = np.hypot(y - 30, x - 30)
+    cortex = (radius >= 13) & (radius <= 15)
+    taken = cortex & (x > 40) & (np.abs(y - 30) <= 5)  # 10 mm of the ring, given to the pelvis
+    femur = fill_enclosed_slices(cortex & ~taken, SPACING_MM, other=taken)
+    assert femur[radius < 12.5].all()
+    assert not femur[taken].any()
