@@ -110,32 +110,34 @@ def fill_enclosed_slices(mask: np.ndarray, spacing_mm: np.ndarray,
     cortex rings the box cuts (an ilium or a neck leaving it), so what is enclosed does not
     depend on the crop."""
     disk = disk_footprint(_CORTEX_GAP_MM, np.asarray(spacing_mm[1:], float))
-    if beyond is not None:
-        bone, box = beyond
-        walls = bone[box[0]].copy()
-        walls[(slice(None),) + box[1:]] = mask
-        rest = np.zeros(walls.shape, dtype=bool)
-        if other is not None:
-            rest[(slice(None),) + box[1:]] = other
-        in_box = (slice(None),) + box[1:]
-    else:
-        walls, rest, in_box = mask, other, (slice(None),) * 3
+    # bone within a disk's reach of the box's edge may belong to a ring the box cuts
+    near_edge = np.ones(mask.shape[1:], dtype=bool)
+    reach_y, reach_x = np.asarray(disk.shape) // 2 + 1
+    near_edge[reach_y:-reach_y, reach_x:-reach_x] = False
     out = mask.copy()
     for k in np.flatnonzero(mask.any(axis=(1, 2))):
+        rest = None if other is None else other[k]
+        walls, in_box = mask[k], (slice(None), slice(None))
+        if beyond is not None and (mask[k] & near_edge).any():
+            bone, box = beyond
+            walls, in_box = bone[box[0].start + k].copy(), box[1:]
+            walls[in_box] = mask[k]
+            if rest is not None:
+                rest = np.zeros(walls.shape, dtype=bool)
+                rest[in_box] = other[k]
         # grown, filled, shrunk back: unlike a closing this also bridges breaks in a cortex
         # thinner than the disk
-        grown = ndimage.binary_dilation(walls[k], structure=disk)
-        holes = ndimage.binary_fill_holes(grown) & ~grown
-        closed_by_other = np.zeros(grown.shape, dtype=bool)
-        if rest is not None and rest[k].any():
-            if holes.any():
-                pieces, n = ndimage.label(holes)
-                holds_other = np.ones(n + 1, dtype=bool)
-                holds_other[1:] = ndimage.mean(rest[k], pieces, np.arange(1, n + 1)) > _OTHER_SHARE
-                holes = ~holds_other[pieces]
-            closed_by_other = _closed_by_other(grown, rest[k], disk)
-        added = ndimage.binary_erosion(grown | holes, structure=disk) | closed_by_other
-        out[k] |= added[in_box[1:]]
+        grown = ndimage.binary_dilation(walls, structure=disk)
+        enclosed = ndimage.binary_fill_holes(grown)
+        holes = enclosed & ~grown
+        if rest is not None and holes.any() and rest.any():
+            pieces, n = ndimage.label(holes)
+            holds_other = np.ones(n + 1, dtype=bool)
+            holds_other[1:] = ndimage.mean(rest, pieces, np.arange(1, n + 1)) > _OTHER_SHARE
+            holes = ~holds_other[pieces]
+        out[k] |= ndimage.binary_erosion(grown | holes, structure=disk)[in_box]
+        if other is not None and other[k].any():  # the other bone lies in the box only
+            out[k] |= _closed_by_other(grown[in_box], enclosed[in_box], other[k], disk)
     # a slice whose cortex broke wider than that (a thin cortex in a thick slab) still holds
     # what both of its neighbours enclose
     between = out[:-2] & out[2:]
@@ -145,19 +147,21 @@ def fill_enclosed_slices(mask: np.ndarray, spacing_mm: np.ndarray,
     return out
 
 
-def _closed_by_other(grown: np.ndarray, other: np.ndarray, disk: np.ndarray) -> np.ndarray:
-    """What one slice's bone (``grown``: its walls dilated by ``disk``) encloses only together
-    with the ``other`` bone: a head whose cortex the split gave in part to the acetabulum where
-    they touch. A region so enclosed is this bone's when at least ``_OWN_RIM_SHARE`` of its rim
-    is this bone's (a joint space between a head and an acetabulum ring round it has about
-    half); grown back to the walls, it never takes the other bone's voxels."""
+def _closed_by_other(grown: np.ndarray, enclosed: np.ndarray, other: np.ndarray,
+                     disk: np.ndarray) -> np.ndarray:
+    """What one slice's bone (``grown``: its walls dilated by ``disk``; ``enclosed``: that
+    hole-filled) encloses only together with the ``other`` bone: a head whose cortex the split
+    gave in part to the acetabulum where they touch. A region so enclosed is this bone's when
+    at least ``_OWN_RIM_SHARE`` of its rim is this bone's (a joint space between a head and an
+    acetabulum ring round it has about half); grown back to the walls, it never takes the
+    other bone's voxels."""
     grown_all = grown | ndimage.binary_dilation(other, structure=disk)
-    enclosed = ndimage.binary_fill_holes(grown_all) & ~grown_all & ~ndimage.binary_fill_holes(grown)
-    pieces, n = ndimage.label(enclosed)
+    between = ndimage.binary_fill_holes(grown_all) & ~grown_all & ~enclosed
+    pieces, n = ndimage.label(between)
     if not n:
-        return enclosed
+        return between
     index = np.arange(1, n + 1)
-    rim = ndimage.grey_dilation(pieces, size=(3, 3)) * ~enclosed
+    rim = ndimage.grey_dilation(pieces, size=(3, 3)) * ~between
     keep = np.zeros(n + 1, dtype=bool)
     keep[1:] = ((ndimage.mean(other, pieces, index) <= _OTHER_SHARE)
                 & (ndimage.mean(grown, rim, index) >= _OWN_RIM_SHARE))
