@@ -105,10 +105,11 @@ def fill_enclosed_slices(mask: np.ndarray, spacing_mm: np.ndarray,
     threshold (low-density or fatty marrow) inside one bone's cortex. Run on one bone at a
     time (femur, pelvis); an enclosed region largely of the ``other`` bone is left out, so an
     acetabulum wrapped around the head never takes the joint space. A voxel both neighbouring
-    slices hold (and not of the ``other`` bone) is added too. ``beyond`` is (bone, box): the
-    bone mask of whole slices and where ``mask`` lies in them; bone outside the box closes the
-    cortex rings the box cuts (an ilium or a neck leaving it), so what is enclosed does not
-    depend on the crop."""
+    slices hold (and not of the ``other`` bone) is added too, and so is what this bone encloses
+    only together with the ``other`` where it holds most of the rim (:func:`_closed_by_other`).
+    ``beyond`` is (bone, box): the bone mask of whole slices and where ``mask`` lies in them;
+    bone outside the box closes the cortex rings the box cuts (an ilium or a neck leaving it),
+    so what is enclosed does not depend on the crop."""
     disk = disk_footprint(_CORTEX_GAP_MM, np.asarray(spacing_mm[1:], float))
     # bone within a disk's reach of the box's edge may belong to a ring the box cuts
     near_edge = np.ones(mask.shape[1:], dtype=bool)
