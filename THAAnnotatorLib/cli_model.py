@@ -29,7 +29,6 @@ from .limits import Range
 from .model.config import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 
 
-
 def add_roi_arguments(parser: argparse.ArgumentParser) -> None:
     """The ROI options of a slice dataset (``--roi-size-mm``, ``--roi-pixels``,
     ``--roi-half-height-mm``), defaults from :class:`~.model.roi.RoiSpec`; read back with
@@ -54,6 +53,7 @@ def roi_from_arguments(args: argparse.Namespace):
     from .model.roi import RoiSpec
 
     return RoiSpec(args.roi_size_mm, args.roi_pixels, args.roi_half_height_mm)
+
 
 def add_model_commands(commands: argparse._SubParsersAction) -> None:
     """Add the model commands to the ``tha-annotator`` sub-command parsers ``commands``."""

@@ -73,9 +73,7 @@ def read_scan(path: str | Path) -> LoadedScan:
     InputError : the path is missing, not a supported image, damaged, or not a 3-D CT in HU.
     """
     path = Path(path)
-    _check_exists(path)
-    dicom_files = chosen_dicom_series(path) if path.is_dir() else ()
-    image = _read_dicom_series(path, dicom_files) if dicom_files else _read_image_file(path)
+    image, dicom_files = _read_with_series_files(path)
     volume = volume_from_sitk(image, name=f"The scan {path.name}")
     validate_ct(volume, name=f"The scan {path.name}")
     return LoadedScan(volume=volume, reference=_geometry_placeholder(image), path=path,
@@ -90,15 +88,18 @@ def read_image(path: str | Path) -> sitk.Image:
     InputError : the path is missing, not a supported image, or damaged, or it is a NIfTI file
         with NaN or infinite voxels (which ITK would read as 0).
     """
-    path = Path(path)
-    _check_exists(path)
-    return _read_dicom_series(path, chosen_dicom_series(path)) if path.is_dir() else \
-        _read_image_file(path)
+    return _read_with_series_files(Path(path))[0]
 
 
-def _check_exists(path: Path) -> None:
+def _read_with_series_files(path: Path) -> tuple[sitk.Image, tuple[str, ...]]:
+    """The image at ``path`` (a file, or the chosen DICOM series of a folder) and, for a folder,
+    the series' files in slice order (empty for a file)."""
     if not path.exists():
         raise InputError(f"The scan {path} does not exist; check the path and try again.")
+    if not path.is_dir():
+        return _read_image_file(path), ()
+    files = chosen_dicom_series(path)
+    return _read_dicom_series(path, files), files
 
 
 def volume_from_sitk(image: sitk.Image, name: str = "The image") -> Volume:

@@ -39,6 +39,8 @@ SEGMENTATION_FILE = "labels.seg.nrrd"
 REPORT_FILE = "annotation.json"
 STANDARD_FILES = (BONE_FILE, LABELS_FILE, SEGMENTATION_FILE, REPORT_FILE)
 """The files every result holds; a DICOM input may add :data:`~.dicom_seg.DICOM_SEG_FILE`."""
+_RESERVED_FILES = (*STANDARD_FILES, DICOM_SEG_FILE)
+"""Names no extra output file may take."""
 
 _EMPTY_EXTENT = "0 -1 0 -1 0 -1"
 
@@ -234,11 +236,10 @@ def _check_write_inputs(
             f"layout has size {expected}; pass the reference read together with this volume."
         )
     for name in extra_files:
-        if (name in (*STANDARD_FILES, DICOM_SEG_FILE) or Path(name).name != name
-                or name in ("", ".", "..")):
+        if name in _RESERVED_FILES or Path(name).name != name or name in ("", ".", ".."):
             raise InputError(
                 f"The extra output file name {name!r} is not a plain file name distinct from "
-                f"{', '.join((*STANDARD_FILES, DICOM_SEG_FILE))}; rename it."
+                f"{', '.join(_RESERVED_FILES)}; rename it."
             )
 
 
