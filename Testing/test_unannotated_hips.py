@@ -134,3 +134,24 @@ def test_annotate_an_all_metal_scan_writes_its_results_and_exits_0(tmp_path, cap
     for name in ("labels.nii.gz", "labels.seg.nrrd"):
         assert not sitk.GetArrayFromImage(sitk.ReadImage(str(out / name))).any()
     assert (out / "bone.nii.gz").is_file() and (out / "overview.png").is_file()
+
+
+def test_slice_dataset_passes_over_an_all_metal_case(implant_build, tmp_path, capsys):
+    """An all-metal case has empty label maps: `slice-dataset` adds no hip of it, says so, and
+    goes on to the next source (it stopped with "no labels inside the scan's volume")."""
+    pytest.importorskip("torch")
+    root, _, left = implant_build
+    (record,) = left.records
+    dataset = tmp_path / "ds"
+    assert cli.main(["slice-dataset", str(dataset), "--build", str(root / "left"),
+                     "--build", str(root / "both"), "--roi-pixels", "32"]) == 0, \
+        capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "implant: no hip(s) added" in printed
+    assert "implant: right hip(s) added" in printed
+    # only the all-metal build: nothing to add, and the error says why
+    assert cli.main(["slice-dataset", str(tmp_path / "none"), "--build", str(root / "left"),
+                     "--roi-pixels", "32"]) == 2
+    error = capsys.readouterr().err
+    assert "No hip was added" in error and "not segmented" in error
+    assert not (tmp_path / "none").exists()

@@ -132,17 +132,21 @@ def add_annotated_scan(dataset: SliceDataset, scan_path: str | Path, annotation_
             f"The annotation in {annotation_dir} was made on a scan of size {size}, but "
             f"{Path(scan_path).name} has size {tuple(loaded.reference.GetSize())}; pair each scan "
             "with its own annotation folder.")
+    segmented = [side for side in SIDES
+                 if (sides.get(side) or {}).get("status") == "segmented"
+                 and sides[side].get("sphere_center_ras_mm") is not None]
+    flagged = [side for side in segmented
+               if sides[side].get("needs_review") and not include_flagged]
+    if len(flagged) == len(segmented):  # no hip to add (all metal, say): empty labels unread
+        return [], flagged
     labels_file = _pipeline_labels_file(annotation_dir)
     label_map = read_label_file(labels_file, loaded.reference)
     scan = scan or scan_id_from_path(scan_path)
-    added, flagged = [], []
-    for side in SIDES:
-        info = sides.get(side) or {}
-        if info.get("status") != "segmented" or info.get("sphere_center_ras_mm") is None:
+    added = []
+    for side in segmented:
+        if side in flagged:
             continue
-        if info.get("needs_review") and not include_flagged:
-            flagged.append(side)
-            continue
+        info = sides[side]
         frame = SideFrame.for_side(loaded.volume, side)
         labels = label_map.classes_for_side(side, (frame.x_start, frame.x_stop))
         meta, data = make_case(loaded.volume, loaded.reference, scan, side,
