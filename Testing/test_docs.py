@@ -88,3 +88,9 @@ def test_demo_runs_without_pytorch(tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "right hip: acetabulum Dice" in done.stdout
+
+
+def test_the_readme_stays_a_front_door_under_150_lines():
+    """Issue 22: the README is a front door, under 150 lines; details go to docs/."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) < 150, f"README.md has {len(lines)} lines; move details to docs/"
