@@ -472,13 +472,18 @@ def _add_evaluate(commands) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from .model.evaluation import evaluate_folders, format_table, mean_scores
+    from .model.evaluation import (declared_ignore_label, evaluate_folders, format_table,
+                                   mean_scores)
     from .model.files import write_json_atomic
     from .outputs import check_writable
 
     if args.json is not None:
         check_writable(args.json, whole=True)
     scores = evaluate_folders(args.predictions, args.references)
+    declared = declared_ignore_label(args.references)
+    if declared is not None:
+        print(f"reference voxels labelled {declared[0]} (ignore, as {declared[1]} declares) "
+              "are left out of the scores")
     print(format_table(scores))
     if args.json is not None:
         write_json_atomic(args.json, {"scans": [asdict(s) for s in scores],

@@ -155,3 +155,38 @@ def test_slice_dataset_passes_over_an_all_metal_case(implant_build, tmp_path, ca
     error = capsys.readouterr().err
     assert "No hip was added" in error and "not segmented" in error
     assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("layout", ["nnunet", "monai"])
+def test_evaluate_leaves_an_exports_ignore_label_out(tmp_path, capsys, layout):
+    """An export's label maps hold 3 (ignore) over an un-annotated hip's half; `evaluate` against
+    them must leave those voxels out, not read 3 as a side code (the left acetabulum), which
+    scored a network that labels both hips, right on the annotated one, acetabulum Dice 0.5."""
+    pytest.importorskip("monai")
+    shape = (8, 24, 40)
+    truth = np.zeros(shape, np.uint8)
+    truth[2:6, 8:16, 4:10], truth[2:6, 8:16, 10:14] = 1, 2  # the right hip
+    truth[:, :, 20:] = IGNORE_LABEL  # the left half: a hip not annotated
+    prediction = truth.copy()
+    prediction[prediction == IGNORE_LABEL] = 0
+    prediction[2:6, 8:16, 26:30], prediction[2:6, 8:16, 30:36] = 2, 1  # the left hip, predicted
+    export = tmp_path / ("Dataset510_Right" if layout == "nnunet" else "monai")
+    labels = export / ("labelsTr" if layout == "nnunet" else "labels")
+    labels.mkdir(parents=True)
+    if layout == "nnunet":
+        (export / "dataset.json").write_text(json.dumps({"labels": {
+            "background": 0, "acetabulum": 1, "femoral_head": 2, "ignore": IGNORE_LABEL}}))
+    else:
+        (export / "datalist.json").write_text(json.dumps({"labels": {
+            "0": "background", "1": "acetabulum", "2": "femoral_head",
+            str(IGNORE_LABEL): "ignore"}, "training": [], "validation": []}))
+    predictions = tmp_path / "predictions"
+    predictions.mkdir()
+    sitk.WriteImage(sitk.GetImageFromArray(truth), str(labels / "case.nii.gz"))
+    sitk.WriteImage(sitk.GetImageFromArray(prediction), str(predictions / "case.nii.gz"))
+    scores = tmp_path / "scores.json"
+    assert cli.main(["evaluate", str(predictions), str(labels), "--json", str(scores)]) == 0
+    mean = json.loads(scores.read_text())["mean"]
+    assert mean["acetabulum"]["dice"] == 1.0 and mean["femoral head"]["dice"] == 1.0
+    assert mean["acetabulum"]["hd95_mm"] == 0.0
+    assert "ignore" in capsys.readouterr().out

@@ -6,6 +6,9 @@ Label maps are matched by scan name. In a folder, the label map of scan ``<name>
 / ``.mha``; a folder that itself holds ``labels.nii.gz`` is one scan named after the folder.
 Both sides' labels count together (classes 1 acetabulum, 2 femoral head; side codes 1..4 are
 folded into classes). The prediction is resampled (nearest neighbour) onto the reference's grid.
+Reference label maps exported by ``tha-annotator export`` mark the half of a hip that was not
+annotated with an ignore label, which their ``dataset.json`` (nnU-Net) or ``datalist.json``
+(MONAI) declares; those voxels are left out of the scores, in both maps, as nnU-Net does.
 
 HD95 is the 95th percentile of the symmetric surface distances, in mm, computed with MONAI's
 ``compute_hausdorff_distance`` on the voxel spacing; it is undefined (None) when the class is
@@ -13,6 +16,7 @@ empty in one of the two maps, and 0 when both are empty.
 """
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +57,31 @@ def find_label_maps(folder: str | Path) -> dict[str, Path]:
     return found
 
 
+_EXPORT_INDEXES = ("dataset.json", "datalist.json")
+
+
+def declared_ignore_label(folder: str | Path) -> tuple[int, Path] | None:
+    """The ignore label an export declares for the label maps in ``folder``, and the file that
+    declares it: nnU-Net's ``dataset.json`` (``"labels": {"ignore": 3}``) or MONAI's
+    ``datalist.json`` (``"labels": {"3": "ignore"}``) in ``folder`` or the folder above it;
+    None where none does."""
+    folder = Path(folder)
+    for place in (folder, folder.parent):
+        for name in _EXPORT_INDEXES:
+            try:
+                labels = json.loads((place / name).read_text(encoding="utf-8"))["labels"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if not isinstance(labels, dict):
+                continue
+            if isinstance(labels.get("ignore"), int):
+                return labels["ignore"], place / name
+            for key, value in labels.items():
+                if value == "ignore" and str(key).isdigit():
+                    return int(key), place / name
+    return None
+
+
 def _classes(values: np.ndarray, sided: bool) -> np.ndarray:
     out = np.array(values, dtype=np.uint8, copy=True)
     if sided:
@@ -91,8 +120,10 @@ class ScanScore:
     hd95_mm: dict[str, float | None]
 
 
-def score_label_maps(prediction_path: Path, reference_path: Path, scan: str) -> ScanScore:
-    """Score one predicted label map against its reference."""
+def score_label_maps(prediction_path: Path, reference_path: Path, scan: str,
+                     ignore_label: int | None = None) -> ScanScore:
+    """Score one predicted label map against its reference; ``ignore_label``: the reference's
+    value for voxels left out of the scores (its other values are classes, not side codes)."""
     try:
         reference_image = sitk.ReadImage(str(reference_path))
     except RuntimeError as error:
@@ -100,8 +131,15 @@ def score_label_maps(prediction_path: Path, reference_path: Path, scan: str) -> 
     reference_map = read_label_file(reference_path, reference_image)
     geometry = volume_from_sitk(reference_image, name=f"The label map {reference_path.name}")
     prediction_map = read_label_file(prediction_path, reference_image)
-    reference = _classes(reference_map.values, reference_map.sided)
+    if ignore_label is None:
+        reference = _classes(reference_map.values, reference_map.sided)
+        ignored = None
+    else:
+        ignored = reference_map.values == ignore_label
+        reference = np.where(ignored, 0, reference_map.values).astype(np.uint8)
     prediction = _classes(prediction_map.values, prediction_map.sided)
+    if ignored is not None:
+        prediction[ignored] = 0
     dices, distances = {}, {}
     for cls in (ACETABULUM, FEMORAL_HEAD):
         name = CLASS_NAMES[cls]
@@ -111,7 +149,8 @@ def score_label_maps(prediction_path: Path, reference_path: Path, scan: str) -> 
 
 
 def evaluate_folders(prediction_dir: str | Path, reference_dir: str | Path) -> list[ScanScore]:
-    """Score every scan that has a label map in both folders.
+    """Score every scan that has a label map in both folders; voxels of the ignore label that
+    ``reference_dir``'s export declares (:func:`declared_ignore_label`) are left out.
 
     Raises
     ------
@@ -125,7 +164,9 @@ def evaluate_folders(prediction_dir: str | Path, reference_dir: str | Path) -> l
             f"No scan has a label map in both {prediction_dir} ({len(predictions)} found) and "
             f"{reference_dir} ({len(references)} found); name them alike (<scan>/labels.nii.gz "
             "or <scan>.nii.gz).")
-    return [score_label_maps(predictions[s], references[s], s) for s in common]
+    declared = declared_ignore_label(reference_dir)
+    ignore_label = None if declared is None else declared[0]
+    return [score_label_maps(predictions[s], references[s], s, ignore_label) for s in common]
 
 
 def mean_scores(scores: list[ScanScore]) -> dict[str, dict[str, float | None]]:
