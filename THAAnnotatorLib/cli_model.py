@@ -205,7 +205,7 @@ def _add_train(commands) -> None:
                     "continues an interrupted run; --init-from fine-tunes an existing model.")
     parser.add_argument("dataset", type=Path, help="Slice dataset folder (slice-dataset).")
     parser.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR",
-                        help="Model folder to write.")
+                        help="Model folder to write: new or empty (with --resume, the run's own).")
     parser.add_argument("--epochs", type=positive_int, default=defaults.epochs,
                         help=f"Passes over the data, at least 1 (default: {defaults.epochs}).")
     parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,

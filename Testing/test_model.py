@@ -289,6 +289,31 @@ def test_resumed_training_continues_exactly_where_it_stopped(workspace, tmp_path
     assert [h["epoch"] for h in history] == [1, 2]
 
 
+def test_training_refuses_a_folder_holding_a_model_or_other_files(workspace, tmp_path, capsys):
+    """`train --out` into a folder that holds files (a model without a checkpoint, such as the
+    bundled one, or anything else) stops before training and leaves it as it was; it replaced
+    the model's weights silently (issue 22, item 6). An empty folder is written into."""
+    common = ("--epochs", "1", "--channels", "4", "8", "--strides", "2", "--device", "cpu",
+              "--quiet")
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in (MODEL_FILE, WEIGHTS_FILE):
+        shutil.copy(workspace.model / name, model / name)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine\n")
+    for folder in (model, other):
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        assert model_cli("train", workspace.clean, "--out", folder, *common) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and str(folder) in error and "choose" in error, error
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert model_cli("train", workspace.clean, "--out", empty, *common) == 0
+    assert (empty / WEIGHTS_FILE).is_file()
+
+
 def test_fine_tuning_starts_from_the_given_model_and_keeps_its_architecture(workspace, tmp_path, capsys):
     """--init-from: the run starts from the saved weights (its first epoch's loss is that of a
     trained network, not of random weights), takes the architecture from the model, records

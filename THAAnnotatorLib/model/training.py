@@ -199,7 +199,7 @@ def train(dataset_dir: str | Path, out_dir: str | Path, options: TrainOptions = 
     Parameters
     ----------
     dataset_dir : a folder built by :mod:`.build`.
-    out_dir : the model folder to write.
+    out_dir : the model folder to write: new or empty, or, with ``resume``, the run's own.
     options : training settings.
     resume : continue the run whose checkpoint is in ``out_dir``, up to ``options.epochs``
         (a resumed fine-tuning run continues from its checkpoint, not from ``init_from``).
@@ -241,6 +241,12 @@ def train(dataset_dir: str | Path, out_dir: str | Path, options: TrainOptions = 
         raise InputError(
             f"{out_dir} already holds a training run; pass --resume to continue it or choose "
             "another folder.")
+    elif out_dir.is_dir() and any(out_dir.iterdir()):
+        held = sorted(entry.name for entry in out_dir.iterdir())
+        raise InputError(
+            f"{out_dir} already holds {len(held)} file(s) ({', '.join(held[:4])}"
+            f"{', ...' if len(held) > 4 else ''}), which training would mix with or replace (a "
+            "model's weights); choose a new or empty folder.")
     elif options.init_from is not None:
         weights, digest = _starting_weights(options.init_from, config)
         network.load_state_dict(weights)
