@@ -392,17 +392,19 @@ def _add_review_queue(commands) -> None:
                         help="Queue the P %% most uncertain slices instead, above 0 and at most "
                              "100 (paper: 3.8).")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="Queue folder (default: DATASET/review); replaced as a whole.")
+                        help="Queue folder (default: DATASET/review): new, empty or an earlier "
+                             "queue, which is replaced as a whole.")
     _device_option(parser)
     parser.set_defaults(run=_run_review_queue)
 
 
 def _run_review_queue(args: argparse.Namespace) -> int:
-    from .model.aar import REVIEW_FOLDER, load_queue, write_review_queue
+    from .model.aar import REVIEW_FOLDER, check_queue_folder, load_queue, write_review_queue
     from .model.network import load_model
     from .outputs import check_writable
 
     check_writable(args.out or args.dataset / REVIEW_FOLDER, whole=True)
+    check_queue_folder(args.out or args.dataset / REVIEW_FOLDER)
     model = load_model(args.model, args.device)
     top_k = 200 if args.top_k is None and args.top_percent is None else args.top_k
     with tqdm(desc="scoring hips", file=sys.stderr, leave=False,

@@ -146,3 +146,32 @@ def test_corrections_for_an_unqueued_scan_or_a_bad_file_are_refused(workspace, q
     with pytest.raises(InputError, match="not a readable image"):
         apply_corrections(queue_dir, junk)
     assert json.loads((queue_dir / "review" / "review_queue.json").read_text())["items"][0]["corrected"] is False
+
+
+def test_review_queue_never_replaces_a_folder_that_is_not_a_queue(workspace, queue_dir, tmp_path,
+                                                                   capsys, monkeypatch):
+    """`review-queue --out` replaces an earlier queue, but refuses (exit 2, before scoring) a
+    folder holding anything else: it deleted a user's files, or the dataset itself with
+    ``--out DATASET`` (issue 22, item 6). An empty folder is written into."""
+    from THAAnnotatorLib.model import aar
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("\\documentclass{article}\n")
+    scored = []
+    monkeypatch.setattr(aar, "score_slices", lambda *a, **k: scored.append(1) or [])
+    for folder in (mine, queue_dir):
+        before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+        assert model_cli("review-queue", queue_dir, "--model", workspace.model, "--top-k", "3",
+                         "--device", "cpu", "--out", folder) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and str(folder) in error and "review_queue.json" in error
+        assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+    assert scored == []
+    monkeypatch.undo()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder in (empty, queue_dir / "review"):  # a new queue, then one replaced by another
+        assert model_cli("review-queue", queue_dir, "--model", workspace.model, "--top-k", "3",
+                         "--device", "cpu", "--out", folder) == 0
+        assert len(load_queue(folder / "review_queue.json")["items"]) == 3

@@ -168,6 +168,18 @@ def _source_slice(volume: Volume, case: dict, canonical_z: int) -> dict:
             "position_ras_mm": [round(float(v), 2) for v in ras]}
 
 
+def check_queue_folder(out_dir: str | Path) -> None:
+    """Raise InputError for a queue folder that holds files but no ``review_queue.json``: a
+    queue replaces its folder as a whole, and only an earlier queue may be replaced."""
+    out_dir = Path(out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / QUEUE_JSON).is_file():
+        held = sorted(entry.name for entry in out_dir.iterdir())
+        raise InputError(
+            f"The queue folder {out_dir} holds files ({', '.join(held[:4])}"
+            f"{', ...' if len(held) > 4 else ''}) but no {QUEUE_JSON}, so it is not an earlier "
+            "queue, which is all a new queue replaces; choose a new or empty folder.")
+
+
 def write_review_queue(dataset_dir: str | Path, model: LoadedModel, model_dir: str | Path,
                        top_k: int | None = None, top_percent: float | None = None,
                        batch_size: int | None = None, out_dir: str | Path | None = None,
@@ -180,7 +192,8 @@ def write_review_queue(dataset_dir: str | Path, model: LoadedModel, model_dir: s
     model : the network trained on it; ``model_dir`` is where it was loaded from (recorded).
     top_k, top_percent : how many slices to queue (exactly one of the two).
     batch_size : slices per forward pass (None: the device's default).
-    out_dir : the queue folder; default ``<dataset>/review``. It is replaced as a whole.
+    out_dir : the queue folder; default ``<dataset>/review``. It is replaced as a whole, so it
+        must be new, empty or an earlier queue (:func:`check_queue_folder`).
     progress : called with (cases done, cases).
 
     Returns
@@ -188,9 +201,10 @@ def write_review_queue(dataset_dir: str | Path, model: LoadedModel, model_dir: s
     Path of ``review_queue.json``.
     """
     dataset = SliceDataset.open(dataset_dir)
+    out_dir = Path(out_dir) if out_dir is not None else dataset.root / REVIEW_FOLDER
+    check_queue_folder(out_dir)
     scores = score_slices(dataset, model, batch_size, progress)
     chosen = select_top(scores, top_k, top_percent)
-    out_dir = Path(out_dir) if out_dir is not None else dataset.root / REVIEW_FOLDER
     staging = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:12]}"
     try:
         items = _write_thumbnails(dataset, model, chosen, staging, batch_size)
