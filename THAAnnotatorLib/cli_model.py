@@ -144,7 +144,7 @@ def _fill_slice_dataset(args: argparse.Namespace) -> None:
     """Add the sources of ``slice-dataset`` and save the index; InputError when no hip was added
     (nothing is saved then)."""
     from .model.build import (PhantomRecipe, add_annotated_scan, add_phantom_scans,
-                              annotated_cases_of_build)
+                              annotated_cases_of_build, check_scan_names, scan_id_from_path)
     from .model.dataset import SliceDataset
 
     hips, flagged_hips, other_hips, skipped = 0, 0, 0, 0
@@ -153,6 +153,7 @@ def _fill_slice_dataset(args: argparse.Namespace) -> None:
     dataset = SliceDataset.create(args.dataset, roi)
     pairs = [(scan, annotation, None) for scan, annotation in zip(args.scan, args.annotation)]
     pairs += [(scan, annotation, annotation.name) for scan, annotation in built]
+    check_scan_names(dataset, [(scan, name or scan_id_from_path(scan)) for scan, _, name in pairs])
     for scan, annotation, name in pairs:
         sides, flagged = add_annotated_scan(dataset, scan, annotation, scan=name,
                                             include_flagged=args.include_flagged)

@@ -142,6 +142,37 @@ def test_slice_dataset_rejects_unpaired_options(tmp_path, capsys):
     assert not (tmp_path / "ds").exists()
 
 
+@pytest.mark.parametrize("other_name", ["same", "letter case"])
+def test_slice_dataset_refuses_two_scans_that_would_share_a_name(workspace, tmp_path, capsys,
+                                                                  other_name):
+    """Two --scan files with one name (p1/ct.nii.gz, p2/ct.nii.gz), or names that differ only in
+    letter case (one file on macOS and Windows), would be one scan's cases in the dataset: the
+    second silently replaced the first's. Refused before any work, nothing written."""
+    name = TEST_RECIPES[0].name
+    scan = workspace.clean / "scans" / f"{name}.nii.gz"
+    other = tmp_path / "p2" / (f"{name}.nii.gz" if other_name == "same" else f"{name.upper()}.nii.gz")
+    other.parent.mkdir()
+    shutil.copy(scan, other)
+    annotation = workspace.clean / "pipeline" / name
+    assert model_cli("slice-dataset", tmp_path / "ds", "--scan", scan, "--annotation", annotation,
+                     "--scan", other, "--annotation", annotation,
+                     "--roi-pixels", TEST_ROI.pixels) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and str(other) in error and str(scan) in error, error
+    assert not (tmp_path / "ds").exists()
+    # the same against a dataset that already holds the first scan
+    assert model_cli("slice-dataset", tmp_path / "ds", "--scan", scan, "--annotation", annotation,
+                     "--roi-pixels", TEST_ROI.pixels) == 0
+    before = (tmp_path / "ds" / "dataset.json").read_bytes()
+    if other_name == "letter case":
+        assert model_cli("slice-dataset", tmp_path / "ds", "--scan", other, "--annotation",
+                         annotation, "--roi-pixels", TEST_ROI.pixels) == 2
+        assert str(other) in capsys.readouterr().err
+        assert (tmp_path / "ds" / "dataset.json").read_bytes() == before
+        assert sorted(p.name for p in (tmp_path / "ds" / "cases").iterdir()) == [
+            f"{name}_left.npz", f"{name}_right.npz"]
+
+
 def test_slice_dataset_adds_the_done_cases_of_a_build(workspace, tmp_path, capsys):
     name = TEST_RECIPES[0].name
     scan = workspace.clean / "scans" / f"{name}.nii.gz"

@@ -158,6 +158,39 @@ def add_annotated_scan(dataset: SliceDataset, scan_path: str | Path, annotation_
     return added, flagged
 
 
+def check_scan_names(dataset: SliceDataset, sources: list[tuple[Path, str]]) -> None:
+    """Refuse sources that would share a scan name in ``dataset``, before any is added.
+
+    A scan's cases are ``<name>_<side>``, and names that differ only in letter case are one file
+    on macOS and Windows: two of ``sources`` ((scan file, name) pairs) whose names are equal
+    letter case aside, or one whose name differs only in letter case from a scan already in the
+    dataset, would overwrite each other's cases. (One file given twice, or a source named exactly
+    as a scan already in the dataset, replaces its cases, as adding a scan again does.)
+
+    Raises
+    ------
+    InputError : naming both files.
+    """
+    seen: dict[str, tuple[str, Path]] = {}
+    for path, name in sources:
+        if name.casefold() in seen:
+            first_name, first = seen[name.casefold()]
+            if first_name == name and Path(first).resolve() == Path(path).resolve():
+                continue  # one scan given twice: added twice, the same cases
+            raise InputError(
+                f"{first} and {path} would share the scan name '{first_name}' in the dataset "
+                "(letter case aside, as macOS and Windows tell names apart), the second "
+                "replacing the first's cases; give them distinct file names.")
+        seen[name.casefold()] = (name, path)
+    for case in dataset.cases:
+        name, path = seen.get(case["scan"].casefold(), (case["scan"], None))
+        if name != case["scan"]:
+            raise InputError(
+                f"{path} would be the scan '{name}' in the dataset {dataset.root}, which holds "
+                f"'{case['scan']}' (from {case.get('scan_path')}): names that differ only in "
+                "letter case are one file on macOS and Windows; rename the file.")
+
+
 def annotated_cases_of_build(out_dir: str | Path) -> list[tuple[Path, Path]]:
     """The done cases of a ``tha-annotator build-dataset`` output folder.
 
