@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from .batch.build import BuildObserver
 from .cli_progress import progress_shown
-from .cli_types import group_pattern, memory_size, number, positive_int, seed
+from .cli_types import (group_pattern, memory_size, number, positive_int, scheduler_address,
+                        seed)
 from .limits import Range
 
 EXIT_SOME_FAILED = 3
@@ -49,7 +50,7 @@ def add_batch_commands(commands: argparse._SubParsersAction,
     build.add_argument("--workers", type=positive_int, default=None, metavar="N",
                        help="Worker processes of the local Dask cluster, one scan at a time "
                             "each (default: one per CPU core).")
-    build.add_argument("--scheduler", default=None, metavar="ADDRESS",
+    build.add_argument("--scheduler", type=scheduler_address, default=None, metavar="ADDRESS",
                        help="Use the running Dask cluster at this scheduler address (e.g. "
                             "tcp://10.0.0.5:8786) instead of a local one; its workers must see "
                             "the same paths and should run one thread each.")

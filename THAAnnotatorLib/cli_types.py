@@ -96,3 +96,19 @@ def group_pattern(text: str):
         return compile_pattern(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def scheduler_address(text: str) -> str:
+    """An argparse ``type`` for ``--scheduler``: a Dask scheduler address with its host and port
+    (``tcp://10.0.0.5:8786``, ``10.0.0.5:8786``; the port 1 to 65535), as Dask parses it."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        host, port = parse_host_port(parse_address(text)[1])
+    except (ValueError, TypeError):
+        host, port = "", 0
+    if not host or not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"must be a scheduler address with its port, such as tcp://10.0.0.5:8786, got "
+            f"{text!r}")
+    return text
