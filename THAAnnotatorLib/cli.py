@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
 def annotate_scan(scan_path: Path, out_dir: Path, params: Params, sides: tuple[str, ...],
                   show_progress: bool = True, extra_files: dict[str, bytes] | None = None,
                   overwrite: bool = False, write_dicom_seg: bool = False,
-                  workers: int | None = None) -> tuple[Annotation, dict[str, Path]]:
+                  workers: int | None = None,
+                  recorded_path: Path | None = None) -> tuple[Annotation, dict[str, Path]]:
     """Read a scan, annotate it and write all outputs (plus ``extra_files``) into ``out_dir``.
 
     The parameters and the output folder are checked before any work starts
@@ -215,8 +216,9 @@ def annotate_scan(scan_path: Path, out_dir: Path, params: Params, sides: tuple[s
     earlier result as it was). ``write_dicom_seg`` adds a DICOM SEG of the labels
     (:mod:`.dicom_seg`; the scan must be a DICOM series, checked first, and one a SEG can
     reference, checked before the pipeline runs). ``workers`` processes share the work (None:
-    :func:`~.scan_workers.automatic_workers` for the scan's size). Returns the annotation and
-    the paths written, by output name.
+    :func:`~.scan_workers.automatic_workers` for the scan's size). ``recorded_path``: the scan's
+    path for ``annotation.json`` where it is not ``scan_path`` (the demo's copy in ``out_dir``).
+    Returns the annotation and the paths written, by output name.
     """
     params.validate()
     if write_dicom_seg:
@@ -231,8 +233,8 @@ def annotate_scan(scan_path: Path, out_dir: Path, params: Params, sides: tuple[s
             workers=automatic_workers(scan.volume.hu.size) if workers is None else workers)
     files = {OVERVIEW_NAME: render_overview_png(scan.volume, annotation), **(extra_files or {})}
     written = outputs.write_outputs(out_dir, scan.reference, scan.volume, annotation, params,
-                                    input_path=scan.path, extra_files=files, overwrite=overwrite,
-                                    dicom_seg=seg_source)
+                                    input_path=recorded_path or scan.path, extra_files=files,
+                                    overwrite=overwrite, dicom_seg=seg_source)
     return annotation, written
 
 
@@ -274,7 +276,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             scan_path, args.out, params, SIDE_CHOICES[args.side],
             show_progress=progress_shown(args.quiet),
             extra_files={DEMO_SCAN_NAME: scan_path.read_bytes()}, overwrite=overwrite,
-            workers=args.hip_workers)
+            workers=args.hip_workers, recorded_path=args.out / DEMO_SCAN_NAME)
 
     def show_results() -> None:
         _print_summary(annotation, written, args.out)

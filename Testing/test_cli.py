@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -164,6 +165,9 @@ def test_demo_writes_every_output_and_scores_both_hips(tmp_path, capsys):
     assert picture is not None and picture.shape[1] > 2 * overview.PANEL_PX
     sample = io.read_scan(out / cli.DEMO_SCAN_NAME)
     assert sample.volume.spacing_mm == pytest.approx((2.0, 0.8, 0.8))
+    # the report names the scan the demo left beside it, not the temporary file it annotated
+    report = json.loads((out / outputs.REPORT_FILE).read_text())
+    assert report["input_path"] == str((out / cli.DEMO_SCAN_NAME).resolve())
 
     # the figures the README's accuracy table gives for the demo phantom (acetabulum Dice 0.96,
     # head 0.99, diameters 48.0 and 46.0 mm): printed, and the Dice of the labels written
