@@ -64,7 +64,10 @@ def add_batch_commands(commands: argparse._SubParsersAction,
     export = commands.add_parser(
         "export", help="Export a build for nnU-Net v2 or MONAI.",
         description="Write the done cases of a build as training data: the CT as NIfTI and its "
-                    "label map (0 background, 1 acetabulum, 2 femoral head), with a split "
+                    "label map (0 background, 1 acetabulum, 2 femoral head, 3 ignore: the "
+                    "half of the scan of a hip not annotated, i.e. not asked for, metal or not "
+                    "found, declared in dataset.json or datalist.json, which nnU-Net leaves out "
+                    "of its loss; a case with no hip annotated is left out), with a split "
                     "drawn from --seed over patients, so that no patient is on both sides: a "
                     "DICOM series' PatientID names its patient, --group-by names the patient "
                     "of other scans, and a scan neither names is its own group. A scan built "

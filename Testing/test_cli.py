@@ -83,6 +83,14 @@ def test_evaluate_help_describes_both_folders(monkeypatch, capsys):
     assert match, text
 
 
+def test_export_help_names_the_ignore_label(monkeypatch, capsys):
+    """The exported label maps hold 3 (ignore) over a hip not annotated: the help's list of
+    label values says so, with where the frameworks are told (issue 22, item 1)."""
+    text = help_text(monkeypatch, capsys, "export")
+    assert re.search(r"0 background, 1 acetabulum, 2 femoral head, 3 ignore", text), text
+    assert "dataset.json" in text and "datalist.json" in text
+
+
 def test_top_level_help_names_both_commands(monkeypatch, capsys):
     text = help_text(monkeypatch, capsys)
     assert "annotate" in text and "demo" in text
