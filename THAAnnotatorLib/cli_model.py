@@ -16,6 +16,8 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
@@ -130,14 +132,26 @@ def _run_slice_dataset(args: argparse.Namespace) -> int:
     if args.coarse_copies and args.phantoms <= 0:
         raise InputError("--coarse-copies makes copies of generated phantoms: give --phantoms N.")
     check_writable(args.dataset)
-    created = not args.dataset.exists()  # removed again when no hip is added
-    try:
+    with undone_on_failure(args.dataset):  # (no hip added, say)
         _fill_slice_dataset(args)
-    except BaseException:
-        if created:
-            shutil.rmtree(args.dataset, ignore_errors=True)
-        raise
     return 0
+
+
+@contextmanager
+def undone_on_failure(folder: Path) -> Iterator[None]:
+    """On an exception (Ctrl-C included), a dataset folder that was new is removed again and one
+    that was empty is emptied again, so the same command can be run again; a dataset that was
+    there is left to its atomic writes."""
+    new = not folder.exists()
+    empty = folder.is_dir() and not any(folder.iterdir())
+    try:
+        yield
+    except BaseException:
+        if new or empty:
+            shutil.rmtree(folder, ignore_errors=True)
+        if empty:
+            folder.mkdir(exist_ok=True)
+        raise
 
 
 def _fill_slice_dataset(args: argparse.Namespace) -> None:

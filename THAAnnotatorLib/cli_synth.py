@@ -2,19 +2,18 @@
 
 Options are checked as the command line is read (:mod:`.cli_types`), the class lists and the
 output folder before any scan is rendered. Like ``slice-dataset``, every file is written
-atomically, and a dataset folder this command created is removed again when it fails or is
-cancelled. torch and MONAI are imported only when the command runs.
+atomically, and a dataset folder that was new (or empty) is removed (emptied) again when the
+command fails or is cancelled. torch and MONAI are imported only when the command runs.
 """
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .cli_model import add_roi_arguments, roi_from_arguments
+from .cli_model import add_roi_arguments, roi_from_arguments, undone_on_failure
 from .cli_progress import progress_shown
 from .cli_types import positive_float, positive_int, seed
 from .sweep.draw import CLASSES
@@ -73,8 +72,7 @@ def _run_synth_dataset(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     roi = roi_from_arguments(args)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    created = not args.dataset.exists()  # removed again when the build fails or is cancelled
-    try:
+    with undone_on_failure(args.dataset):
         with tqdm(total=len(classes) * len(seeds), desc="sweep scans", file=sys.stderr,
                   leave=False, disable=not progress_shown()) as bar:
             def progress(message: str) -> None:
@@ -85,10 +83,6 @@ def _run_synth_dataset(args: argparse.Namespace) -> int:
                 args.dataset, seeds, args.renderings, classes,
                 ranges=SynthRanges(anatomy_spacing_mm=tuple(args.anatomy_spacing_mm)), roi=roi,
                 appearance_seed=args.appearance_seed, progress=progress)
-    except BaseException:
-        if created:
-            shutil.rmtree(args.dataset, ignore_errors=True)
-        raise
     for line in summary.skipped:
         print(f"left out: {line}")
     held = f"; held out: {', '.join(args.hold_out)}" if args.hold_out else ""

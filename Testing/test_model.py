@@ -173,6 +173,36 @@ def test_slice_dataset_refuses_two_scans_that_would_share_a_name(workspace, tmp_
             f"{name}_left.npz", f"{name}_right.npz"]
 
 
+@pytest.mark.parametrize("command", ["slice-dataset", "synth-dataset"])
+def test_a_dataset_is_never_added_to_a_folder_holding_other_files(tmp_path, capsys, command):
+    """A dataset folder is new, empty or a dataset (its dataset.json): one holding other files
+    is refused before any work, as it had the dataset's files mixed in with them."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("\\documentclass{article}\n")
+    options = ["--phantoms", "1"] if command == "slice-dataset" else ["--seeds", "1"]
+    assert cli.main([command, str(mine), *options]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and str(mine) in error and "dataset.json" in error, error
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+
+
+def test_a_failed_slice_dataset_leaves_an_empty_folder_empty(workspace, tmp_path, capsys):
+    """A run into an empty folder that fails after adding a scan's cases leaves it empty, as one
+    into a new folder leaves none, so the same command can be run again once fixed."""
+    name = TEST_RECIPES[0].name
+    scan = workspace.clean / "scans" / f"{name}.nii.gz"
+    dataset = tmp_path / "ds"
+    dataset.mkdir()
+    argv = ["slice-dataset", dataset, "--scan", scan, "--annotation",
+            workspace.clean / "pipeline" / name, "--scan", tmp_path / "other.nii.gz",
+            "--annotation", tmp_path / "missing", "--roi-pixels", TEST_ROI.pixels]
+    assert model_cli(*argv) == 2
+    assert "missing" in capsys.readouterr().err
+    assert list(dataset.iterdir()) == []
+    assert model_cli(*argv[:6], "--roi-pixels", TEST_ROI.pixels) == 0
+
+
 def test_slice_dataset_adds_the_done_cases_of_a_build(workspace, tmp_path, capsys):
     name = TEST_RECIPES[0].name
     scan = workspace.clean / "scans" / f"{name}.nii.gz"

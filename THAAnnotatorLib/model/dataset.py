@@ -103,7 +103,8 @@ class SliceDataset:
 
     @classmethod
     def create(cls, root: str | Path, roi: RoiSpec = RoiSpec()) -> "SliceDataset":
-        """Open the dataset in ``root``, or start an empty one there (written on first save)."""
+        """Open the dataset in ``root``, or start an empty one there (written on first save):
+        ``root`` must be a dataset, a new folder or an empty one (InputError otherwise)."""
         root = Path(root)
         if (root / INDEX_FILE).is_file():
             dataset = cls.open(root)
@@ -114,6 +115,11 @@ class SliceDataset:
             return dataset
         if root.is_file():
             raise InputError(f"The dataset path {root} is a file; choose a folder.")
+        if root.is_dir() and any(root.iterdir()):
+            raise InputError(
+                f"The folder {root} holds files but no {INDEX_FILE}, so it is not a slice "
+                "dataset to add to; choose a new or empty folder, so the dataset's files are not "
+                "mixed with others.")
         return cls(root, roi, [])
 
     @classmethod
