@@ -86,7 +86,8 @@ def _add_slice_dataset(commands) -> None:
                     "(--scan/--annotation pairs), the done cases of `build-dataset` output folders "
                     "(--build), and/or generated phantoms (--phantoms) labelled by the pipeline, "
                     "with the phantom's truth kept alongside.")
-    parser.add_argument("dataset", type=Path, help="Dataset folder (created, or added to).")
+    parser.add_argument("dataset", type=Path,
+                        help="Dataset folder: a dataset to add to, or a new or empty folder.")
     parser.add_argument("--scan", type=Path, action="append", default=[], metavar="SCAN",
                         help="A CT scan; pair each with an --annotation folder, in order.")
     parser.add_argument("--annotation", type=Path, action="append", default=[], metavar="DIR",

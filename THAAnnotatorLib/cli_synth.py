@@ -31,7 +31,8 @@ def add_synth_command(commands: argparse._SubParsersAction) -> None:
                     "pixels), noise and gamma (ranges: THAAnnotatorLib/model/synth_ranges.py), "
                     "SynthSeg-style; store each rendering's ROI slices with the sweep's truth "
                     "labels as a slice dataset for `train`. Whole classes can be held out.")
-    parser.add_argument("dataset", type=Path, help="Dataset folder (created, or added to).")
+    parser.add_argument("dataset", type=Path,
+                        help="Dataset folder: a dataset to add to, or a new or empty folder.")
     parser.add_argument("--seeds", type=positive_int, default=4, metavar="N",
                         help="Sweep scans per class, at least 1 (default: 4).")
     parser.add_argument("--first-seed", type=seed, default=0, metavar="S",
