@@ -46,7 +46,8 @@ def add_batch_commands(commands: argparse._SubParsersAction,
                     "the same command again to do the rest).")
     build.add_argument("scans_dir", type=Path, help="Folder of scans (searched recursively).")
     build.add_argument("out_dir", type=Path,
-                       help="Build folder (created); must lie outside SCANS_DIR.")
+                       help="Build folder: new, empty or an earlier build's; must lie outside "
+                            "SCANS_DIR.")
     build.add_argument("--workers", type=positive_int, default=None, metavar="N",
                        help="Worker processes of the local Dask cluster, one scan at a time "
                             "each (default: one per CPU core).")

@@ -243,6 +243,19 @@ def test_bad_build_arguments_are_refused(scans_dir, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_a_build_is_never_written_into_a_folder_holding_other_files(scans_dir, tmp_path,
+                                                                     capsys):
+    """The build folder is new, empty or a build (only what a build writes): one holding other
+    files is refused before any scan is read, as the build's files were mixed in with them."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("\\documentclass{article}\n")
+    assert main(["build-dataset", str(scans_dir), str(mine), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and str(mine) in error and "thesis.tex" in error, error
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+
+
 class _ReportParser(HTMLParser):
     def __init__(self) -> None:
         super().__init__()

@@ -21,8 +21,9 @@ from ..params import Params
 from ..result import SIDES
 from .case import read_case_record, remove_leftovers, run_case, settings_key
 from .discover import ScanSource, find_scans, scan_checksum
-from .manifest import CASES_DIR, duplicate_record, pending_record, write_manifest
-from .report import write_report
+from .manifest import (CASES_DIR, MANIFEST_CSV, MANIFEST_JSON, duplicate_record, pending_record,
+                       write_manifest)
+from .report import REPORT_FILE, write_report
 
 _LOCK_FILE = ".build.lock"
 
@@ -60,6 +61,25 @@ class BuildObserver:
         """One case is done or failed (its record)."""
 
 
+BUILD_ENTRIES = frozenset({CASES_DIR, MANIFEST_JSON, MANIFEST_CSV, REPORT_FILE})
+"""What a build writes into its folder (besides hidden files: its lock, files being written)."""
+
+
+def _check_build_folder(out_dir: Path) -> None:
+    """Refuse a build folder that holds what a build does not write (hidden files aside, such
+    as a lock or macOS's .DS_Store): the build's files would be mixed with others."""
+    if not out_dir.is_dir():
+        return
+    foreign = sorted(entry.name for entry in out_dir.iterdir()
+                     if entry.name not in BUILD_ENTRIES and not entry.name.startswith("."))
+    if foreign:
+        raise InputError(
+            f"The build folder {out_dir} holds {', '.join(foreign[:4])}"
+            f"{', ...' if len(foreign) > 4 else ''}, which a build does not write; choose a new "
+            "or empty folder, or an earlier build's, so the build's files are not mixed with "
+            "others.")
+
+
 def build_dataset(scans_dir: str | Path, out_dir: str | Path, params: Params = Params(),
                   sides: tuple[str, ...] = SIDES, workers: int | None = None,
                   scheduler: str | None = None, memory_per_worker: str = "auto",
@@ -84,8 +104,9 @@ def build_dataset(scans_dir: str | Path, out_dir: str | Path, params: Params = P
 
     Raises
     ------
-    InputError : no scans, an output folder that overlaps the scans folder, another build
-        running in the same output folder, or ``params`` outside their ranges
+    InputError : no scans, an output folder that overlaps the scans folder or holds files a
+        build does not write, another build running in the same output folder, or ``params``
+        outside their ranges
         (:meth:`Params.validate`); all found before any scan is read.
     """
     params.validate()
@@ -95,6 +116,7 @@ def build_dataset(scans_dir: str | Path, out_dir: str | Path, params: Params = P
                          "choose a folder outside it, so outputs are never taken for scans.")
     if workers is not None and workers < 1:
         raise InputError("--workers must be at least 1.")
+    _check_build_folder(out_dir)
     observer = observer or BuildObserver()
     sources = find_scans(scans_dir)
     started = time.perf_counter()
