@@ -186,6 +186,7 @@ def write_outputs(
     ------
     InputError : mismatched inputs, a bad extra file name, or an ``out_dir`` holding files that
         may not be replaced (see ``overwrite``).
+    OutputNotWritable : a file could not be written (disk full, say); nothing is left behind.
 
     Returns
     -------
@@ -210,8 +211,27 @@ def write_outputs(
         writers[name] = lambda path, content=content: path.write_bytes(content)
     with _staged_folder(out_dir, replacing) as staging:
         for name, write in writers.items():
-            write(staging / name)
+            try:
+                write(staging / name)
+            except (OSError, RuntimeError) as error:  # SimpleITK's failed writes: RuntimeError
+                raise _write_failed(out_dir, name, staging, error) from error
     return {name: out_dir / name for name in writers}
+
+
+def _write_failed(out_dir: Path, name: str, staging: Path,
+                  error: OSError | RuntimeError) -> OutputNotWritable:
+    """The error of a write that failed part-way (disk full, say), naming the output folder and
+    the file, not the hidden staging folder. SimpleITK's RuntimeError gives no system reason, so
+    the disk's free space stands in for it."""
+    if isinstance(error, OSError):
+        reason = error.strerror or str(error)
+    else:
+        try:
+            free = f"{shutil.disk_usage(staging).free / 2**20:.1f} MiB free on its disk"
+        except OSError:
+            free = "is the disk full?"
+        reason = f"the image writer failed ({free})"
+    return OutputNotWritable(f"cannot write to {out_dir}: {reason} (writing {name})")
 
 
 def _check_write_inputs(

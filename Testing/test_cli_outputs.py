@@ -298,3 +298,28 @@ def test_write_outputs_refuses_a_folder_holding_files_unless_overwrite(small_ct,
     written = outputs.write_outputs(out, scan.reference, scan.volume, annotation, Params(),
                                     overwrite=True)
     assert {p.name for p in out.iterdir()} == set(written) == set(outputs.STANDARD_FILES)
+
+
+@pytest.mark.parametrize("failure", ["image writer", "os"])
+def test_a_disk_that_fills_while_writing_is_one_error_line_naming_the_output_folder(
+        small_ct, tmp_path, capsys, monkeypatch, failure):
+    """Disk full part-way through writing (SimpleITK reports it as a RuntimeError, Python's
+    own writes as OSError): exit code 1, one `error: cannot write to OUT` line naming the file,
+    not the hidden staging folder, and nothing left behind. It was a traceback from SimpleITK,
+    or `[Errno 28] ...` with the staging folder's name (issue 22, item 4)."""
+    real_write = sitk.WriteImage
+
+    def disk_full(image, path, *args, **kwargs):
+        if str(path).endswith(outputs.SEGMENTATION_FILE):
+            if failure == "os":
+                raise OSError(28, "No space left on device", str(path))
+            raise RuntimeError(f"ITK ERROR: NrrdImageIO: Write: Error writing {path}")
+        return real_write(image, path, *args, **kwargs)
+
+    monkeypatch.setattr(outputs.sitk, "WriteImage", disk_full)
+    out = tmp_path / "out"
+    assert run_cli(["annotate", small_ct, "--out", out, "--quiet"]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: cannot write to {out}: ") and "partial" not in line, line
+    assert outputs.SEGMENTATION_FILE in line, line
+    assert list(tmp_path.iterdir()) == []
