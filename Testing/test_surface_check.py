@@ -132,3 +132,39 @@ def test_the_usual_size_range_alone_marks_a_clear_head_for_review():
         assert abs(result.surface_edge_offset_mm) <= MAX_EDGE_OFFSET_MM
     assert narrow.needs_review and not default.needs_review
     assert any("outside the usual adult range of 38-44 mm" in w for w in narrow.warnings)
+
+
+def _layered_joint(shift_mm: float) -> tuple[np.ndarray, np.ndarray, Sphere]:
+    """A head of radius 22 mm in a joint narrowed to 0.5 mm (0.7 mm / 1 mm voxels): spongy
+    bone, cortex, the joint, the acetabulum's cortex and its spongy bone, in concentric layers
+    averaged over each voxel; and a sphere ``shift_mm`` larger than the head's."""
+    spacing = np.array([1.0, 0.7, 0.7])
+    radius, sub = 22.0, 3  # sub-samples per voxel and axis, for partial volume
+    shape = (60, 90, 90)
+    center = np.array([30.0, 45.0, 45.0]) * spacing
+    axes = [(np.arange(n * sub) + 0.5) / sub * s - c for n, s, c in zip(shape, spacing, center)]
+    r = np.sqrt(axes[0][:, None, None] ** 2 + axes[1][None, :, None] ** 2
+                + axes[2][None, None, :] ** 2)
+    layers_mm = [radius - 1.5, radius, radius + 0.5, radius + 2.5, radius + 9.0]
+    values_hu = np.array([250.0, 1200.0, 40.0, 1200.0, 250.0, 40.0])
+    fine = values_hu[np.searchsorted(layers_mm, r)]
+    hu = fine.reshape(shape[0], sub, shape[1], sub, shape[2], sub).mean(axis=(1, 3, 5))
+    return hu, spacing, Sphere(center, radius + shift_mm)
+
+
+def test_a_joint_narrowed_to_a_valley_is_the_head_s_surface():
+    """Half a millimetre of joint between two cortices falls by less than the acetabulum's
+    cortex does into its spongy bone, 2.5 mm out: the head's surface is the fall into the
+    valley between them, not that steeper fall (which the check took before, flagging right
+    spheres of narrowed joints and refitting them onto the acetabulum's cortex)."""
+    hu, spacing, sphere = _layered_joint(0.0)
+    check = check_surface(hu, sphere, spacing)
+    assert check.valley and check.passed
+    assert abs(check.edge_offset_mm) < 0.75  # the steeper fall lies +2.3 mm out
+
+
+def test_a_sphere_inside_a_narrowed_joint_s_head_is_still_flagged():
+    hu, spacing, sphere = _layered_joint(-2.0)
+    check = check_surface(hu, sphere, spacing)
+    assert not check.passed
+    assert check.edge_offset_mm == pytest.approx(2.0, abs=0.75)
