@@ -214,15 +214,15 @@ def write_outputs(
             try:
                 write(staging / name)
             except (OSError, RuntimeError) as error:  # SimpleITK's failed writes: RuntimeError
-                raise _write_failed(out_dir, name, staging, error) from error
+                raise write_failed(out_dir, name, staging, error) from error
     return {name: out_dir / name for name in writers}
 
 
-def _write_failed(out_dir: Path, name: str, staging: Path,
-                  error: OSError | RuntimeError) -> OutputNotWritable:
-    """The error of a write that failed part-way (disk full, say), naming the output folder and
-    the file, not the hidden staging folder. SimpleITK's RuntimeError gives no system reason, so
-    the disk's free space stands in for it."""
+def write_failed(out_dir: Path, name: str, staging: Path,
+                 error: OSError | RuntimeError) -> OutputNotWritable:
+    """The error of a write into ``staging`` that failed part-way (disk full, say), naming the
+    output folder ``out_dir`` and the file ``name``, not the hidden staging folder. SimpleITK's
+    RuntimeError gives no system reason, so the disk's free space stands in for it."""
     if isinstance(error, OSError):
         reason = error.strerror or str(error)
     else:

@@ -344,6 +344,28 @@ def test_monai_export_loads_with_monai(build, tmp_path):
         assert set(np.unique(item["label"].numpy()).tolist()) == {0.0, 1.0, 2.0}
 
 
+@pytest.mark.parametrize("failure", ["image writer", "os"])
+def test_export_to_a_disk_that_fills_is_one_error_line_naming_the_folder(build, tmp_path, capsys,
+                                                                         monkeypatch, failure):
+    """Disk full part-way through an export: exit code 1, one `error: cannot write to DEST` line
+    naming the file, not the hidden staging folder, and nothing left (it was SimpleITK's
+    traceback, or `[Errno 28] ...` naming the staging folder)."""
+    from THAAnnotatorLib.batch import export as batch_export
+
+    def disk_full(image, path, *args, **kwargs):
+        if failure == "os":
+            raise OSError(28, "No space left on device", str(path))
+        raise RuntimeError(f"ITK ERROR: NiftiImageIO: Write: Error writing {path}")
+
+    monkeypatch.setattr(batch_export.sitk, "WriteImage", disk_full)
+    dest = tmp_path / "Dataset506_Full"
+    assert main(["export", str(build.out_dir), "--format", "nnunet", str(dest), "--quiet"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write to {dest}: "), lines
+    assert "partial" not in lines[0] and "_0000.nii.gz" in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_export_refuses_a_scan_changed_since_the_build(build, scans_dir, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(build.out_dir, out)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from .. import __version__
 from ..errors import InputError
 from ..io import read_image
 from ..model.files import write_json_atomic
-from ..outputs import LABELS_FILE
+from ..outputs import LABELS_FILE, write_failed
 from ..result import CLASS_NAMES
 from .discover import scan_checksum
 from .ignore import (IGNORE_LABEL, IGNORE_NAME, ignored_sides, no_hip_labelled,
@@ -205,22 +206,25 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
         for number, record in enumerate(records, start=1):
             image = layout.image.format(case=record["case"])
             label = layout.label.format(case=record["case"])
-            (staging / image).parent.mkdir(parents=True, exist_ok=True)
-            (staging / label).parent.mkdir(parents=True, exist_ok=True)
             scan = read_image(record["source"])
-            sitk.WriteImage(scan, str(staging / image), useCompression=True)
+            with _writing(dest, image, staging):
+                (staging / image).parent.mkdir(parents=True, exist_ok=True)
+                (staging / label).parent.mkdir(parents=True, exist_ok=True)
+                sitk.WriteImage(scan, str(staging / image), useCompression=True)
             labels_path = build_dir / CASES_DIR / record["case"] / LABELS_FILE
-            if ignored_sides(record):
-                split.ignored_hips[record["case"]] = ignored_sides(record)
-                write_labels_with_ignore(labels_path, staging / label, scan,
-                                         ignored_sides(record))
-            else:
-                shutil.copyfile(labels_path, staging / label)
+            with _writing(dest, label, staging):
+                if ignored_sides(record):
+                    split.ignored_hips[record["case"]] = ignored_sides(record)
+                    write_labels_with_ignore(labels_path, staging / label, scan,
+                                             ignored_sides(record))
+                else:
+                    shutil.copyfile(labels_path, staging / label)
             pairs[record["case"]] = {"image": image, "label": label}
             if progress is not None:
                 progress(number, len(records))
-        layout.write_index(staging, dest.name, pairs, split)
-        write_json_atomic(staging / "export.json", {
+        with _writing(dest, "its index", staging):
+            layout.write_index(staging, dest.name, pairs, split)
+        summary = {
             "format": fmt, "build": str(build_dir.resolve()), "software_version": __version__,
             "validation_fraction": validation_fraction, "seed": seed,
             "group_by": None if pattern is None else pattern.pattern,
@@ -229,12 +233,24 @@ def export_build(build_dir: str | Path, dest: str | Path, fmt: str,
             "left_out_flagged": split.left_out_flagged,
             "left_out_unannotated": split.left_out_unannotated,
             "ignored_hips": split.ignored_hips,
-            "left_out_duplicates": split.left_out_duplicates})
+            "left_out_duplicates": split.left_out_duplicates}
+        with _writing(dest, "export.json", staging):
+            write_json_atomic(staging / "export.json", summary)
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging.rename(dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return split
+
+
+@contextmanager
+def _writing(dest: Path, name: str, staging: Path) -> Iterator[None]:
+    """A failed write of ``name`` into ``staging`` (disk full, say) raised as
+    :class:`~THAAnnotatorLib.errors.OutputNotWritable` naming ``dest``, not the staging folder."""
+    try:
+        yield
+    except (OSError, RuntimeError) as error:  # SimpleITK's failed writes: RuntimeError
+        raise write_failed(dest, name, staging, error) from error
 
 
 def _without_duplicates(records: list[dict]) -> tuple[list[dict], dict[str, str]]:
