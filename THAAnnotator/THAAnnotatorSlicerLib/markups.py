@@ -126,8 +126,9 @@ def removeResultNodesWithSegmentation(scene) -> None:
         return
 
     @vtk.calldata_type(vtk.VTK_OBJECT)
-    def onNodeRemoved(caller, event, node):
-        if caller.IsClosing() or not node.IsA("vtkMRMLSegmentationNode"):
+    def onNodeRemoved(caller, event, node=None):
+        # no caller or node: the scene is being destroyed (its Python object already gone)
+        if caller is None or node is None or caller.IsClosing() or not node.IsA("vtkMRMLSegmentationNode"):
             return
         roles = []
         node.GetNodeReferenceRoles(roles)
