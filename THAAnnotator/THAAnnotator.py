@@ -207,7 +207,8 @@ class THAAnnotatorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.percentileSpinBox.value = params.enhance_percentile
             self.ui.queuePathLineEdit.currentPath = node.GetParameter("ReviewQueuePath")
             self.ui.modelPathLineEdit.currentPath = node.GetParameter("ModelPath")
-            self.ui.showOverlaysCheckBox.checked = node.GetParameter("ShowOverlays") == "true"
+            self.ui.showOverlaysCheckBox.checked = parameters.showOverlaysFromParameterNode(node)
+            self.resultsSection.updateOverlays()
             self._updateButtonStates()
         finally:
             self._updatingGUIFromParameterNode = False
@@ -471,10 +472,10 @@ class THAAnnotatorLogic(ScriptedLoadableModuleLogic):
 
     def writeResults(self, volumeNode, segmentationNode, volume, bone, annotation, backUp=False,
                      layers=None) -> results.RunOutput:
-        """Write a result into the scene (:func:`THAAnnotatorSlicerLib.results.writeResults`) and
-        show the circles of the red view's slice."""
+        """Write a result into the scene (:func:`THAAnnotatorSlicerLib.results.writeResults`) and show the
+        circles of the red view's slice; its overlays are hidden while the parameter node's ShowOverlays is off."""
         output = results.writeResults(volumeNode, segmentationNode, volume, bone, annotation, backUp, layers)
-        self.overlays.showAfterRun(output)
+        self.overlays.showAfterRun(output, parameters.showOverlaysInScene(volumeNode.GetScene(), self.moduleName))
         return output
 
     @staticmethod

@@ -439,6 +439,149 @@ def test_measurement_markups_follow_the_volumes_transform_and_a_hip_not_measured
     assert row["Not measured"] == "the scan's field of view cuts the acetabulum" and np.isnan(row["Center-edge angle"])
 
 
+def _measuredAnnotation(measured=("right", "left")):
+    """The phantom's truth with a Hough circle per hip and THA planning measurements for the hips
+    ``measured`` (the others: not computed), so that every overlay and measurement markup is written."""
+    from THAAnnotatorLib.measure import HipMeasurements
+    from THAAnnotatorLib.result import SliceCircle
+
+    annotation = THAAnnotatorScenarios.truthAnnotation()
+    for side, result in annotation.sides.items():
+        center = np.asarray(result.sphere_center_ras_mm)
+        lateral = 1.0 if side == "right" else -1.0
+        result.initial_slice = 20
+        result.circles = [SliceCircle(20, tuple(center), 0.5 * result.head_diameter_mm,
+                                      [tuple(center + [0.5 * result.head_diameter_mm, 0.0, 0.0])])]
+        result.measurements = HipMeasurements(
+            acetabular_diameter_mm=52.0, opening_center_ras_mm=tuple(center + [lateral * 12.0, 6.0, -10.0]),
+            opening_normal_ras=(lateral * 0.64, 0.2, -0.74), center_edge_deg=33.0) if side in measured else (
+            HipMeasurements(not_computed="the scan's field of view cuts the acetabulum"))
+    return annotation
+
+
+def _overlayVisibility(output) -> dict:
+    """(kind, side) -> whether the markup's display node is visible, for every overlay of a run."""
+    kinds = {"circle": output.circleNodes, "boundary points": output.boundaryPointNodes,
+             "opening plane": output.openingPlaneNodes, "center-edge angle": output.centerEdgeAngleNodes}
+    return {(kind, side): bool(node.GetDisplayNode().GetVisibility())
+            for kind, nodes in kinds.items() for side, node in nodes.items()}
+
+
+def test_a_run_while_show_overlays_is_off_writes_every_overlay_and_measurement_markup_hidden():
+    """The parameter node's ShowOverlays decides: a run into a new segmentation, and a re-run that
+    updates the markups of one hip and adds those of a hip measured for the first time, write
+    them all hidden while it is "false"; shown again once it is "true" and the run repeated."""
+    scene = slicer.vtkMRMLScene()
+    volumeNode = THAAnnotatorScenarios.addPhantomVolume(scene)
+    volume = mrml.volumeFromNode(volumeNode)
+    logic = THAAnnotatorLogic(scene)
+    logic.getParameterNode().SetParameter("ShowOverlays", "false")
+    annotation = _measuredAnnotation(measured=("right",))
+    first = logic.writeResults(volumeNode, None, volume, annotation.bone, annotation)
+    assert set(_overlayVisibility(first)) == {("circle", "right"), ("circle", "left"), ("boundary points", "right"),
+                                              ("boundary points", "left"), ("opening plane", "right"),
+                                              ("center-edge angle", "right")}
+    assert not any(_overlayVisibility(first).values()), _overlayVisibility(first)
+
+    annotation = _measuredAnnotation()  # the left hip measured now: its markups are new
+    again = logic.writeResults(volumeNode, first.segmentationNode, volume, annotation.bone, annotation)
+    assert again.openingPlaneNodes["right"] is first.openingPlaneNodes["right"] and len(again.openingPlaneNodes) == 2
+    assert len(_overlayVisibility(again)) == 8 and not any(_overlayVisibility(again).values()), _overlayVisibility(again)
+
+    logic.getParameterNode().SetParameter("ShowOverlays", "true")
+    shown = logic.writeResults(volumeNode, first.segmentationNode, volume, annotation.bone, annotation)
+    assert len(_overlayVisibility(shown)) == 8 and all(_overlayVisibility(shown).values()), _overlayVisibility(shown)
+
+
+class _QtStandIn:
+    """A Qt widget's stand-in: any property may be set; a selector keeps its current node's ID; setting
+    ``checked`` to a new value calls the slots connected to "toggled(bool)", in order, as Qt does."""
+
+    def __init__(self):
+        self.__dict__.update(enabled=None, toolTip="", text="", value=0, currentIndex=0, currentPath="",
+                             currentNodeID=None, _checked=False, _slots={})
+
+    @property
+    def checked(self):
+        return self._checked
+
+    @checked.setter
+    def checked(self, value):
+        changed, self._checked = bool(value) != self._checked, bool(value)
+        for slot in self._slots.get("toggled(bool)", []) if changed else []:
+            slot(self._checked)
+
+    def connect(self, signal, slot):
+        self._slots.setdefault(signal, []).append(slot)
+
+    def setCurrentNode(self, node):
+        self.currentNodeID = node.GetID() if node is not None else None
+
+
+class _QtStandIns:
+    def __getattr__(self, name):  # a widget the panel uses: made on first use
+        widget = _QtStandIn()
+        setattr(self, name, widget)
+        return widget
+
+
+def test_the_show_overlays_check_box_hides_and_shows_the_measurement_markups_and_a_rerun_keeps_them_hidden(
+        monkeypatch):
+    """The panel's "Show overlays" check box, wired as setup() wires it (the results section first,
+    then the parameter node), with stand-ins for the Qt widgets: unchecked, the Hough circles, the
+    boundary points, the acetabular opening planes and the center-edge angles are hidden and the
+    parameter node says so; a re-run meanwhile writes its new and updated markups hidden; checked
+    again, all are shown."""
+    from types import SimpleNamespace
+
+    from slicer.util import VTKObservationMixin
+
+    scene = slicer.vtkMRMLScene()
+    volumeNode = THAAnnotatorScenarios.addPhantomVolume(scene)
+    volume = mrml.volumeFromNode(volumeNode)
+    logic = THAAnnotatorLogic(scene)
+    widget = object.__new__(THAAnnotator.THAAnnotatorWidget)  # skips the Qt set-up
+    VTKObservationMixin.__init__(widget)
+    widget.logic, widget._parameterNode, widget._updatingGUIFromParameterNode = logic, None, False
+    widget._busy, widget._job, widget._predictToolTip = False, None, ""
+    widget.ui = ui = _QtStandIns()
+    widget.reviewQueue = SimpleNamespace(updateButtons=lambda: None, busy=False)
+    monkeypatch.setattr(ResultsSection, "observeRedSlice", lambda self: None)  # no slice views here
+    widget.resultsSection = ResultsSection(ui, logic, lambda: widget._parameterNode)
+    ui.showOverlaysCheckBox.connect("toggled(bool)", widget.updateParameterNodeFromGUI)
+    widget.setParameterNode(logic.getParameterNode())
+    parameterNode = widget._parameterNode
+    assert ui.showOverlaysCheckBox.checked and parameterNode.GetParameter("ShowOverlays") == "true"
+
+    annotation = _measuredAnnotation(measured=("right",))
+    output = logic.writeResults(volumeNode, None, volume, annotation.bone, annotation)
+    parameterNode.SetNodeReferenceID("OutputSegmentation", output.segmentationNode.GetID())  # as _pollJob does
+    assert len(_overlayVisibility(output)) == 6 and all(_overlayVisibility(output).values())
+
+    ui.showOverlaysCheckBox.checked = False  # the user unchecks it
+    assert parameterNode.GetParameter("ShowOverlays") == "false"
+    assert not any(_overlayVisibility(output).values()), _overlayVisibility(output)
+
+    annotation = _measuredAnnotation()  # "Segment hips" again: the left hip is measured now
+    again = logic.writeResults(volumeNode, output.segmentationNode, volume, annotation.bone, annotation)
+    parameterNode.SetNodeReferenceID("OutputSegmentation", again.segmentationNode.GetID())
+    assert not ui.showOverlaysCheckBox.checked and parameterNode.GetParameter("ShowOverlays") == "false"
+    assert len(_overlayVisibility(again)) == 8 and not any(_overlayVisibility(again).values()), _overlayVisibility(again)
+
+    ui.showOverlaysCheckBox.checked = True
+    assert parameterNode.GetParameter("ShowOverlays") == "true"
+    assert all(_overlayVisibility(again).values()), _overlayVisibility(again)
+    again.openingPlaneNodes["left"].GetDisplayNode().SetVisibility(False)  # hidden by hand: other settings keep it so
+    ui.fsgCheckBox.checked = False
+    widget.updateParameterNodeFromGUI()
+    assert parameterNode.GetParameter("UseFSG") == "false" and parameterNode.GetParameter("ShowOverlays") == "true"
+    assert [key for key, visible in _overlayVisibility(again).items() if not visible] == [("opening plane", "left")]
+
+    parameterNode.SetParameter("ShowOverlays", "false")  # a script, or a scene saved so: the check box follows
+    assert not ui.showOverlaysCheckBox.checked and not any(_overlayVisibility(again).values()), _overlayVisibility(again)
+    widget.removeObservers()
+
+
 def test_device_parameter():
     node = THAAnnotatorLogic(slicer.vtkMRMLScene()).getParameterNode()
     assert parameters.deviceFromParameterNode(node) == "auto"

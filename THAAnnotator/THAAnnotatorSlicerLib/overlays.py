@@ -1,4 +1,5 @@
-"""The Hough circle and boundary points of the slice being viewed, per hip, as locked markups."""
+"""The Hough circle and boundary points of the slice being viewed, per hip, as locked markups; and
+showing or hiding them with the measurement markups (the panel's "Show overlays")."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import vtk
 import slicer
 from THAAnnotatorLib.result import SIDES
 
+from .markups import CENTER_EDGE_REFERENCE, OPENING_PLANE_REFERENCE
 from .mrml import matrixToArray, nodeReferenceInScene
 from .results import (BOUNDARY_POINTS_REFERENCE, CIRCLE_COLUMNS, CIRCLE_CURVE_REFERENCE, CIRCLES_REFERENCE,
                       PLANE_AXES_ATTRIBUTE, SHOWN_SLICE_ATTRIBUTE, SLICE_SPACING_ATTRIBUTE, RunOutput, tableColumns)
@@ -22,10 +24,16 @@ def circlePolygon(center: np.ndarray, radius: float, axisU: np.ndarray, axisV: n
     return center + radius * (np.cos(angles)[:, None] * axisU + np.sin(angles)[:, None] * axisV)
 
 
+OVERLAY_REFERENCES = (CIRCLE_CURVE_REFERENCE, BOUNDARY_POINTS_REFERENCE, OPENING_PLANE_REFERENCE, CENTER_EDGE_REFERENCE)
+"""The markups "Show overlays" shows or hides, per side: circle, boundary points, acetabular
+opening, center-edge angle."""
+
+
 def setOverlaysVisible(segmentationNode, visible: bool) -> None:
-    """Show or hide the circle and boundary point markups of a segmentation."""
+    """Show or hide the overlays of a segmentation: the circle and boundary point markups, and the
+    acetabular opening and center-edge angle markups (:data:`OVERLAY_REFERENCES`)."""
     for side in SIDES:
-        for role in (CIRCLE_CURVE_REFERENCE, BOUNDARY_POINTS_REFERENCE):
+        for role in OVERLAY_REFERENCES:
             node = nodeReferenceInScene(segmentationNode, role.format(side=side))
             if node is not None and node.GetDisplayNode() is not None:
                 node.GetDisplayNode().SetVisibility(visible)
@@ -59,8 +67,11 @@ class CircleOverlays:
         self._cache[table.GetID()] = (key, circles)
         return circles
 
-    def showAfterRun(self, output: RunOutput) -> None:
-        """After a run: the circles of the red view's slice, or without one, of each initial slice."""
+    def showAfterRun(self, output: RunOutput, shown: bool = True) -> None:
+        """After a run: every overlay shown, or hidden, as ``shown`` says (the parameter node's
+        ShowOverlays, :func:`.parameters.showOverlaysInScene`), new and updated markups alike; the
+        circles of the red view's slice, or without one, of each initial slice."""
+        setOverlaysVisible(output.segmentationNode, shown)
         if output.circlesTableNode is None:
             return
         redSlice = output.segmentationNode.GetScene().GetSingletonNode("Red", "vtkMRMLSliceNode")

@@ -106,6 +106,19 @@ def sidesFromParameterNode(parameterNode) -> tuple[str, ...]:
     return sidesFromChoice(parameterNode.GetParameter("Side") or "both")
 
 
+def showOverlaysFromParameterNode(parameterNode) -> bool:
+    """The panel's "Show overlays" (the ShowOverlays parameter; yes without a parameter node):
+    whether a result's Hough circle, boundary points and measurement markups are shown."""
+    if parameterNode is None:
+        return True
+    return (parameterNode.GetParameter("ShowOverlays") or PARAMETER_DEFAULTS["ShowOverlays"]) == "true"
+
+
+def showOverlaysInScene(scene, moduleName: str) -> bool:
+    """:func:`showOverlaysFromParameterNode` of the module's parameter node in ``scene``, without making one."""
+    return showOverlaysFromParameterNode(scene.GetSingletonNode(moduleName, "vtkMRMLScriptedModuleNode"))
+
+
 def deviceFromParameterNode(parameterNode) -> str:
     """Where the network runs: one of ``model.DEVICE_CHOICES``."""
     device = parameterNode.GetParameter("Device") or "auto"

@@ -1,8 +1,10 @@
 """The panel's "Results" section: segments in 3D, the measurements table, the red slice's
-Hough circle and boundary points, "Restore previous result", and the question before a run
-replaces edited segments. Made by the Widget; like :mod:`.reviewpanel`, it needs the Slicer
-application (Qt is imported only when used)."""
+Hough circle and boundary points, "Show overlays" (those and the measurement markups), "Restore
+previous result", and the question before a run replaces edited segments. Made by the Widget;
+like :mod:`.reviewpanel`, it needs the Slicer application (Qt is imported only when used)."""
 from __future__ import annotations
+
+import weakref
 
 import vtk
 
@@ -10,7 +12,7 @@ import slicer
 from slicer.util import VTKObservationMixin
 from THAAnnotatorLib.errors import InputError
 
-from . import edits, mrml, results
+from . import edits, mrml, parameters, results
 from .overlays import setOverlaysVisible
 
 
@@ -24,8 +26,8 @@ class ResultsSection(VTKObservationMixin):
         self.logic = logic
         self._parameterNode = parameterNode
         self._observedSliceNode = None
+        self._overlaysState = (None, None)  # (weak reference to the segmentation, shown) last applied
         self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onOutputSegmentationChanged)
-        self.ui.showOverlaysCheckBox.connect("toggled(bool)", self.onShowOverlaysToggled)
         self.ui.restorePreviousButton.connect("clicked(bool)", self.onRestorePrevious)
         self.observeRedSlice()
 
@@ -76,14 +78,24 @@ class ResultsSection(VTKObservationMixin):
 
     def onRedSliceModified(self, caller=None, event=None):
         segmentationNode = self._segmentationNode()
-        if segmentationNode is None or self._observedSliceNode is None or not self.ui.showOverlaysCheckBox.checked:
+        if segmentationNode is None or self._observedSliceNode is None or not self._overlaysShown():
             return
         self.logic.overlays.showCirclesAtSlice(segmentationNode, sliceNode=self._observedSliceNode)
 
-    def onShowOverlaysToggled(self, shown):
-        segmentationNode = self._segmentationNode()
-        if segmentationNode is None:
+    def _overlaysShown(self) -> bool:
+        return parameters.showOverlaysFromParameterNode(self._parameterNode())
+
+    def updateOverlays(self):
+        """Show or hide the output segmentation's overlays (circle, boundary points, acetabular
+        opening and center-edge angle markups) as the parameter node's ShowOverlays says, which the
+        "Show overlays" check box sets; the Widget calls it whenever the parameter node changes. Only
+        a change of that value or of the output segmentation acts, so that a markup hidden by hand
+        stays hidden while other settings change; a run applies it itself (``showAfterRun``)."""
+        segmentationNode, shown = self._segmentationNode(), self._overlaysShown()
+        lastNode, lastShown = self._overlaysState
+        if segmentationNode is None or (lastNode is not None and lastNode() is segmentationNode and lastShown == shown):
             return
+        self._overlaysState = (weakref.ref(segmentationNode), shown)
         setOverlaysVisible(segmentationNode, shown)
         if shown:
             self.onRedSliceModified()
