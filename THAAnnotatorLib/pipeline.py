@@ -52,8 +52,9 @@ def _side_result(volume: Volume, frame: SideFrame, fit: SideFit, params: Params)
         circles.append(SliceCircle(f.index, tuple(np.round(center, 2).tolist()),
                                    round(f.circle.radius_px * float(np.mean(spacing[1:])), 2),
                                    [tuple(p) for p in np.round(pts, 2).tolist()]))
-    sphere_center = to_ras(fit.sphere.center_mm / spacing)
-    diameter_mm = 2.0 * fit.sphere.radius_mm
+    head = fit.articular or fit.sphere
+    sphere_center = to_ras(head.center_mm / spacing)
+    diameter_mm = 2.0 * head.radius_mm
     low, high = params.usual_head_diameter_mm
     warnings = list(fit.warnings)
     top_slice = _top_slice_warning(fit, spacing, to_ras)

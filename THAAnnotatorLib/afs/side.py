@@ -9,6 +9,8 @@ import numpy as np
 
 from ..labels import fill_enclosed_slices, joint_labels, split_femur_pelvis
 from ..params import Params
+from ..result import FEMORAL_HEAD
+from .articular_sphere import articular_sphere
 from .coverage import upper_coverage
 from .half_maximum import trim_to_half_maximum
 from .hough import Circle
@@ -32,6 +34,10 @@ MIN_FALLBACK_COVERAGE = 0.6
 # centers differ by more than this (mm). On phantoms at 0.8-2 mm voxels (86 right spheres,
 # benchmarks/surface_check.py) the two agreed within 0.9 mm in diameter and 0.8 mm in center.
 _DISAGREE_MM = 1.5
+# The articular sphere (afs/articular_sphere.py) is reported where it lies within this (mm, in
+# diameter and center) of the sphere the labels were made with: on the sweep it moved the
+# diameter by at most 1.3 mm on heads it got right.
+_ARTICULAR_REACH_MM = 4.0
 
 
 class HeadNotFound(Exception):
@@ -52,6 +58,9 @@ class SideFit:
     # the sphere is the 3-D refit's, not the slices': on the sweep (128 hips) 12 of the 19 hips
     # refitted missed a target, so such a hip is marked for review
     refitted: bool = False
+    # the head's size and center as reported: the sphere fitted to its articular surface, None
+    # where there is none (then ``sphere``'s)
+    articular: Sphere | None = None
 
 
 def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, params: Params,
@@ -147,7 +156,19 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
                                params)
     if params.use_half_maximum_edges:
         labels[box] = trim_to_half_maximum(labels[box], hu[box], bone[box], spacing_mm)
-    return SideFit(initial.index, rough, fits, sphere, labels, surface, warnings, refitted)
+    articular = None
+    if spacing_mm[0] <= MAX_SLICE_MM:  # rays through thicker slabs put the surface high
+        articular = articular_sphere(hu, labels == FEMORAL_HEAD, bone, sphere, spacing_mm)
+        if articular is not None and not _near(articular, sphere, params):
+            articular = None
+    return SideFit(initial.index, rough, fits, sphere, labels, surface, warnings, refitted,
+                   articular)
+
+
+def _near(articular: Sphere, sphere: Sphere, params: Params) -> bool:
+    return (params.min_head_radius_mm <= articular.radius_mm <= params.max_head_radius_mm
+            and 2.0 * abs(articular.radius_mm - sphere.radius_mm) <= _ARTICULAR_REACH_MM
+            and np.linalg.norm(articular.center_mm - sphere.center_mm) <= _ARTICULAR_REACH_MM)
 
 
 def _grows(sphere: Sphere, refit: Sphere) -> bool:
