@@ -38,6 +38,9 @@ _DISAGREE_MM = 1.5
 # diameter and center) of the sphere the labels were made with: on the sweep it moved the
 # diameter by at most 1.3 mm on heads it got right.
 _ARTICULAR_REACH_MM = 4.0
+# ... and where pixels are at most this coarse (mm; the sweep's range, where it was measured):
+# the label's edge, which guides each ray, is a voxel's width uncertain.
+_ARTICULAR_MAX_PIXEL_MM = 1.5
 
 
 class HeadNotFound(Exception):
@@ -157,7 +160,8 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     if params.use_half_maximum_edges:
         labels[box] = trim_to_half_maximum(labels[box], hu[box], bone[box], spacing_mm)
     articular = None
-    if spacing_mm[0] <= MAX_SLICE_MM:  # rays through thicker slabs put the surface high
+    # rays through slabs thicker than MAX_SLICE_MM put the surface high
+    if spacing_mm[0] <= MAX_SLICE_MM and max(spacing_mm[1:]) <= _ARTICULAR_MAX_PIXEL_MM:
         articular = articular_sphere(hu, labels == FEMORAL_HEAD, bone, sphere, spacing_mm)
         if articular is not None and not _near(articular, sphere, params):
             articular = None
