@@ -10,12 +10,15 @@ to their articular surface. Here rays from the center, in every direction more t
 those points in 3-D.
 
 Each ray's surface is the steepest fall of the CT within ``_WINDOW_MM`` of where the head's
-label ends along it. The label, cut along the joint space by :mod:`..joint_cut`, places the
+label ends along it, or that end itself where the steepest point is the window's edge (no fall
+there: bone on bone in a closed joint, where a fall just beyond is the acetabulum's cortex into
+its spongy bone; a joint closed to 0 mm with a bony bridge read 1.5-1.7 mm too large without
+this). The label, cut along the joint space by :mod:`..joint_cut`, places the
 surface to within a voxel even in a narrowed joint, where the first strong fall outward is the
 acetabulum's cortex into its spongy bone (rays looking for that fall alone put such heads
 2.5-4 mm too large); the CT then places it finer than the voxels. Measured on the sweep's
-captured hips (seeds 0-15): non-spherical heads within 1.5 mm 21 -> 27 of 32, narrowed joints
-30 -> 30 of 32.
+captured hips (seeds 0-15): non-spherical heads within 1.5 mm 21 -> 25 of 32, narrowed joints
+30 -> 31 of 32.
 """
 from __future__ import annotations
 
@@ -82,6 +85,8 @@ def articular_sphere(hu: np.ndarray, head: np.ndarray, bone: np.ndarray, sphere:
         leaves = int(np.argmax(~inside[ray]))
         lo, hi = max(leaves - window, 1), min(leaves + window, len(radii) - 2)
         steepest = lo + int(np.argmin(slopes[ray, lo:hi + 1]))
+        if steepest in (lo, hi):  # no fall near the label's edge: bone on bone, where the
+            steepest = leaves  # cut along the joint is all there is to go by
         points.append(sphere.center_mm + radii[steepest] * directions[ray])
     if len(points) < _MIN_POINTS:
         return None
