@@ -132,9 +132,9 @@ def check_surface(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray) -> Sur
 
 def _valley_fall(profile: np.ndarray, slopes: np.ndarray, peak: int, steepest: int) -> int | None:
     """The slope index of the first steep fall after the cortex ``peak`` (a bin index) into a
-    valley ``MIN_DROP_HU`` below the fall's top, out of which the profile rises by ``_VALLEY_RISE_HU``
-    before the ``steepest`` fall; None if the first steep fall is the steepest or it leads to
-    no such valley."""
+    valley ``MIN_DROP_HU`` below the fall's top, out of which the profile rises by
+    ``_VALLEY_RISE_HU`` before the ``steepest`` fall; None if the first steep fall is the
+    steepest or it leads to no such valley."""
     steep = _VALLEY_FALL_SHARE * slopes[steepest]
     for i in range(peak, steepest):
         local = (i == 0 or slopes[i] <= slopes[i - 1]) and slopes[i] <= slopes[i + 1]
