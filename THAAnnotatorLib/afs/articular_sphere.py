@@ -23,9 +23,9 @@ captured hips (seeds 0-15): non-spherical heads within 1.5 mm 21 -> 25 of 32, na
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-from .geometry import fit_sphere_least_squares, sphere_directions
+from .geometry import (along_rays, fit_sphere_least_squares, sphere_directions,
+                       voxels_within)
 from .sphere import Sphere
 
 ARTICULAR_FROM_NECK_DEG = 70.0
@@ -48,10 +48,9 @@ def neck_axis(bone: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray) -> np.nd
     bone just beyond its surface, below the center and lateral of it; None without such bone."""
     spacing_mm = np.asarray(spacing_mm, float)
     near, far = sphere.radius_mm + _NECK_SHELL_MM[0], sphere.radius_mm + _NECK_SHELL_MM[1]
-    lo = np.maximum(np.floor((sphere.center_mm - far) / spacing_mm).astype(int), 0)
-    hi = np.ceil((sphere.center_mm + far) / spacing_mm).astype(int) + 1
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    offsets = np.argwhere(bone[box]) * spacing_mm + lo * spacing_mm - sphere.center_mm
+    box = voxels_within(sphere.center_mm - far, sphere.center_mm + far, spacing_mm, bone.shape)
+    start = np.array([b.start for b in box])
+    offsets = (np.argwhere(bone[box]) + start) * spacing_mm - sphere.center_mm
     distance = np.linalg.norm(offsets, axis=1)
     neck = offsets[(distance > near) & (distance < far) & (offsets[:, 0] < 0) & (offsets[:, 2] < 0)]
     if not len(neck):
@@ -72,12 +71,10 @@ def articular_sphere(hu: np.ndarray, head: np.ndarray, bone: np.ndarray, sphere:
     directions = sphere_directions(_RAYS, -1.0)
     directions = directions[directions @ axis < np.cos(np.radians(ARTICULAR_FROM_NECK_DEG))]
     radii = np.arange(_START_SHARE * sphere.radius_mm, sphere.radius_mm + _BEYOND_MM, _STEP_MM)
-    samples = (sphere.center_mm + radii[None, :, None] * directions[:, None, :]) / spacing_mm
-    samples = samples.reshape(-1, 3).T
-    shape = (len(directions), len(radii))
-    profiles = ndimage.map_coordinates(hu, samples, order=1, mode="nearest").reshape(shape)
-    inside = ndimage.map_coordinates(head.astype(np.uint8), samples, order=0,
-                                     mode="constant").reshape(shape) > 0
+    profiles = along_rays(hu, sphere.center_mm, directions, radii, spacing_mm, order=1,
+                          mode="nearest")
+    inside = along_rays(head.astype(np.uint8), sphere.center_mm, directions, radii, spacing_mm,
+                        order=0, mode="constant") > 0
     slopes = np.gradient(profiles, axis=1)
     window = int(round(_WINDOW_MM / _STEP_MM))
     points = []

@@ -4,9 +4,8 @@ a femoral head sitting in its acetabulum, and not another round bone (a vertebra
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-from .geometry import sphere_directions
+from .geometry import along_rays, sphere_directions
 from .sphere import Sphere
 
 # Directions: a Fibonacci lattice over the sphere, those pointing up by at least _MIN_UP kept
@@ -26,7 +25,6 @@ def upper_coverage(bone: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray) -> 
     spacing_mm = np.asarray(spacing_mm, float)
     directions = sphere_directions(_RAYS, _MIN_UP)
     beyond = np.arange(_FROM_MM, _TO_MM + _STEP_MM / 2, _STEP_MM) + sphere.radius_mm
-    points = sphere.center_mm + beyond[None, :, None] * directions[:, None, :]
-    hits = ndimage.map_coordinates(bone.astype(np.uint8), (points / spacing_mm).reshape(-1, 3).T,
-                                   order=0, mode="constant", cval=0)
-    return float(hits.reshape(len(directions), len(beyond)).any(axis=1).mean())
+    hits = along_rays(bone.astype(np.uint8), sphere.center_mm, directions, beyond, spacing_mm,
+                      order=0, mode="constant")
+    return float(hits.any(axis=1).mean())

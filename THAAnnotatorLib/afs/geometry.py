@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 
 def disk_footprint(radius_mm: float, spacing_yx_mm: np.ndarray) -> np.ndarray:
@@ -18,6 +19,18 @@ def voxels_within(lo_mm: np.ndarray, hi_mm: np.ndarray, spacing_mm: np.ndarray,
     ``hi_mm`` on every axis, clipped to ``shape`` (a slice may come out empty)."""
     return tuple(slice(max(int(np.ceil(a / s)), 0), min(int(np.floor(b / s)) + 1, n))
                  for a, b, s, n in zip(lo_mm, hi_mm, spacing_mm, shape))
+
+
+def along_rays(array: np.ndarray, center_mm: np.ndarray, directions: np.ndarray,
+               radii_mm: np.ndarray, spacing_mm: np.ndarray, order: int,
+               mode: str) -> np.ndarray:
+    """``array`` (z, y, x) sampled along rays from ``center_mm`` (index x spacing) in each of
+    ``directions`` at each of ``radii_mm``: (directions, radii), by scipy's map_coordinates
+    with ``order`` and ``mode`` (outside the array 0 with "constant")."""
+    points = center_mm + radii_mm[None, :, None] * directions[:, None, :]
+    values = ndimage.map_coordinates(array, (points / spacing_mm).reshape(-1, 3).T, order=order,
+                                     mode=mode, cval=0)
+    return values.reshape(len(directions), len(radii_mm))
 
 
 def circle_through(p1: np.ndarray, p2: np.ndarray, p3: np.ndarray) -> tuple[np.ndarray, float] | None:

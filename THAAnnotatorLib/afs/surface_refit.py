@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .geometry import fit_sphere_least_squares, sphere_directions
+from .geometry import along_rays, fit_sphere_least_squares, sphere_directions
 from .sphere import Sphere
 from .surface_check import MIN_DROP_HU
 
@@ -59,9 +59,8 @@ def surface_points_mm(hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray) ->
     of ``hu``'s grid (index x spacing); rays without such a fall give none."""
     directions = sphere_directions(_RAYS, _MIN_UP)
     radii = np.arange(_START_SHARE * sphere.radius_mm, sphere.radius_mm + _BEYOND_MM, _STEP_MM)
-    points = sphere.center_mm + radii[None, :, None] * directions[:, None, :]
-    profiles = ndimage.map_coordinates(hu, (points / spacing_mm).reshape(-1, 3).T, order=1,
-                                       mode="nearest").reshape(len(directions), len(radii))
+    profiles = along_rays(hu, sphere.center_mm, directions, radii, spacing_mm, order=1,
+                          mode="nearest")
     window = int(round(_WINDOW_MM / _STEP_MM))
     before = ndimage.maximum_filter1d(profiles, window + 1, axis=1, origin=window // 2)
     after = ndimage.minimum_filter1d(profiles, window + 1, axis=1, origin=-(window // 2))
