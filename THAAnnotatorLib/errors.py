@@ -1,6 +1,12 @@
 """Errors the library raises on purpose; each message is one sentence a user can act on."""
 
 
+def some_names(names: list[str], most: int = 4) -> str:
+    """``names`` for a message: the first ``most``, comma-separated, then ", ..." if there are
+    more (a folder's files, say)."""
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
+
+
 class InputError(ValueError):
     """The input scan or an argument cannot be processed (bad file, not CT, no hip, ...)."""
 

@@ -25,7 +25,7 @@ import SimpleITK as sitk
 
 from . import __version__
 from .dicom_seg import DICOM_SEG_FILE, SegSource, write_dicom_seg
-from .errors import InputError, OutputNotWritable
+from .errors import InputError, OutputNotWritable, some_names
 from .model.files import replace_folder
 from .params import Params
 from .result import CLASS_NAMES, Annotation, SideResult, SliceCircle
@@ -128,7 +128,7 @@ def _replaces_earlier_result(out_dir: Path, overwrite: bool) -> bool:
     names = sorted(entry.name for entry in out_dir.iterdir()) if out_dir.is_dir() else []
     if not names:
         return False
-    listed = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+    listed = some_names(names)
     if not overwrite:
         raise InputError(
             f"The output folder {out_dir} already holds {len(names)} file(s) ({listed}); choose "

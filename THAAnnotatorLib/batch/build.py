@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, some_names
 from ..params import Params
 from ..result import SIDES
 from .case import read_case_record, remove_leftovers, run_case, settings_key
@@ -74,10 +74,9 @@ def _check_build_folder(out_dir: Path) -> None:
                      if entry.name not in BUILD_ENTRIES and not entry.name.startswith("."))
     if foreign:
         raise InputError(
-            f"The build folder {out_dir} holds {', '.join(foreign[:4])}"
-            f"{', ...' if len(foreign) > 4 else ''}, which a build does not write; choose a new "
-            "or empty folder, or an earlier build's, so the build's files are not mixed with "
-            "others.")
+            f"The build folder {out_dir} holds {some_names(foreign)}, which a build does "
+            "not write; choose a new or empty folder, or an earlier build's, so the build's "
+            "files are not mixed with others.")
 
 
 def build_dataset(scans_dir: str | Path, out_dir: str | Path, params: Params = Params(),

@@ -46,7 +46,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, some_names
 from ..io import volume_from_sitk
 from ..metrics import dice
 from ..result import ACETABULUM, FEMORAL_HEAD
@@ -175,9 +175,9 @@ def check_queue_folder(out_dir: str | Path) -> None:
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / QUEUE_JSON).is_file():
         held = sorted(entry.name for entry in out_dir.iterdir())
         raise InputError(
-            f"The queue folder {out_dir} holds files ({', '.join(held[:4])}"
-            f"{', ...' if len(held) > 4 else ''}) but no {QUEUE_JSON}, so it is not an earlier "
-            "queue, which is all a new queue replaces; choose a new or empty folder.")
+            f"The queue folder {out_dir} holds files ({some_names(held)}) but no "
+            f"{QUEUE_JSON}, so it is not an earlier queue, which is all a new queue replaces; "
+            "choose a new or empty folder.")
 
 
 def write_review_queue(dataset_dir: str | Path, model: LoadedModel, model_dir: str | Path,

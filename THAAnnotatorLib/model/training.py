@@ -35,7 +35,7 @@ from monai.losses import DiceCELoss
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from ..errors import Cancelled, InputError
+from ..errors import Cancelled, InputError, some_names
 from .config import ModelConfig, TrainOptions
 from .dataset import SliceDataset
 from .files import atomic_path
@@ -244,9 +244,9 @@ def train(dataset_dir: str | Path, out_dir: str | Path, options: TrainOptions = 
     elif out_dir.is_dir() and any(out_dir.iterdir()):
         held = sorted(entry.name for entry in out_dir.iterdir())
         raise InputError(
-            f"{out_dir} already holds {len(held)} file(s) ({', '.join(held[:4])}"
-            f"{', ...' if len(held) > 4 else ''}), which training would mix with or replace (a "
-            "model's weights); choose a new or empty folder.")
+            f"{out_dir} already holds {len(held)} file(s) ({some_names(held)}), which "
+            "training would mix with or replace (a model's weights); choose a new or empty "
+            "folder.")
     elif options.init_from is not None:
         weights, digest = _starting_weights(options.init_from, config)
         network.load_state_dict(weights)
