@@ -57,12 +57,15 @@ class SharedScan:
         workers, in shared memory freed when the runner ends (copy what is kept).
     params : the pipeline parameters.
     cancel : returns True once the run is cancelled; None: never.
+    progress : ``progress(fraction, message)`` of a task's own work (0-1), where the calling
+        process runs the task; None in child processes (there a task reports only its end).
     """
 
     volume: Volume
     bone: np.ndarray
     params: Params
     cancel: Callable[[], bool] | None
+    progress: Callable[[float, str], None] | None = None
 
 
 @contextmanager

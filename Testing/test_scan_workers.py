@@ -86,6 +86,35 @@ def test_progress_moves_forward_with_workers():
     assert {"bone extraction", "right and left hip", "done"} <= {m for _, m in reported}
 
 
+def test_a_hip_reports_each_stage_and_each_slice_it_follows():
+    """In this process a hip's AFS reports its stages and every slice the circles are followed
+    into (seconds of work on a 512 x 512 scan that would otherwise leave the bar still)."""
+    volume = generate_phantom(**SMALL, seed=0).volume
+    reported = []
+    pipeline.annotate(volume, Params(),
+                      progress=lambda fraction, message: reported.append((fraction, message)))
+    fractions = [fraction for fraction, _ in reported]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    messages = [message for _, message in reported]
+    for side in ("right", "left"):
+        stages = [m for m in messages if m.startswith(f"{side} hip: ")]
+        following = [m for m in stages if "circles, slice" in m]
+        assert len(following) >= 5, stages
+        assert {f"{side} hip: initial slice", f"{side} hip: femur / pelvis split",
+                f"{side} hip: measurements"} <= set(stages)
+
+
+def test_cancel_during_a_hip_stops_it_at_its_next_stage():
+    """A cancel while a hip's sphere is split from the pelvis ends the run there: nothing
+    after that stage is reported, and no result comes back."""
+    volume = generate_phantom(**SMALL, seed=0).volume
+    reported = []
+    with pytest.raises(Cancelled):
+        pipeline.annotate(volume, Params(), progress=lambda f, message: reported.append(message),
+                          cancel=lambda: "left hip: femur / pelvis split" in reported)
+    assert reported[-1] == "left hip: femur / pelvis split"
+
+
 @pytest.mark.parametrize("stage, phantom, within_s", [
     # a child still starting up is waited for (a second or two on a busy machine)
     ("bone extraction", MID, 3.0),

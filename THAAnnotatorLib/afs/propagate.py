@@ -7,7 +7,6 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import active_contour
 
-from ..errors import Cancelled
 from ..params import Params
 from .hough import Circle
 from .slice_fit import SliceFit, fit_slice, sections_mm
@@ -56,7 +55,7 @@ def _expected_radius_px(fits: list[SliceFit], k: int, spacing_mm: np.ndarray) ->
 
 def propagate(hu: np.ndarray, bone: np.ndarray, history: list[SliceFit], step: int,
               max_slices: int, spacing_mm: np.ndarray, params: Params,
-              cancel: Callable[[], bool] | None = None) -> list[SliceFit]:
+              before_slice: Callable[[int], None] | None = None) -> list[SliceFit]:
     """Follow the head slice by slice in direction ``step`` (+1 up, -1 down) from the last of
     the circles found so far (``history``), at most ``max_slices`` slices.
 
@@ -66,7 +65,9 @@ def propagate(hu: np.ndarray, bone: np.ndarray, history: list[SliceFit], step: i
     the previous radius at first, then the section of the sphere through the circles so far
     (past the equator a sphere's sections shrink, and a prior that does not would lead the
     fit onto the acetabulum, a joint space farther out). Stops at the first slice without a
-    credible circle and where the sphere has no section left.
+    credible circle and where the sphere has no section left. ``before_slice(n)`` is called
+    before each slice with the number of circles this call has found so far (for progress; it
+    may raise :class:`~THAAnnotatorLib.errors.Cancelled`).
     """
     fits: list[SliceFit] = []
     start = history[-1]
@@ -75,8 +76,8 @@ def propagate(hu: np.ndarray, bone: np.ndarray, history: list[SliceFit], step: i
     lo, hi = params.propagation_radius_window
     k = start.index + step
     while 0 <= k < hu.shape[0] and len(fits) < max_slices:
-        if cancel is not None and cancel():
-            raise Cancelled("Femoral head propagation was cancelled.")
+        if before_slice is not None:
+            before_slice(len(fits))
         center = _snake_center(hu[k], previous, params.n_rays)
         expected = _expected_radius_px(history + fits, k, spacing_mm)
         r = previous.radius_px if expected is None else expected
