@@ -188,8 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the process exit code. Without arguments: the help, which
+    lists the commands, on stderr (exit code 2: nothing was done)."""
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        print(parser.format_help(), file=sys.stderr, end="")
+        return 2
+    args = parser.parse_args(argv)
     try:
         return args.run(args)
     except InputError as error:

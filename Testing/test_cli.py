@@ -96,6 +96,16 @@ def test_top_level_help_names_both_commands(monkeypatch, capsys):
     assert "annotate" in text and "demo" in text
 
 
+def test_no_command_shows_the_commands_not_only_an_error(capsys):
+    """``tha-annotator`` alone, as a new user first types it: the help with every command, on
+    stderr, exit code 2 (nothing done)."""
+    assert cli.main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("usage: tha-annotator")
+    assert all(command in captured.err for command in ("annotate", "demo", "predict", "build-dataset"))
+
+
 def test_options_become_params():
     args = cli.build_parser().parse_args([
         "annotate", "scan.nii.gz", "--out", "out", "--no-fsg", "--no-ahs",
