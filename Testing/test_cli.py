@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -221,6 +224,22 @@ def test_annotate_shared_ct_reports_left_implant(shared_ct_path, tmp_path, capsy
     assert "right hip: femoral head diameter" in stdout
     assert {*outputs.STANDARD_FILES, cli.OVERVIEW_NAME} <= {path.name for path in out.iterdir()}
     assert shared_ct_path.read_bytes() == original
+
+
+def test_ctrl_c_while_the_command_loads_its_libraries_is_one_line_too(small_ct, tmp_path):
+    """A Ctrl-C 0.3 s after ``tha-annotator`` starts lands while it imports numpy, SciPy and
+    the rest (about a second): the same one line and exit code as during the work, no
+    traceback, nothing written."""
+    script = Path(sys.executable).parent / "tha-annotator"
+    out = tmp_path / "out"
+    command = subprocess.Popen([str(script), "annotate", str(small_ct), "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    time.sleep(0.3)
+    os.killpg(command.pid, signal.SIGINT)
+    _, stderr = command.communicate(timeout=60)
+    assert (command.returncode, stderr) == (130, "cancelled, nothing written\n")
+    assert not out.exists()
 
 
 def test_ctrl_c_exits_130_and_writes_nothing(tmp_path, capsys, monkeypatch):
