@@ -31,6 +31,8 @@ def stage_progress_bar(enabled: bool) -> Iterator[Callable[[float, str], None]]:
         def report(fraction: float, message: str) -> None:
             bar.set_description_str(message, refresh=False)
             bar.update(int(round(100 * min(max(fraction, 0.0), 1.0))) - bar.n)
+            if fraction >= 1.0:  # the bar skips frames closer than 0.1 s: never its last one
+                bar.refresh()
 
         yield report
 

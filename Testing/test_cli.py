@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from interrupts import start_in_own_session
 from THAAnnotatorLib import cli, io, outputs, overview
 from THAAnnotatorLib.labels import truth_side_labels
 from THAAnnotatorLib.metrics import dice
@@ -232,9 +233,7 @@ def test_ctrl_c_while_the_command_loads_its_libraries_is_one_line_too(small_ct, 
     traceback, nothing written."""
     script = Path(sys.executable).parent / "tha-annotator"
     out = tmp_path / "out"
-    command = subprocess.Popen([str(script), "annotate", str(small_ct), "--out", str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+    command = start_in_own_session([str(script), "annotate", str(small_ct), "--out", str(out)])
     time.sleep(0.3)
     os.killpg(command.pid, signal.SIGINT)
     _, stderr = command.communicate(timeout=60)

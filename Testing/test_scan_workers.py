@@ -6,7 +6,6 @@ import dataclasses
 import multiprocessing
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from interrupts import start_in_own_session
 from THAAnnotatorLib import pipeline, scan_workers
 from THAAnnotatorLib.cli import main
 from THAAnnotatorLib.errors import Cancelled, InputError
@@ -184,10 +184,9 @@ def test_ctrl_c_in_a_terminal_while_workers_start_exits_130_with_one_line(tmp_pa
     scan = tmp_path / "ct.nii.gz"
     sitk.WriteImage(phantom_to_sitk(generate_phantom(**MID, seed=0)), str(scan))
     out = tmp_path / "out"
-    command = subprocess.Popen(
+    command = start_in_own_session(
         [sys.executable, "-m", "THAAnnotatorLib.cli", "annotate", str(scan), "--out", str(out),
-         "--hip-workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+         "--hip-workers", "2"])
     deadline = time.monotonic() + 60
     while not child_pids(command.pid) and command.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
