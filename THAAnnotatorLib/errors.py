@@ -1,4 +1,7 @@
 """Errors the library raises on purpose; each message is one sentence a user can act on."""
+from __future__ import annotations
+
+from typing import Callable
 
 
 def some_names(names: list[str], most: int = 4) -> str:
@@ -13,6 +16,20 @@ class InputError(ValueError):
 
 class Cancelled(RuntimeError):
     """The user cancelled a long-running operation."""
+
+
+def stage_marker(progress: Callable[[float, str], None] | None,
+                 cancel: Callable[[], bool] | None,
+                 cancelled: str) -> Callable[[float, str], None]:
+    """``mark(fraction, stage)`` for the stages of long work: raises :class:`Cancelled` with the
+    message ``cancelled`` once ``cancel()`` is true, else tells ``progress`` (either may be
+    None)."""
+    def mark(fraction: float, stage: str) -> None:
+        if cancel is not None and cancel():
+            raise Cancelled(cancelled)
+        if progress is not None:
+            progress(fraction, stage)
+    return mark
 
 
 class InvalidParam(InputError):

@@ -7,7 +7,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ..errors import Cancelled
+from ..errors import stage_marker
 from ..labels import fill_enclosed_slices, joint_labels, split_femur_pelvis
 from ..params import Params
 from ..result import FEMORAL_HEAD
@@ -80,12 +80,7 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     circles are followed into, how much of this hip's AFS is done; ``cancel`` is checked at
     the same points (:class:`~THAAnnotatorLib.errors.Cancelled`).
     """
-    def stage(fraction: float, name: str) -> None:
-        if cancel is not None and cancel():
-            raise Cancelled("The femoral head search was cancelled.")
-        if progress is not None:
-            progress(fraction, name)
-
+    stage = stage_marker(progress, cancel, "The femoral head search was cancelled.")
     stage(0.0, "initial slice")
     bone = bone.astype(bool)
     initial = find_initial_slice(bone, spacing_mm, params.min_head_radius_mm)

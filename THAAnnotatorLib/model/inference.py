@@ -24,7 +24,7 @@ from scipy import ndimage
 
 from ..afs.frame import SideFrame
 from ..bone import extract_bone
-from ..errors import Cancelled
+from ..errors import stage_marker
 from ..metal import Metal, head_not_found_result, implant_at_hip, metal_elsewhere_warnings
 from ..params import Params
 from ..pipeline import resolution_warnings
@@ -207,7 +207,7 @@ def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
     sides : the hips to label.
     batch_size : ROI slices per forward pass (None: :func:`~.config.inference_batch_size`).
     progress : called with (fraction 0..1, message).
-    cancel : polled between stages; True raises :class:`Cancelled`.
+    cancel : polled between stages; True raises :class:`~THAAnnotatorLib.errors.Cancelled`.
 
     Returns
     -------
@@ -224,12 +224,7 @@ def predict_scan(volume: Volume, model: LoadedModel, params: Params = Params(),
     """
     params.validate()
 
-    def step(fraction: float, message: str) -> None:
-        if cancel is not None and cancel():
-            raise Cancelled("Prediction was cancelled.")
-        if progress is not None:
-            progress(fraction, message)
-
+    step = stage_marker(progress, cancel, "Prediction was cancelled.")
     step(0.0, "bone extraction")
     bone = extract_bone(volume, params, None if progress is None else
                         lambda fraction, message: progress(_BE_SHARE * fraction, message), cancel)
