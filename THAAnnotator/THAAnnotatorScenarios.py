@@ -281,11 +281,13 @@ def scenarioSegmentHips(scene) -> dict:
     afterBone = sceneSnapshot(scene)
 
     # "Segment hips" into the same segmentation
-    fractions = []
+    reports = []
     output = logic.run(volumeNode, segmentationNode, Params(), sides="both",
-                       progress=lambda fraction, message: fractions.append(fraction))
+                       progress=lambda fraction, message: reports.append((fraction, message)))
     assert output.segmentationNode is segmentationNode
+    fractions = [fraction for fraction, _ in reports]
     assert fractions and fractions[-1] == 1.0 and all(b >= a for a, b in zip(fractions, fractions[1:])), fractions
+    _checkProgressInsideTheWork([message for _, message in reports], "circles, slice")
     annotation = output.annotation
     statuses = {side: result.status for side, result in annotation.sides.items()}
     assert statuses == {"right": "segmented", "left": "segmented"}, statuses
@@ -385,6 +387,17 @@ def scenarioSegmentHips(scene) -> dict:
             short.append(f"{info.name} Dice {value:.3f} < {MIN_DICE}")
     assert not short, f"accuracy on the phantom: {'; '.join(short)} (all figures: {figures})"
     return figures
+
+
+def _checkProgressInsideTheWork(messages: list, hipStep: str) -> None:
+    """The progress bar moves within the long steps, not only between them: bone extraction
+    reports slice by slice, and each hip reports ``hipStep`` (AFS: each slice its circles
+    follow; the model: its shifted view) more than once or at least once."""
+    bone = [m for m in messages if m == "bone extraction"]
+    assert len(bone) >= 10, f"bone extraction reported {len(bone)} times: {sorted(set(messages))}"
+    for side in SIDES:
+        steps = [m for m in messages if m.startswith(f"{side} hip") and hipStep in m]
+        assert steps, f"no {hipStep!r} report for the {side} hip: {sorted(set(messages))}"
 
 
 def _checkMeasurementMarkups(output, result: SideResult, row: dict) -> None:
@@ -755,8 +768,10 @@ def scenarioPredictWithModel(scene) -> dict:
     logic = THAAnnotatorLogic(scene)
     layout = PERMUTED_LAYOUT
     volumeNode = addPhantomVolume(scene, layout)
+    reports = []
     output = logic.predict(volumeNode, None, Params(), sides="both", modelPath=str(BUNDLED_MODEL_DIR),
-                           device="cpu")
+                           device="cpu", progress=lambda fraction, message: reports.append((fraction, message)))
+    _checkProgressInsideTheWork([message for _, message in reports], "shifted")
     annotation = output.annotation
     assert {s: r.status for s, r in annotation.sides.items()} == {"right": "segmented", "left": "segmented"}
     segmentationNode = output.segmentationNode
