@@ -728,3 +728,50 @@ def test_the_panel_polls_a_background_run_and_writes_its_result():
     widget._pollJob()
     assert not widget._timer.active and widget.ui.statusLabel.text == "Cancelled; the scene was left unchanged."
     assert THAAnnotatorScenarios.sceneSnapshot(scene) == before and len(shown) == 1
+
+
+def test_the_question_about_edited_segments_defaults_to_a_new_segmentation(monkeypatch):
+    """The panel's dialog before a run overwrites edited segments: it names them, "New
+    segmentation" is its default button, and each button (or closing it) gives the Logic its answer."""
+    from types import SimpleNamespace
+
+    from THAAnnotatorSlicerLib import edits
+    from THAAnnotatorSlicerLib.resultspanel import askAboutEdits
+
+    boxes = []
+
+    class MessageBox:
+        Question, AcceptRole, DestructiveRole, Cancel = "question", "accept", "destructive", "cancel"
+        press = None  # the text of the button the user presses; None: the dialog is closed
+
+        def __init__(self, icon, title, text):
+            self.text, self.buttons, self.default = text, [], None
+            boxes.append(self)
+
+        def addButton(self, label, role=None):
+            button = type("Button", (), {"label": label, "role": role})()  # hashable, as Qt's buttons are
+            self.buttons.append(button)
+            return button
+
+        def setDefaultButton(self, button):
+            self.default = button
+
+        def exec_(self):
+            return 0
+
+        def clickedButton(self):
+            return next((b for b in self.buttons if b.label == MessageBox.press), None)
+
+    monkeypatch.setitem(sys.modules, "qt", SimpleNamespace(QMessageBox=MessageBox))
+    mrml.ensureSegmentationConverterRules()
+    scene = slicer.vtkMRMLScene()
+    segmentationNode = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "my segmentation")
+    segmentationNode.GetSegmentation().AddEmptySegment("right_femoral_head", "Right femoral head")
+    answers = {}
+    for press in ("New segmentation", "Replace", MessageBox.Cancel, None):
+        MessageBox.press = press
+        answers[press] = askAboutEdits(segmentationNode, ["right_femoral_head"])
+    assert answers == {"New segmentation": edits.NEW_SEGMENTATION, "Replace": edits.REPLACE,
+                       MessageBox.Cancel: edits.CANCEL, None: edits.CANCEL}
+    assert all(box.default is not None and box.default.label == "New segmentation" for box in boxes)
+    assert 'Right femoral head in "my segmentation"' in boxes[0].text
