@@ -381,6 +381,14 @@ class _Pixmap:
         return not (os.path.isfile(self.path) and Path(self.path).read_bytes().startswith(b"\x89PNG"))
 
 
+class _Shortcut(_Stand):
+    """A QShortcut: its key sequence and the widget it belongs to."""
+
+    def __init__(self, key, parent):
+        super().__init__()
+        self.key, self.parent = key, parent
+
+
 @pytest.fixture()
 def panel(aar, monkeypatch):
     """The Qt side (reviewpanel.py) with stand-ins for its widgets, on real MRML; ``errors`` holds
@@ -392,7 +400,7 @@ def panel(aar, monkeypatch):
     scene = slicer.vtkMRMLScene()
     monkeypatch.setattr(slicer, "mrmlScene", scene, raising=False)
     monkeypatch.setitem(sys.modules, "qt", SimpleNamespace(
-        QShortcut=_Stand, QKeySequence=_Stand, QTimer=_Stand, QSize=_Stand, QPixmap=_Pixmap,
+        QShortcut=_Shortcut, QKeySequence=lambda key: key, QTimer=_Stand, QSize=_Stand, QPixmap=_Pixmap,
         QIcon=lambda pixmap: SimpleNamespace(pixmap=pixmap), QTableWidgetItem=_Item, QTextCursor=_Stand()))
     monkeypatch.setattr(slicer, "qMRMLSegmentEditorWidget", _Stand, raising=False)
     shown, errors = [], []
@@ -446,6 +454,28 @@ def test_the_panels_review_section_works_through_the_queue(panel, aar):
     section._timer.slots["timeout()"]()
     assert section.task is None and ui.queueStatusLabel.text == "Fine-tuning the model was cancelled."
     assert ui.fineTuneButton.enabled is True
+
+
+def test_the_keyboard_shortcuts_move_through_the_queue_and_save(panel, aar):
+    """Ctrl+Shift+Right / Left: Next / Previous; Ctrl+Shift+Return: Save correction and next."""
+    ui, section = panel.ui, panel.section
+    keys = {shortcut.key: shortcut for shortcut in section._shortcuts}
+    assert sorted(keys) == sorted(["Ctrl+Shift+Left", "Ctrl+Shift+Right", "Ctrl+Shift+Return"])
+    assert all(shortcut.parent is None for shortcut in keys.values())  # the panel's widget (None here)
+    ui.loadQueueButton.slots["clicked(bool)"]()
+    assert section.loop.index == 0
+    keys["Ctrl+Shift+Right"].slots["activated()"]()
+    assert section.loop.index == 1 and _queueItems(aar)[1].get("reviewed", False) is False
+    keys["Ctrl+Shift+Left"].slots["activated()"]()
+    assert section.loop.index == 0
+    entry = section.loop.entry
+    volumeNode = panel.parameterNode.GetNodeReference("InputVolume")
+    segmentationNode = panel.parameterNode.GetNodeReference("OutputSegmentation")
+    _eraseOnSlice(volumeNode, segmentationNode, entry.segmentId, entry.slice)
+    keys["Ctrl+Shift+Return"].slots["activated()"]()
+    assert not panel.errors and section.loop.index == 1
+    first = _queueItems(aar)[0]
+    assert first["corrected"] is True and first["reviewed"] is True
 
 
 TINY_TRAINING = TrainOptions(epochs=1, batch_size=16, learning_rate=5e-3, seed=0, device="cpu", augment=False,
