@@ -255,6 +255,18 @@ def test_cmake_ships_the_library_and_the_bundled_model():
     assert listed == present, {"not listed": sorted(present - listed), "missing": sorted(listed - present)}
 
 
+def test_the_extension_depends_on_the_pytorch_extension():
+    """"Predict with model" needs torch, which comes with Slicer's PyTorch extension: the extension
+    declares it, so the Extensions Manager installs it with this one, and the module asks that
+    extension's helper for torch."""
+    import re
+
+    declared = re.search(r'set\(EXTENSION_DEPENDS\s+"([^"]*)"\)', (REPO / "CMakeLists.txt").read_text(encoding="utf-8"))
+    assert declared is not None and declared.group(1).split() == ["PyTorch"], declared
+    dependencies = (PACKAGE_DIR / "dependencies.py").read_text(encoding="utf-8")
+    assert "import PyTorchUtils" in dependencies and "torchVersionRequirement" in dependencies
+
+
 def test_reload_imports_the_current_package_library_and_scenarios():
     """Slicer's "Reload" re-executes THAAnnotator.py only; the widget first drops the package, the
     library and the scenarios, so that the reloaded module (and the self-test) use their new code."""
