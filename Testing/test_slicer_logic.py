@@ -775,3 +775,26 @@ def test_the_question_about_edited_segments_defaults_to_a_new_segmentation(monke
                        MessageBox.Cancel: edits.CANCEL, None: edits.CANCEL}
     assert all(box.default is not None and box.default.label == "New segmentation" for box in boxes)
     assert 'Right femoral head in "my segmentation"' in boxes[0].text
+
+
+def test_closing_the_scene_during_a_panel_run_cancels_it_and_frees_the_panel():
+    """File > Close Scene while Segment hips works: the run stops at once, the next tick of the
+    panel's timer reports it cancelled and enables the panel again, and nothing is written."""
+    from THAAnnotatorSlicerLib import runner
+
+    scene = slicer.vtkMRMLScene()
+    widget, shown = _headlessWidget(scene)
+    volumeNode = THAAnnotatorScenarios.addPhantomVolume(scene)
+    widget._parameterNode.SetNodeReferenceID("InputVolume", volumeNode.GetID())
+    widget._run("hips")
+    job = widget._job
+    assert widget._busy and widget._timer.active and widget.ui.cancelButton.enabled
+    scene.Clear(0)
+    widget._parameterNode = None  # what the panel's StartCloseEvent observer does (onSceneStartClose)
+    assert job.poll() == runner.CANCELLED and (job._process is None or job._process.poll() is not None)
+    assert not os.path.exists(job.folder), "the worker's files outlived the scene"
+    widget._pollJob()
+    assert not widget._timer.active and not widget._busy and widget._job is None
+    assert widget.ui.statusLabel.text == "Cancelled; the scene was left unchanged."
+    assert widget.ui.cancelButton.enabled is False and widget.ui.inputsCollapsibleButton.enabled is True
+    assert not shown and scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 0
