@@ -391,8 +391,8 @@ def scenarioSegmentHips(scene) -> dict:
 
 def _checkProgressInsideTheWork(messages: list, hipStep: str) -> None:
     """The progress bar moves within the long steps, not only between them: bone extraction
-    reports slice by slice, and each hip reports ``hipStep`` (AFS: each slice its circles
-    follow; the model: its shifted view) more than once or at least once."""
+    reports slice by slice, and each hip reports ``hipStep`` at least once (AFS: each slice its
+    circles follow; the model: its shifted view)."""
     bone = [m for m in messages if m == "bone extraction"]
     assert len(bone) >= 10, f"bone extraction reported {len(bone)} times: {sorted(set(messages))}"
     for side in SIDES:
