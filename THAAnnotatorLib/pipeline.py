@@ -8,7 +8,7 @@ import numpy as np
 from .afs.frame import SideFrame
 from .afs.side import HeadNotFound, SideFit, segment_side
 from .bone import extract_bone
-from .errors import Cancelled, InputError
+from .errors import InputError, stage_marker
 from .measure import measure_hips
 from .metal import METAL_MESSAGE  # noqa: F401 (part of this module's interface: results' message)
 from .metal import Metal, head_not_found_result, implant_at_hip, metal_elsewhere_warnings
@@ -215,9 +215,8 @@ def _annotate_side(scan: SharedScan,
             labels = np.zeros(fit.labels.shape, np.uint8)
             for cls in (ACETABULUM, FEMORAL_HEAD):
                 labels[fit.labels == cls] = segment_code(side, cls)
-    if scan.cancel is not None and scan.cancel():
-        raise Cancelled("The annotation was cancelled.")
-    progress(_AFS_SHARE, "measurements")
+    mark = stage_marker(progress, scan.cancel, "The annotation was cancelled.")
+    mark(_AFS_SHARE, "measurements")
     # a hip's measurements read its own labels only (and the bone mask)
     side_labels = np.zeros(volume.shape, np.uint8)
     if labels is not None:
