@@ -7,6 +7,8 @@ there is "acetabulum" (1); both are hole-filled per slice (paper, Table 4).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
@@ -15,6 +17,9 @@ from .afs.geometry import disk_footprint
 from .joint_cut import cut_at_joint
 from .params import Params
 from .result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
+
+if TYPE_CHECKING:
+    from .afs.head_ellipsoid import Ellipsoid
 
 # The cut between head and acetabulum: a spherical band around the fitted head surface, mm.
 _CUT_INSIDE_MM, _CUT_OUTSIDE_MM = 1.5, 2.5
@@ -171,7 +176,8 @@ def _closed_by_other(grown: np.ndarray, enclosed: np.ndarray, other: np.ndarray,
 
 def joint_labels(femur: np.ndarray, pelvis: np.ndarray, center_idx: np.ndarray, radius_mm: float,
                  spacing_mm: np.ndarray, params: Params,
-                 span_mm: tuple[float, float] | None = None) -> np.ndarray:
+                 span_mm: tuple[float, float] | None = None,
+                 ellipsoid: Ellipsoid | None = None) -> np.ndarray:
     """Acetabulum (1) / femoral head (2) label map of one hip, same shape as the masks.
 
     ``center_idx`` is the head center in (z, y, x) indices of these arrays, ``radius_mm`` its
@@ -179,9 +185,13 @@ def joint_labels(femur: np.ndarray, pelvis: np.ndarray, center_idx: np.ndarray, 
     height relative to the center, mm), by default the sphere's (-radius, +radius). Without a
     span, the head's disk in each slice (its section, less 1 mm) is added to the femur so spongy
     bone that bone extraction left out does not leave gaps in a spherical head; a head given
-    its own span is not assumed round.
+    its own span is not assumed round. A head that is not a sphere comes with its
+    ``ellipsoid`` (mm, index x spacing of these arrays; :mod:`.afs.head_ellipsoid`), which then
+    gives the span and the sections (less 1 mm) in the sphere's place.
     """
     low_mm, high_mm = (-radius_mm, radius_mm) if span_mm is None else span_mm
+    if ellipsoid is not None:
+        low_mm, high_mm = (z - center_idx[0] * spacing_mm[0] for z in ellipsoid.z_span_mm())
     labels = np.zeros(femur.shape, dtype=np.uint8)
     yy, xx = np.ogrid[:femur.shape[1], :femur.shape[2]]
     in_plane_mm2 = ((yy - center_idx[1]) * spacing_mm[1]) ** 2 + ((xx - center_idx[2]) * spacing_mm[2]) ** 2
@@ -190,13 +200,25 @@ def joint_labels(femur: np.ndarray, pelvis: np.ndarray, center_idx: np.ndarray, 
         dz_mm = (k - center_idx[0]) * spacing_mm[0]
         if not low_mm <= dz_mm <= high_mm:
             continue
-        section_mm = np.sqrt(radius_mm**2 - dz_mm**2) - 1.0 if span_mm is None else 0.0
-        disk = in_plane_mm2 <= section_mm**2 if section_mm > 0 else False
+        if ellipsoid is not None:
+            disk = _inside_by(ellipsoid, k, femur.shape[1:], spacing_mm, 1.0)
+        else:
+            section_mm = np.sqrt(radius_mm**2 - dz_mm**2) - 1.0 if span_mm is None else 0.0
+            disk = in_plane_mm2 <= section_mm**2 if section_mm > 0 else False
         head = ndimage.binary_fill_holes((femur[k] & region) | disk)
         acetabulum = ndimage.binary_fill_holes(pelvis[k] & region) & ~head
         labels[k][acetabulum] = ACETABULUM
         labels[k][head] = FEMORAL_HEAD
     return labels
+
+
+def _inside_by(ellipsoid: Ellipsoid, k: int, shape_yx: tuple[int, int], spacing_mm: np.ndarray,
+               depth_mm: float) -> np.ndarray:
+    """Slice ``k``'s pixels at least ``depth_mm`` inside ``ellipsoid`` (bool, ``shape_yx``)."""
+    yy, xx = np.ogrid[:shape_yx[0], :shape_yx[1]]
+    points = np.stack(np.broadcast_arrays(k * spacing_mm[0], yy * spacing_mm[1],
+                                          xx * spacing_mm[2]), axis=-1).astype(float)
+    return ellipsoid.depth_mm(points) >= depth_mm
 
 
 def truth_side_labels(phantom, params: Params = Params()) -> np.ndarray:

@@ -1,6 +1,8 @@
 """Small geometry helpers shared by the AFS steps; points are (y, x) or (z, y, x)."""
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 from scipy import ndimage
 
@@ -59,6 +61,29 @@ def fit_sphere_least_squares(points: np.ndarray) -> tuple[np.ndarray, float] | N
     if r2 <= 0:
         return None
     return center, float(np.sqrt(r2))
+
+
+def trimmed_fit(points: np.ndarray, fit: Callable[[np.ndarray], Any],
+                miss: Callable[[np.ndarray, Any], np.ndarray], min_points: int,
+                passes: int = 4, inlier_mm: float = 1.5,
+                inlier_medians: float = 2.5) -> tuple[Any, np.ndarray] | None:
+    """``fit`` (points -> a model, or None) refitted ``passes`` times, each time without the
+    points whose ``miss`` (points, model -> signed distance, mm) exceeds both ``inlier_mm`` and
+    ``inlier_medians`` x the median miss of the points kept: (model, points kept), or None where
+    a fit fails or fewer than ``min_points`` are kept."""
+    keep = np.ones(len(points), dtype=bool)
+    model = None
+    for _ in range(passes):
+        if keep.sum() < min_points:
+            return None
+        model = fit(points[keep])
+        if model is None:
+            return None
+        distance = np.abs(miss(points, model))
+        keep = distance <= max(inlier_mm, inlier_medians * float(np.median(distance[keep])))
+    if keep.sum() < min_points:
+        return None
+    return model, keep
 
 
 def parabola_vertex_offset(before: np.ndarray, at: np.ndarray, after: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .geometry import along_rays, fit_sphere_least_squares, sphere_directions
+from .geometry import along_rays, fit_sphere_least_squares, sphere_directions, trimmed_fit
 from .sphere import Sphere
 from .surface_check import MIN_DROP_HU
 
@@ -86,14 +86,15 @@ def refit_to_surface(hu: np.ndarray, sphere: Sphere,
         points = surface_points_mm(hu, current, spacing_mm)
         if len(points) < _MIN_POINTS:
             return None
-        keep = np.ones(len(points), dtype=bool)
-        for _ in range(_INLIER_PASSES):
-            fitted = fit_sphere_least_squares(points[keep])
-            if fitted is None:
-                return None
-            miss = np.abs(np.linalg.norm(points - fitted[0], axis=1) - fitted[1])
-            keep = miss <= max(_INLIER_MM, _INLIER_MEDIANS * float(np.median(miss[keep])))
-            if keep.sum() < _MIN_POINTS:
-                return None
-        current, inliers = Sphere(fitted[0], fitted[1]), points[keep]
+        trimmed = trimmed_fit(points, fit_sphere_least_squares, miss_mm, _MIN_POINTS,
+                              _INLIER_PASSES, _INLIER_MM, _INLIER_MEDIANS)
+        if trimmed is None:
+            return None
+        (center, radius), keep = trimmed
+        current, inliers = Sphere(center, radius), points[keep]
     return current, inliers
+
+
+def miss_mm(points_mm: np.ndarray, fitted: tuple[np.ndarray, float]) -> np.ndarray:
+    """Signed distance (mm) of each point from a fitted sphere (center, radius): + outside."""
+    return np.linalg.norm(points_mm - fitted[0], axis=1) - fitted[1]
