@@ -189,3 +189,26 @@ def test_a_metal_bead_far_from_the_hip_leaves_it_segmented():
     _, _, error, result = _scores(render_scan(scan), "right")
     assert abs(error) <= 1.5
     assert any("1.1 ml of metal outside this hip's region" in w for w in result.warnings)
+
+
+def test_a_head_lost_to_a_thin_cortex_is_found_with_bone_from_100_hu():
+    """Low-density seed 13 (spongy bone 80-150 HU, a 0.65 mm cortex at 2 mm / 0.9 mm voxels):
+    at bone extraction's usual 150 HU floor its heads are a broken ring and the scan was
+    refused (fitted radii 1.8 and 11.9 mm). Tried again from 100 HU, both are found (measured:
+    acetabulum 0.93, head 0.95-0.97, diameters +0.9 mm), saying so; the bone mask of that side
+    is the second one's."""
+    from THAAnnotatorLib.sweep import generate_sweep_case
+
+    from THAAnnotatorLib.bone import extract_bone
+
+    case = generate_sweep_case("low_density", 13)
+    annotation = annotate(case.volume)
+    truth = sweep_truth_labels(case)
+    assert annotation.bone.sum() > extract_bone(case.volume).sum()  # spongy bone from 100 HU
+    for side in ("right", "left"):
+        result = annotation.sides[side]
+        assert result.status == "segmented", result.message
+        assert "threshold lowered from 150 to 100 HU" in result.warnings[0]
+        assert segment_dice(annotation.side_labels, truth, side, ACETABULUM) >= 0.88
+        assert segment_dice(annotation.side_labels, truth, side, FEMORAL_HEAD) >= 0.92
+        assert abs(result.head_diameter_mm - 2 * case.hips[side].radius_mm) <= 1.5
