@@ -61,7 +61,8 @@ def score_scan(job: tuple[str, int]) -> list[dict]:
             head = segment_dice(annotation.side_labels, truth, side, FEMORAL_HEAD)
             error = result.head_diameter_mm - 2 * case.hips[side].radius_mm
             measurements = result.measurements
-            record.update(surface_drop_hu=result.surface_drop_hu,
+            record.update(head_diameter_mm=result.head_diameter_mm,
+                          surface_drop_hu=result.surface_drop_hu,
                           surface_edge_offset_mm=result.surface_edge_offset_mm,
                           sphericity_rms_mm=getattr(measurements, "head_sphericity_rms_mm", None),
                           sphericity_max_mm=getattr(measurements, "head_sphericity_max_mm", None))
