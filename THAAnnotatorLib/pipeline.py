@@ -134,8 +134,9 @@ def annotate(volume: Volume, params: Params = Params(), sides: Iterable[str] = S
     side says where that metal lies. A side without a credible femoral head is tried again with
     bone extraction's threshold floor lowered to :data:`LOW_DENSITY_FLOOR_HU` (its head kept
     only where its surface check sees a joint space, with a warning; that side's half of the
-    bone mask is then the second one's), and reported as not found otherwise. A scan whose hips all hold implants (a post-operative scan) is a result, with empty
-    labels and every hip reported as metal. ``workers`` processes share the work (bone
+    bone mask is then the second one's), and reported as not found otherwise. A scan whose
+    hips all hold implants (a post-operative scan) is a result, with empty labels and every hip
+    reported as metal. ``workers`` processes share the work (bone
     extraction a few slices at a time, then one hip each; :mod:`.scan_workers`), with the same
     results, bit for bit, for any number; 1 works in this process. Workers are started with
     ``spawn``, which imports the calling script's main module again: a script that asks for more
@@ -169,8 +170,8 @@ def annotate(volume: Volume, params: Params = Params(), sides: Iterable[str] = S
         again_bone, again = _annotate_pass(
             volume, lower, lost, workers, cancel,
             lambda fraction, message: report(first_share + _RETRY_SHARE * fraction,
-                                             f"{message}, again with bone from "
-                                             f"{LOW_DENSITY_FLOOR_HU:g} HU"))
+                                             f"again with bone from {LOW_DENSITY_FLOOR_HU:g} "
+                                             f"HU: {message}"))
         for side in lost:
             result, frame, labels = again[side]
             if _credible(result, params):
