@@ -1,9 +1,10 @@
 """From bone to labels: the femur / pelvis split and the acetabulum / femoral head label map.
 
 The label definition lives here once and serves both the pipeline and the phantom's truth, so
-the accuracy tests compare like with like: in every slice the head sphere spans, femur bone
-within ``joint_region_factor`` x R of the head center is "femoral head" (2) and pelvic bone
-there is "acetabulum" (1); both are hole-filled per slice (paper, Table 4).
+the accuracy tests compare like with like: in every slice the head sphere spans (or the
+ellipsoid of a head that is not a sphere), femur bone within ``joint_region_factor`` x R of the
+head center is "femoral head" (2) and pelvic bone there is "acetabulum" (1); both are
+hole-filled per slice (paper, Table 4).
 """
 from __future__ import annotations
 
