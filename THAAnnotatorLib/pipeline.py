@@ -112,16 +112,19 @@ def _top_slice_warning(fit: SideFit, spacing_mm: np.ndarray,
 
 def resolution_warnings(spacing_mm: np.ndarray) -> list[str]:
     """Warnings for a scan coarser than :data:`DESIGN_IN_PLANE_MM` in-plane or
-    :data:`DESIGN_SLICE_MM` between slices (``spacing_mm``: z, y, x)."""
+    :data:`DESIGN_SLICE_MM` between slices (``spacing_mm``: z, y, x). They do not ask the user to
+    check the hip: ``annotate`` does not mark such a hip for review for its voxels alone (on the
+    sweep that would flag about ten good hips for each failing one), ``predict`` does."""
     warnings = []
     in_plane = float(np.max(spacing_mm[1:]))
     if in_plane > DESIGN_IN_PLANE_MM + 1e-6:
         warnings.append(f"in-plane voxels of {in_plane:.2g} mm are coarser than the "
-                        f"{DESIGN_IN_PLANE_MM:g} mm this method was made for: check this hip")
+                        f"{DESIGN_IN_PLANE_MM:g} mm this method was made for: its labels are "
+                        f"less certain")
     if spacing_mm[0] > DESIGN_SLICE_MM + 1e-6:
         warnings.append(f"slices {spacing_mm[0]:.2g} mm apart are farther than the "
-                        f"{DESIGN_SLICE_MM:g} mm this method was made for: check this hip, above "
-                        f"all the acetabulum in the slices at the head's top")
+                        f"{DESIGN_SLICE_MM:g} mm this method was made for: its labels are less "
+                        f"certain, above all the acetabulum in the slices at the head's top")
     return warnings
 
 

@@ -159,7 +159,8 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
             refitted = True
         else:  # on the sweep's good hips, a refit on a weaker edge was mostly the wrong one:
             # a warning, not a mark for review (1 failing hip and 4 good ones, 3 seeds a class)
-            warnings = [f"{across}: check this hip"]
+            warnings = [f"{across}; the circles' sphere is kept (a note, not a mark for "
+                        f"review)"]
     if initial.trochanter is None:
         coverage = upper_coverage(bone, sphere, spacing_mm)
         if coverage < MIN_FALLBACK_COVERAGE:
@@ -168,7 +169,8 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
                 f"round bone found instead is not covered by an acetabulum ({100 * coverage:.0f} "
                 f"% of its upper half, a hip has at least {100 * MIN_FALLBACK_COVERAGE:.0f} %)")
         warnings.append("no slice shows the greater trochanter apart from the femoral head; "
-                        "the femur's thickest slice was taken as the initial slice: check this hip")
+                        "the femur's thickest slice was taken as the initial slice (a note, not a "
+                        "mark for review)")
     if not params.min_head_radius_mm <= sphere.radius_mm <= params.max_head_radius_mm:
         raise HeadNotFound(
             f"the fitted femoral head radius, {sphere.radius_mm:.1f} mm, is outside the "
