@@ -16,7 +16,8 @@ the sphere's, on the points both keep) and is a head's shape (every semi-axis wi
 the rays near the top meet the acetabulum's cortex, and an ellipsoid through those points is
 drawn out upward by 3-4 mm: larger than the sphere all round, or with a long axis beyond the
 range. Measured on 120
-captured sweep hips (head_shape seeds 0-15, six other classes seeds 0-7): 12 of the 32
+captured sweep hips (head_shape seeds 0-15; typical, narrow_joint, acetabular_shape,
+low_density and resolution seeds 0-7; noise 0-3): 12 of the 32
 head_shape hips and no other hip kept an ellipsoid; on those 12 the labels' top and bottom came
 within 0.9 mm of the drawn head's on average (at most 2.7 mm), against 1.9 mm (at most 5.8 mm)
 for the sphere's. In the whole sweep (256 hips) two held-out acetabular-shape hips kept one too
