@@ -5,19 +5,18 @@ drawn out along one axis (osteoarthritis; 0.8-1.0 of its radius per axis on the 
 fewer or more slices than its sphere, and its sections are ellipses. Labels made with the
 sphere then take a slab of acetabular roof above a flattened head, or the neck's section below a
 short one (on the sweep's head_shape class, seeds 0-7: the sphere's top or bottom 2-6 mm off the
-drawn head's in 12 of 16 hips, where it had found the head).
+drawn head's in 12 of the 15 hips whose head it had found).
 
-Here the points where rays from the center fall off the head (:func:`.surface_refit.
-surface_points_mm`, the 3-D refit's own) are fitted with a general ellipsoid (a quadric, by
-algebraic least squares, trimmed like the refit) and with a sphere. The ellipsoid is kept only
-where it explains the surface clearly better than the sphere (RMS at most ``_BETTER_SHARE`` of
-the sphere's, on the points both keep) and is a head's shape (every semi-axis within
-``AXIS_RANGE`` of the sphere's radius, and all round no larger than it). In a narrowed joint
-the rays near the top meet the acetabulum's cortex, and an ellipsoid through those points is
-drawn out upward by 3-4 mm: larger than the sphere all round, or with a long axis beyond the
-range. Measured on 120
-captured sweep hips (head_shape seeds 0-15; typical, narrow_joint, acetabular_shape,
-low_density and resolution seeds 0-7; noise 0-3): 12 of the 32
+Here the points where rays from the center fall off the head
+(:func:`.surface_refit.surface_points_mm`, the 3-D refit's own) are fitted with a general
+ellipsoid (a quadric, by algebraic least squares, trimmed like the refit) and with a sphere. The
+ellipsoid is kept only where it explains the surface clearly better than the sphere (RMS at most
+``_BETTER_SHARE`` of the sphere's, on the points both keep) and is a head's shape (every
+semi-axis within ``AXIS_RANGE`` of the sphere's radius, and all round no larger than it). In a
+narrowed joint the rays near the top meet the acetabulum's cortex, and an ellipsoid through
+those points is drawn out upward by 3-4 mm: larger than the sphere all round, or with a long
+axis beyond the range. Measured on 120 captured sweep hips (head_shape seeds 0-15; typical,
+narrow_joint, acetabular_shape, low_density and resolution seeds 0-7; noise 0-3): 12 of the 32
 head_shape hips and no other hip kept an ellipsoid; on those 12 the labels' top and bottom came
 within 0.9 mm of the drawn head's on average (at most 2.7 mm), against 1.9 mm (at most 5.8 mm)
 for the sphere's. In the whole sweep (256 hips) two held-out acetabular-shape hips kept one too
