@@ -14,7 +14,7 @@ from ..result import FEMORAL_HEAD
 from .articular_sphere import articular_sphere
 from .coverage import upper_coverage
 from .half_maximum import trim_to_half_maximum
-from .head_ellipsoid import Ellipsoid, head_ellipsoid
+from .head_ellipsoid import head_ellipsoid
 from .hough import Circle
 from .initial_slice import find_initial_slice
 from .propagate import MIN_RADIUS_PX, propagate
@@ -70,8 +70,6 @@ class SideFit:
     # the head's size and center as reported: the sphere fitted to its articular surface, None
     # where there is none (then ``sphere``'s)
     articular: Sphere | None = None
-    # the head's shape where it is not a sphere (side-frame mm): its labels' span and sections
-    ellipsoid: Ellipsoid | None = None
 
 
 def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, params: Params,
@@ -209,7 +207,7 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
         if articular is not None and not _near(articular, sphere, params):
             articular = None
     return SideFit(initial.index, rough, fits, sphere, labels, surface, warnings, refitted,
-                   articular, ellipsoid)
+                   articular)
 
 
 def _near(articular: Sphere, sphere: Sphere, params: Params) -> bool:
