@@ -8,7 +8,8 @@ Printed per class and overall: hips meeting the targets, hips flagged, flag reca
 failing hips, false alarms on the good native hips (an implant reported as metal is a right
 answer, not a request for review: it is in neither flag column), and the diameter error (segmented
 native hips). The JSON records also hold what the review flag could use: the surface check's
-edge, the head's sphericity and each hip's warnings.
+edge, the planning measurements (concentricity, acetabular diameter, ...) and each hip's
+warnings.
 Run: .venv/bin/python benchmarks/sweep.py [--seeds N] [--first-seed S] [--classes ...]
      [--workers W] [--json FILE]
 """
@@ -64,8 +65,8 @@ def score_scan(job: tuple[str, int]) -> list[dict]:
             record.update(head_diameter_mm=result.head_diameter_mm,
                           surface_drop_hu=result.surface_drop_hu,
                           surface_edge_offset_mm=result.surface_edge_offset_mm,
-                          sphericity_rms_mm=getattr(measurements, "head_sphericity_rms_mm", None),
-                          sphericity_max_mm=getattr(measurements, "head_sphericity_max_mm", None))
+                          measurements={k: v for k, v in vars(measurements).items()
+                                        if isinstance(v, (int, float)) or k == "not_computed"})
             record.update(acetabulum_dice=round(acetabulum, 3), head_dice=round(head, 3),
                           diameter_error_mm=round(error, 2), flagged=bool(result.needs_review),
                           good=bool(acetabulum >= TARGET_ACETABULUM and head >= TARGET_HEAD
