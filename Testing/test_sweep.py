@@ -230,3 +230,18 @@ def test_a_head_top_at_a_slice_middle_marks_the_hip_for_review():
     result = annotate(generate_sweep_case("resolution", 12).volume, sides=("left",)).sides["left"]
     assert [w for w in result.warnings if w.startswith("the head's top lies")]
     assert result.needs_review
+
+
+def test_a_head_off_its_socket_s_center_marks_the_hip_for_review():
+    """Low density seed 10, right: the acetabulum's spongy bone was left out of its label in the
+    head's middle slices (acetabulum 0.48) and the head's sphere is 3.8 mm too large, yet both
+    pass the surface check; the acetabulum's articular sphere lies 2 mm from the head's center.
+    Before the congruence check the hip was not marked for review."""
+    from THAAnnotatorLib.pipeline import MAX_CONCENTRICITY_MM
+    from THAAnnotatorLib.sweep import generate_sweep_case
+
+    result = annotate(generate_sweep_case("low_density", 10).volume,
+                      sides=("right",)).sides["right"]
+    assert result.measurements.concentricity_mm > MAX_CONCENTRICITY_MM
+    assert [w for w in result.warnings if w.startswith("the femoral head's center lies")]
+    assert result.needs_review

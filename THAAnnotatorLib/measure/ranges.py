@@ -5,16 +5,16 @@ Sources (docs/measurements.md lists them with the numbers they report): center-e
 as tabulated by Tannast et al. 2015; sector angles, Anda et al. 1991 (deficient below 50 deg
 anterior, 90 deg posterior); inclination and anteversion, the spread of native acetabula on CT
 (Stem et al. 2006; Wang et al. 2017, Murray's radiographic definitions). The acetabular
-diameter, concentricity and sphericity bounds are this project's: the usual head diameters
+diameter and sphericity bounds are this project's: the usual head diameters
 (38-58 mm) with a joint space each side, and departures no adult head's template would hide.
+The head's concentricity has no range here: off its socket's center it marks the hip for review
+(``pipeline.MAX_CONCENTRICITY_MM``).
 """
 from __future__ import annotations
 
 USUAL_RANGES = {
     # field: (low, high, what it is called in a warning, unit); None: no bound that side
     "acetabular_diameter_mm": (40.0, 64.0, "the acetabular diameter", "mm"),
-    "concentricity_mm": (None, 2.0, "the head's distance from the acetabulum's center",
-                         "mm"),
     "inclination_deg": (30.0, 60.0, "the acetabular inclination", "deg"),
     "anteversion_deg": (10.0, 35.0, "the acetabular anteversion", "deg"),
     "center_edge_deg": (20.0, 40.0, "the lateral center-edge angle", "deg"),
