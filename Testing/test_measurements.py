@@ -249,3 +249,20 @@ def test_a_segmented_hip_without_labels_is_not_measured(scan):
     empty = np.zeros_like(labels)
     values = measured(volume, empty, centers)
     assert values["right"].not_computed == "the hip has no labels to measure"
+
+
+def test_values_outside_their_usual_adult_ranges_give_one_warning_each():
+    from THAAnnotatorLib.measure.ranges import range_warnings
+
+    usual = {"acetabular_diameter_mm": 52.0, "inclination_deg": 45.0, "anteversion_deg": 20.0,
+             "center_edge_deg": 30.0, "anterior_sector_deg": 64.0, "posterior_sector_deg": 102.0,
+             "head_sphericity_rms_mm": 0.3, "head_coverage_percent": 10.0}
+    assert range_warnings(usual) == []
+    odd = dict(usual, center_edge_deg=14.0, posterior_sector_deg=80.0)
+    warnings = range_warnings(odd)
+    assert len(warnings) == 2
+    assert warnings[0].startswith("the lateral center-edge angle of 14.0 deg is outside the "
+                                  "usual adult range (20-40 deg)")
+    assert "(at least 90 deg)" in warnings[1]
+    # a head off its socket's center is a mark for review (pipeline), not a range warning
+    assert range_warnings(dict(usual, concentricity_mm=3.0)) == []
