@@ -13,7 +13,12 @@ from .hough import Circle, hough_fit
 
 # Where to look for the head's surface: within _SURFACE_SEARCH_MM (and _MIN_SEARCH_PX) of the
 # Hough circle; the cortex's brightest point up to _CORTEX_SEARCH_MM (and half a pixel) outside.
-_SURFACE_SEARCH_MM = 2.0
+# The Hough circle lies on the rise into the cortex, up to a cortex's thickness inside the
+# surface: up to 3 mm where the subchondral bone is thick (sclerosis; the sweep draws 0.6-3
+# mm). With 2 mm, the sections of heads with a cortex over about 2 mm stayed on its inner edge,
+# 2 mm small, and only the 3-D refit mended them (on the sweep, 11 good hips marked for review
+# so).
+_SURFACE_SEARCH_MM = 3.0
 _MIN_SEARCH_PX = 1.5
 _CORTEX_SEARCH_MM = 0.5
 # Drop from cortex to joint space (HU) that makes a surface point; surface points farther
@@ -98,10 +103,11 @@ def _bone_inside(hu2d: np.ndarray, center_px: np.ndarray, radius_px: float, pixe
 def snap_to_surface(circle: Circle, hu2d: np.ndarray, pixel_mm: float, n_rays: int) -> Circle:
     """Refit ``circle`` to the head's outer surface: the steepest fall after the cortex.
 
-    The candidates of eqs. 3-5 sit where the intensity rises into the cortex, about half a
+    The candidates of eqs. 3-5 sit where the intensity rises into the cortex, half a cortex to a
     cortex inside the head's surface. Along each normal the cortex is the brightest point near
-    the circle, the joint space the darkest one after it, and the surface is where the
-    intensity falls fastest between the two (sub-pixel, by a parabola through the slopes).
+    the circle, the joint space the first dip after it at least ``MIN_SURFACE_CONTRAST_HU``
+    below it, and the surface is where the intensity falls fastest between the two (sub-pixel,
+    by a parabola through the slopes).
     Measured on the phantoms (2 mm slices), the half-way level between cortex and joint space
     put the sections of the head's upper half, under the acetabulum, 0.2-0.9 mm inside the
     surface (the more, the nearer the pole), which moved the sphere down; the steepest fall
@@ -119,10 +125,16 @@ def snap_to_surface(circle: Circle, hu2d: np.ndarray, pixel_mm: float, n_rays: i
     peak_at = np.argmax(profiles[:, :n_peak], axis=1)
     rows = np.arange(n_rays)
     samples = np.arange(profiles.shape[1])[None, :]
-    after = np.where(samples >= peak_at[:, None], profiles, np.inf)
-    valley_at = np.argmin(after, axis=1)
-    ok = (profiles[rows, peak_at] - after[rows, valley_at] >= MIN_SURFACE_CONTRAST_HU) & (
-        valley_at > peak_at)
+    # the joint space: the first dip after the cortex that lies MIN_SURFACE_CONTRAST_HU below
+    # it (not the darkest point in reach, which beyond a narrowed joint can be the acetabulum's
+    # spongy bone behind its cortex)
+    low = (samples > peak_at[:, None]) & (
+        profiles <= profiles[rows, peak_at][:, None] - MIN_SURFACE_CONTRAST_HU)
+    turns = np.ones(profiles.shape, dtype=bool)
+    turns[:, :-1] = profiles[:, 1:] >= profiles[:, :-1]
+    dips = low & turns
+    ok = dips.any(axis=1)
+    valley_at = np.argmax(dips, axis=1)
     if ok.sum() < _MIN_EDGE_SHARE * n_rays:
         return circle
     edges = _steepest_fall(profiles[ok], positions[ok], peak_at[ok], valley_at[ok])
