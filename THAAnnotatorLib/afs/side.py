@@ -64,8 +64,9 @@ class SideFit:
     labels: np.ndarray  # uint8 (z, y, x): 1 acetabulum, 2 femoral head
     surface: SurfaceCheck  # whether the sphere sits on a visible head surface
     warnings: list[str]  # for the user: the surface check's, or the refit's
-    # the sphere is the 3-D refit's, not the slices': on the sweep (128 hips) 12 of the 19 hips
-    # refitted missed a target, so such a hip is marked for review
+    # the sphere is the 3-D refit's, not the slices', which failed: such a hip is marked for
+    # review (on the sweep, 128 hips, 12 of 19 refitted hips missed a target when this was
+    # decided; 0 of 8 of 256 since the circles reach a thick cortex's surface)
     refitted: bool = False
     # the head's size and center as reported: the sphere fitted to its articular surface, None
     # where there is none (then ``sphere``'s)

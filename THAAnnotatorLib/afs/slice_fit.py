@@ -13,12 +13,14 @@ from .hough import Circle, hough_fit
 
 # Where to look for the head's surface: within _SURFACE_SEARCH_MM (and _MIN_SEARCH_PX) of the
 # Hough circle; the cortex's brightest point up to _CORTEX_SEARCH_MM (and half a pixel) outside.
-# The Hough circle lies on the rise into the cortex, up to a cortex's thickness inside the
-# surface: up to 3 mm where the subchondral bone is thick (sclerosis; the sweep draws 0.6-3
-# mm). With 2 mm, the sections of heads with a cortex over about 2 mm stayed on its inner edge,
-# 2 mm small, and only the 3-D refit mended them (on the sweep, 11 good hips marked for review
-# so).
-_SURFACE_SEARCH_MM = 3.0
+_SURFACE_SEARCH_MM = 2.0
+# Where none is found so, up to _THICK_CORTEX_SEARCH_MM: the Hough circle lies on the rise into
+# the cortex, up to a cortex's thickness inside the surface, which is up to 3 mm where the
+# subchondral bone is thick (sclerosis; the sweep draws 0.6-3 mm). With 2 mm only, such heads'
+# sections stayed on the cortex's inner edge, 2 mm small, and only the 3-D refit mended them
+# (on the sweep's 256 hips 23 refits, each marking its hip for review). Searching 3 mm out at
+# once took the acetabulum's cortex beyond a closed or narrowed joint instead.
+_THICK_CORTEX_SEARCH_MM = 3.0
 _MIN_SEARCH_PX = 1.5
 _CORTEX_SEARCH_MM = 0.5
 # Drop from cortex to joint space (HU) that makes a surface point; surface points farther
@@ -105,9 +107,12 @@ def snap_to_surface(circle: Circle, hu2d: np.ndarray, pixel_mm: float, n_rays: i
 
     The candidates of eqs. 3-5 sit where the intensity rises into the cortex, half a cortex to a
     cortex inside the head's surface. Along each normal the cortex is the brightest point near
-    the circle, the joint space the first dip after it at least ``MIN_SURFACE_CONTRAST_HU``
-    below it, and the surface is where the intensity falls fastest between the two (sub-pixel,
-    by a parabola through the slopes).
+    the circle, the joint space the darkest point after it within ``_SURFACE_SEARCH_MM``, and the
+    surface is where the intensity falls fastest between the two (sub-pixel, by a parabola
+    through the slopes). Where too few normals find that surface (a cortex thicker than the
+    reach), it is looked for up to ``_THICK_CORTEX_SEARCH_MM`` out, the joint space then being
+    the first dip at least ``MIN_SURFACE_CONTRAST_HU`` below the cortex (the darkest point so
+    far out can be the acetabulum's spongy bone behind its cortex).
     Measured on the phantoms (2 mm slices), the half-way level between cortex and joint space
     put the sections of the head's upper half, under the acetabulum, 0.2-0.9 mm inside the
     surface (the more, the nearer the pole), which moved the sphere down; the steepest fall
@@ -115,7 +120,17 @@ def snap_to_surface(circle: Circle, hu2d: np.ndarray, pixel_mm: float, n_rays: i
     Normals without a clear drop (a joint space thinner than the resolution, the neck) are
     left out; with too few left the circle is kept.
     """
-    reach_px = max(_SURFACE_SEARCH_MM / pixel_mm, _MIN_SEARCH_PX)
+    return (_snap(circle, hu2d, pixel_mm, n_rays, _SURFACE_SEARCH_MM, first_dip=False)
+            or _snap(circle, hu2d, pixel_mm, n_rays, _THICK_CORTEX_SEARCH_MM, first_dip=True)
+            or circle)
+
+
+def _snap(circle: Circle, hu2d: np.ndarray, pixel_mm: float, n_rays: int, reach_mm: float,
+          first_dip: bool) -> Circle | None:
+    """:func:`snap_to_surface` with a reach of ``reach_mm`` either side of the circle, the joint
+    space the first dip (``first_dip``) or the darkest point after the cortex; None where too
+    few normals find the surface or it lies beyond the reach."""
+    reach_px = max(reach_mm / pixel_mm, _MIN_SEARCH_PX)
     peak_px = max(_CORTEX_SEARCH_MM / pixel_mm, 0.5)
     step = 0.25
     start = max(circle.radius_px - reach_px, 1.0)
@@ -125,26 +140,27 @@ def snap_to_surface(circle: Circle, hu2d: np.ndarray, pixel_mm: float, n_rays: i
     peak_at = np.argmax(profiles[:, :n_peak], axis=1)
     rows = np.arange(n_rays)
     samples = np.arange(profiles.shape[1])[None, :]
-    # the joint space: the first dip after the cortex that lies MIN_SURFACE_CONTRAST_HU below
-    # it (not the darkest point in reach, which beyond a narrowed joint can be the acetabulum's
-    # spongy bone behind its cortex)
     low = (samples > peak_at[:, None]) & (
         profiles <= profiles[rows, peak_at][:, None] - MIN_SURFACE_CONTRAST_HU)
-    turns = np.ones(profiles.shape, dtype=bool)
-    turns[:, :-1] = profiles[:, 1:] >= profiles[:, :-1]
-    dips = low & turns
-    ok = dips.any(axis=1)
-    valley_at = np.argmax(dips, axis=1)
+    if first_dip:
+        turns = np.ones(profiles.shape, dtype=bool)
+        turns[:, :-1] = profiles[:, 1:] >= profiles[:, :-1]
+        low &= turns
+    else:  # the darkest point after the cortex, where it lies low enough
+        darkest = np.argmin(np.where(samples >= peak_at[:, None], profiles, np.inf), axis=1)
+        low &= samples == darkest[:, None]
+    ok = low.any(axis=1)
+    valley_at = np.argmax(low, axis=1)
     if ok.sum() < _MIN_EDGE_SHARE * n_rays:
-        return circle
+        return None
     edges = _steepest_fall(profiles[ok], positions[ok], peak_at[ok], valley_at[ok])
     fitted = fit_sphere_least_squares(edges)
     if fitted is None:
-        return circle
+        return None
     distance = np.abs(np.linalg.norm(edges - fitted[0], axis=1) - fitted[1])
     fitted = fit_sphere_least_squares(edges[distance <= _SURFACE_INLIER_MM / pixel_mm])
     if fitted is None or abs(fitted[1] - circle.radius_px) > reach_px:
-        return circle
+        return None
     return Circle(fitted[0], fitted[1], circle.points_px, circle.votes)
 
 
