@@ -52,9 +52,9 @@ the joint space then fills and its right head is lost."""
 MAX_CONCENTRICITY_MM = 1.5
 """A hip whose head sphere and acetabular articular sphere (:mod:`.measure`; two fits to two
 surfaces, by different steps) have centers farther apart than this (mm) is marked for review.
-In a congruent joint they coincide: on the sweep's 234 native hips meeting every target, 0.2 mm
-median, 1.1 mm at the 99th percentile, beyond this on one hip only (2.2 mm, a narrowed joint);
-of its 14 failing hips, 6 lay farther than this (when the rule was made, 2 of 16 failing hips
+In a congruent joint they coincide: on the sweep's 233 native hips meeting every target, 0.2 mm
+median, 1.0 mm at the 99th percentile, beyond this on one hip only (1.6 mm); of its 15 failing
+hips, 6 lay farther than this (when the rule was made, 2 of 16 failing hips
 were flagged by it alone: a head's sphere or an acetabulum's label that had taken in the wrong
 bone). A subluxed or migrated head lies off its socket's center too: a
 finding an annotator should see, so it is marked all the same."""

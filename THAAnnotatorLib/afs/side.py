@@ -66,7 +66,7 @@ class SideFit:
     warnings: list[str]  # for the user: the surface check's, or the refit's
     # the sphere is the 3-D refit's, not the slices', which failed: such a hip is marked for
     # review (on the sweep, 128 hips, 12 of 19 refitted hips missed a target when this was
-    # decided; 0 of 8 of 256 since the circles reach a thick cortex's surface)
+    # decided; 2 of 12 of 256 since the circles reach a thick cortex's surface)
     refitted: bool = False
     # the head's size and center as reported: the sphere fitted to its articular surface, None
     # where there is none (then ``sphere``'s)
