@@ -34,7 +34,11 @@ TARGET_ACETABULUM, TARGET_HEAD, TARGET_DIAMETER_MM = 0.88, 0.92, 1.5
 def score_scan(job: tuple[str, int]) -> list[dict]:
     """One record per hip of sweep scan (class, seed)."""
     hip_class, seed = job
-    case = generate_sweep_case(hip_class, seed)
+    return score_case(generate_sweep_case(hip_class, seed), hip_class, seed)
+
+
+def score_case(case, name: str, seed: int) -> list[dict]:
+    """One record per hip of a rendered sweep case, filed under ``name`` and ``seed``."""
     try:
         annotation = annotate(case.volume)
     except InputError as error:
@@ -43,7 +47,7 @@ def score_scan(job: tuple[str, int]) -> list[dict]:
     records = []
     for side in SIDES:
         implant = case.draw.hips[side].implant
-        record = {"class": hip_class, "seed": seed, "side": side, "implant": implant,
+        record = {"class": name, "seed": seed, "side": side, "implant": implant,
                   "spacing_mm": [round(s, 2) for s in case.volume.spacing_mm.tolist()]}
         if annotation is None:  # the scan refused as a whole, each hip's reason in the message
             record.update(status="refused", message=refused, flagged=True,
@@ -118,15 +122,21 @@ def main() -> None:
         records = [r for scan in pool.map(score_scan, jobs) for r in scan]
     for record in records:
         print(describe(record))
+    report(records, args.classes, "class", args.json)
+
+
+def report(records: list[dict], names: list[str], heading: str, json_path: str | None) -> None:
+    """The summary table, a row per name in ``names`` (the records' "class") and one for all,
+    under a first column headed ``heading``; and every record to ``json_path`` if given."""
     print()
-    print("| class | hips | meet all targets | flagged | failing hips flagged | good native hips "
-          "flagged | diameter error, mm: median / 90th pct / max |")
+    print(f"| {heading} | hips | meet all targets | flagged | failing hips flagged | good native "
+          "hips flagged | diameter error, mm: median / 90th pct / max |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for hip_class in args.classes:
-        print(summary_row(hip_class, [r for r in records if r["class"] == hip_class]))
+    for name in names:
+        print(summary_row(name, [r for r in records if r["class"] == name]))
     print(summary_row("all", records))
-    if args.json:
-        with open(args.json, "w") as f:
+    if json_path:
+        with open(json_path, "w") as f:
             json.dump(records, f, indent=1)
 
 
