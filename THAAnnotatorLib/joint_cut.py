@@ -7,7 +7,9 @@ there, partly filled by partial volume, even where the bone mask joins head and 
 (narrow joints, contact areas). Where no valley can be seen (bone on bone), a prior from the
 sphere decides: each voxel labelled against its side of the sphere costs the same. A
 non-spherical head keeps its own surface wherever a valley runs within a few mm of the sphere,
-since crossing bright bone costs more than labelling that layer against the sphere.
+since crossing bright bone costs more than labelling that layer against the sphere. A joint
+space filled by partial volume to the brightness of spongy bone is given as ``gap``
+(:mod:`.joint_gap`): cutting through it costs as little as through fluid.
 """
 from __future__ import annotations
 
@@ -36,8 +38,10 @@ for _axis, _structure in enumerate(_AXES_STRUCTURES):
 
 
 def cut_at_joint(hu: np.ndarray, free: np.ndarray, femur: np.ndarray, pelvis: np.ndarray,
-                 distance_mm: np.ndarray, radius_mm: float, spacing_mm: np.ndarray) -> np.ndarray:
-    """Femur side (bool, same shape) of the cut over the ``free`` voxels (z, y, x).
+                 distance_mm: np.ndarray, radius_mm: float, spacing_mm: np.ndarray,
+                 gap: np.ndarray | None = None) -> np.ndarray:
+    """Femur side (bool, same shape) of the cut over the ``free`` voxels (z, y, x); ``gap``
+    (bool, optional) marks voxels of the joint space, dark to the cut whatever their HU.
 
     ``femur`` and ``pelvis`` are the voxels already assigned (hard); every other voxel that is
     not free is femur inside the sphere (the head's interior, bone or not), pelvis outside it.
@@ -53,6 +57,8 @@ def cut_at_joint(hu: np.ndarray, free: np.ndarray, femur: np.ndarray, pelvis: np
     free, around, distance = free[box], around[box], distance_mm[box]
     smooth = ndimage.gaussian_filter(hu[box].astype(np.float32), _SMOOTH_MM / spacing_mm)
     brightness = np.clip((smooth - _DARK_HU) / (_BRIGHT_HU - _DARK_HU), 0.0, 1.0)
+    if gap is not None:
+        brightness[gap[box]] = 0.0
 
     graph = maxflow.Graph[float]()
     nodes = graph.add_grid_nodes(free.shape)

@@ -16,6 +16,7 @@ from skimage.segmentation import watershed
 
 from .afs.geometry import disk_footprint
 from .joint_cut import cut_at_joint
+from .joint_gap import joint_gap
 from .params import Params
 from .result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
 
@@ -61,11 +62,16 @@ def split_femur_pelvis(hu: np.ndarray, bone: np.ndarray, femur_seed: np.ndarray,
     slices); a piece reaching neither goes with the side of the cut most of it lies on. A piece
     touching both (femur and pelvis joined elsewhere, e.g. at coarse resolution) is divided by
     a watershed between the two seeds. The band's bone is divided by a graph cut along the
-    joint space (:func:`.joint_cut.cut_at_joint`, ``hu`` in HU). Arrays are in the side frame
-    (x runs lateral to medial).
+    joint space (:func:`.joint_cut.cut_at_joint`, ``hu`` in HU); the joint space's own voxels,
+    bone in the mask where the joint is one or two voxels wide (:func:`.joint_gap.joint_gap`),
+    go to neither bone, and the cut runs through them. Arrays are in the side frame (x runs
+    lateral to medial).
     """
     distance = _distance_mm(bone.shape, center_idx, spacing_mm)
     band = (distance >= radius_mm - _CUT_INSIDE_MM) & (distance <= radius_mm + _CUT_OUTSIDE_MM)
+    # the joint space's own voxels, bone in the mask where it is narrow, belong to neither
+    gap = joint_gap(hu, band, center_idx, radius_mm, spacing_mm)
+    bone = bone & ~gap
     cut = bone & ~band
     dz_mm = (np.arange(bone.shape[0])[:, None, None] - center_idx[0]) * spacing_mm[0]
     # the tracked femur seeds only below the head: in the head's slices the slice-by-slice
@@ -97,9 +103,10 @@ def split_femur_pelvis(hu: np.ndarray, bone: np.ndarray, femur_seed: np.ndarray,
     pelvis = cut & ~femur
 
     # band voxels: a graph cut along the joint space's intensity valley, the sphere as prior
-    femur_side = cut_at_joint(hu, band, femur, pelvis, distance, radius_mm, spacing_mm)
-    femur |= band & bone & femur_side
-    pelvis |= band & bone & ~femur_side
+    femur_side = cut_at_joint(hu, band, femur, pelvis, distance, radius_mm, spacing_mm, gap)
+    band_bone = band & bone
+    femur |= band_bone & femur_side
+    pelvis |= band_bone & ~femur_side
     return femur, pelvis
 
 

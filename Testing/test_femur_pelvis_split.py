@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from THAAnnotatorLib.labels import fill_enclosed_slices, split_femur_pelvis
 
@@ -113,6 +114,23 @@ def test_a_head_and_acetabulum_in_contact_are_cut_at_the_head_s_surface():
     # the nearest-piece rule gave half the head's cortex to the pelvis (0.50)
     assert femur[head_cortex].mean() >= 0.9, femur[head_cortex].mean()
     assert pelvis[inner_cortex].mean() >= 0.9, pelvis[inner_cortex].mean()
+
+
+def test_a_joint_space_the_bone_mask_bridges_is_neither_femur_nor_pelvis():
+    """A 1.5 mm joint space blurred as a CT blurs it (0.7 mm): its middle reads 200-340 HU and
+    bone extraction keeps it. Its voxels go to neither bone, and the two cortices each stay
+    with their own bone (before, the split gave 97 % of the joint's middle to the bones)."""
+    distance, _, seed, femur_truth, pelvis_truth, cortex = _closed_joint(HEAD_RADIUS_MM, 1.5)
+    sharp = _ct(femur_truth.shape, (femur_truth | pelvis_truth, SPONGY_HU), (cortex, CORTEX_HU))
+    hu = ndimage.gaussian_filter(sharp, 0.7)
+    bone = hu > 150.0
+    middle = (~femur_truth & ~pelvis_truth & (distance > HEAD_RADIUS_MM + 0.5)
+              & (distance < HEAD_RADIUS_MM + 1.0) & ndimage.binary_dilation(pelvis_truth, iterations=3))
+    assert bone[middle].mean() >= 0.9  # the bone mask bridges the joint
+    femur, pelvis = split_femur_pelvis(hu, bone, seed, CENTER_IDX, HEAD_RADIUS_MM, SPACING_MM)
+    assert (femur | pelvis)[middle].mean() <= 0.2, (femur | pelvis)[middle].mean()
+    assert femur[bone & femur_truth].mean() >= 0.97, femur[bone & femur_truth].mean()
+    assert pelvis[bone & pelvis_truth].mean() >= 0.97, pelvis[bone & pelvis_truth].mean()
 
 
 def test_a_flattened_head_keeps_its_own_surface_where_the_joint_space_shows():
