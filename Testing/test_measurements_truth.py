@@ -6,6 +6,7 @@ import pytest
 
 from THAAnnotatorLib.measure.opening import murray_angles
 from THAAnnotatorLib.measure.rays import side_axes
+from THAAnnotatorLib.pipeline import annotate
 from THAAnnotatorLib.sweep import generate_sweep_case
 from THAAnnotatorLib.sweep.draw import cup_opening_normal
 from THAAnnotatorLib.sweep.measure_truth import sweep_truth_measurements
@@ -32,3 +33,16 @@ def test_truth_is_read_from_the_drawn_pelvis_in_scanner_axes(seed):
         assert inclination - 1.0 <= m.inclination_deg <= inclination + 20.0
         assert m.anteversion_deg == pytest.approx(anteversion, abs=10.0)
         assert m.voxel_mm_zyx is None  # drawn shapes, not voxels
+
+
+def test_a_closed_joint_s_acetabular_diameter_is_its_surface_not_the_bone_behind_it():
+    """narrow_joint seed 1, left hip: a joint closed to bone on bone in places. The CT's search
+    for the acetabulum's surface looked 3 mm past its label's edge and took the dip behind the
+    inner cortex: the diameter came out 9.4 mm too large. The label now ends at the joint space,
+    so 1 mm past it is enough and reaches no farther than the cortex (measured +0.8 mm)."""
+    case = generate_sweep_case("narrow_joint", 1)
+    result = annotate(case.volume).sides["left"]
+    truth = sweep_truth_measurements(case)["left"]
+    assert result.status == "segmented"
+    error = result.measurements.acetabular_diameter_mm - truth.acetabular_diameter_mm
+    assert abs(error) <= 1.5, error
