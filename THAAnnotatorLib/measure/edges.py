@@ -5,11 +5,11 @@ joint space's own voxels out of both bones (:mod:`..joint_gap`), the acetabulum'
 across it to the head's label (on the sweep its edge lay a median 2 mm inside the drawn
 surface), and where a joint is blurred beyond what that step sees it still may. Along each
 ray from the head's center the CT shows the joint space as a dip after the head's cortex and
-the acetabulum's cortex as the rise after it; the surface
-is where that rise crosses halfway from the dip to its peak (the half-maximum rule of the
-pipeline's label edges). The first dip past the head's label edge followed by a rise of at
-least :data:`MIN_CONTRAST_HU` within :data:`RISE_MM` counts; where there is none (a closed
-joint, thick slices blurring a ray's profile) the ray has no such surface point.
+the acetabulum's cortex as the rise after it; the surface is where that rise crosses halfway
+from the dip to its peak (the half-maximum rule of the pipeline's label edges). The first dip
+past the head's label edge followed by a rise of at least :data:`MIN_CONTRAST_HU` within
+:data:`RISE_MM` counts; where there is none (a closed joint, thick slices blurring a ray's
+profile) the ray has no such surface point.
 """
 from __future__ import annotations
 
