@@ -28,6 +28,7 @@ from .cli_types import (non_negative_float, non_negative_int, number, positive_f
                         positive_int, seed)
 from .errors import InputError
 from .limits import Range
+from .sweep.draw import CLASSES
 from .model.config import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 
 
@@ -257,6 +258,9 @@ def _add_train(commands) -> None:
                                            f"(default: {defaults.max_shift_mm:g}).")
     parser.add_argument("--no-augment", dest="augment", action="store_false",
                         help="Switch off data augmentation while training (on by default).")
+    parser.add_argument("--hold-out", nargs="+", choices=CLASSES, default=[], metavar="CLASS",
+                        help="Leave out the cases of these sweep classes (a synth-dataset "
+                             "records each case's class), to test on them later.")
     parser.add_argument("--resume", action="store_true",
                         help="Continue the run whose checkpoint is in --out.")
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
@@ -287,7 +291,8 @@ def _run_train(args: argparse.Namespace) -> int:
                            strides=tuple(args.strides or architecture.strides),
                            num_res_units=(architecture.num_res_units if args.res_units is None
                                           else args.res_units),
-                           init_from=None if args.init_from is None else str(args.init_from))
+                           init_from=None if args.init_from is None else str(args.init_from),
+                           hold_out=tuple(args.hold_out))
 
     def print_epoch(entry: dict) -> None:  # flushed: a log (the Slicer panel's) shows it now
         print(f"epoch {entry['epoch']}: loss {entry['loss']:.4f} ({entry['seconds']:.0f} s)", flush=True)

@@ -80,7 +80,7 @@ def aarSource(tmp_path_factory):
         scans[name] = {"scan_path": str(root / "scans" / f"{name}.nii.gz"), "labels_path": str(labelsPath)}
         for side in SIDES:
             meta, data = make_case(volume, reference, name, side, centers[side],
-                                   LabelMap(codes, sided=True).classes_for_side(side, (0, 0)), dataset,
+                                   LabelMap(codes, sided=True).classes_for_side(side, (0, 0)), dataset.roi,
                                    scan_path=scans[name]["scan_path"], labels_path=str(labelsPath))
             dataset.write_case(meta, data)
             joint = [row for row, label in enumerate(data.label)

@@ -5,6 +5,7 @@ Fast: the anatomy at 3 mm x 1.5 mm voxels and a 64-pixel ROI.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -156,6 +157,21 @@ def test_a_held_out_class_never_appears_in_the_dataset(built):
     assert not (root.parent / "none").exists()
 
 
+def test_worker_processes_build_the_same_dataset_case_for_case(built, tmp_path):
+    root, _ = built
+    parallel = tmp_path / "parallel"
+    summary = build_synth_dataset(parallel, seeds=[0, 1], renderings=2, classes=("typical",),
+                                  ranges=FAST, roi=ROI, workers=2)
+    serial, other = SliceDataset.open(root), SliceDataset.open(parallel)
+    assert summary.scans == 2
+    assert [c["id"] for c in other.cases] == [c["id"] for c in serial.cases]
+    assert [c["synth"] for c in other.cases] == [c["synth"] for c in serial.cases]
+    for number in range(len(serial.cases)):
+        mine, theirs = serial.load_case(number), other.load_case(number)
+        np.testing.assert_array_equal(mine.image, theirs.image)
+        np.testing.assert_array_equal(mine.truth, theirs.truth)
+
+
 def test_the_dataset_holds_truth_labels_and_trains(built, tmp_path):
     root, _ = built
     dataset = SliceDataset.open(root)
@@ -178,6 +194,9 @@ def test_the_dataset_holds_truth_labels_and_trains(built, tmp_path):
                    show_progress=False)
     assert len(result.history) == 1 and np.isfinite(result.history[0]["loss"])
     assert (tmp_path / "model" / "model.safetensors").is_file()
+    with pytest.raises(InputError, match="held-out class"):
+        train(root, tmp_path / "none", TrainOptions(epochs=1, device="cpu", hold_out=("typical",)),
+              show_progress=False)
 
 
 def test_synth_dataset_command_checks_its_options_before_any_work(tmp_path, capsys):
@@ -206,3 +225,20 @@ def test_synth_dataset_command_builds_a_dataset_without_the_held_out_class(tmp_p
     assert dataset.roi.pixels == 32
     assert [c["id"] for c in dataset.cases] == ["typical_0002_r00_right", "typical_0002_r00_left"]
     assert all(c["spacing_mm"][0] == pytest.approx(3.0) for c in dataset.cases)
+
+
+def test_training_leaves_a_held_out_class_s_cases_out(tmp_path):
+    root = tmp_path / "data"
+    build_synth_dataset(root, seeds=[3], renderings=1, classes=("typical", "noise"),
+                        ranges=FAST, roi=ROI)
+    dataset = SliceDataset.open(root)
+    typical = [c for c in dataset.cases if c["synth"]["class"] == "typical"]
+    assert 0 < len(typical) < len(dataset.cases)
+    code = cli.main(["train", str(root), "--out", str(tmp_path / "model"), "--epochs", "1",
+                     "--device", "cpu", "--channels", "4", "8", "--strides", "2",
+                     "--hold-out", "noise", "--quiet"])
+    assert code == 0
+    record = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
+    assert record["cases"] == len(typical)
+    assert record["slices"] == sum(len(c["slices"]) for c in typical)
+    assert record["options"]["hold_out"] == ["noise"]

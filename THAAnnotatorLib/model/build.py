@@ -30,7 +30,7 @@ from .coarse import CoarseGrid
 from .dataset import CaseData, SliceDataset, reference_to_dict
 from .files import atomic_path
 from .labelfiles import LabelMap, read_label_file
-from .roi import place_roi, sample_image, sample_labels
+from .roi import RoiSpec, place_roi, sample_image, sample_labels
 
 SCANS_FOLDER, TRUTH_FOLDER, PIPELINE_FOLDER = "scans", "truth", "pipeline"
 """Sub-folders of a phantom dataset built with ``keep_scans``: CT files, truth label maps
@@ -47,7 +47,7 @@ def scan_id_from_path(path: str | Path) -> str:
 
 
 def make_case(volume: Volume, reference: sitk.Image, scan: str, side: str,
-              center_ras_mm, labels: np.ndarray, dataset: SliceDataset,
+              center_ras_mm, labels: np.ndarray, roi: RoiSpec,
               truth: np.ndarray | None = None, scan_path: str | None = None,
               labels_path: str | None = None) -> tuple[dict, CaseData]:
     """The index entry and arrays of one hip.
@@ -59,14 +59,14 @@ def make_case(volume: Volume, reference: sitk.Image, scan: str, side: str,
     scan, side : scan identifier and "right" / "left".
     center_ras_mm : femoral head center (RAS, mm) the ROI is centred on.
     labels : canonical class labels (0/1/2) of this hip.
-    dataset : the dataset the case is for (its ROI spec is used).
+    roi : the ROI of the dataset the case is for.
     truth : canonical class labels known to be right, kept alongside; or None.
     scan_path, labels_path : where the CT and the labels were read from, for the record.
     """
     # rounded as recorded in the index, so that later readers of the case (corrections) sample
     # exactly the grid its arrays were sampled on
     center_zyx = np.round(volume.ras_mm_to_index(np.asarray(center_ras_mm, dtype=float)), 3)
-    placement = place_roi(volume.shape, volume.spacing_mm, center_zyx, side, dataset.roi)
+    placement = place_roi(volume.shape, volume.spacing_mm, center_zyx, side, roi)
     if len(placement.slices) == 0:
         raise InputError(f"The {side} hip's center of scan {scan} lies outside the scan.")
     frame = SideFrame.for_side(volume, side)
@@ -150,7 +150,7 @@ def add_annotated_scan(dataset: SliceDataset, scan_path: str | Path, annotation_
         frame = SideFrame.for_side(loaded.volume, side)
         labels = label_map.classes_for_side(side, (frame.x_start, frame.x_stop))
         meta, data = make_case(loaded.volume, loaded.reference, scan, side,
-                               info["sphere_center_ras_mm"], labels, dataset,
+                               info["sphere_center_ras_mm"], labels, dataset.roi,
                                scan_path=str(Path(scan_path).resolve()),
                                labels_path=str(labels_file.resolve()))
         dataset.write_case(meta, data)
@@ -337,7 +337,7 @@ def _add_hips(dataset: SliceDataset, volume: Volume, reference: sitk.Image, scan
     truth = LabelMap(truth_codes, sided=True)
     for side, center in centers.items():
         meta, data = make_case(volume, reference, scan, side, center,
-                               pseudo.classes_for_side(side, (0, 0)), dataset,
+                               pseudo.classes_for_side(side, (0, 0)), dataset.roi,
                                truth=truth.classes_for_side(side, (0, 0)),
                                scan_path=scan_path, labels_path=labels_path)
         dataset.write_case(meta, data)

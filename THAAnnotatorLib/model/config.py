@@ -80,6 +80,7 @@ class TrainOptions:
     channels, strides, num_res_units : U-Net architecture (:class:`~.network.ModelConfig`).
     init_from : a saved model folder to start from instead of random weights (fine-tuning,
         e.g. after review-queue corrections); its architecture and ROI must be the run's.
+    hold_out : sweep classes whose cases (of a randomized dataset) are left out of the run.
     """
 
     epochs: int = 20
@@ -94,6 +95,7 @@ class TrainOptions:
     strides: tuple[int, ...] = ModelConfig.strides
     num_res_units: int = ModelConfig.num_res_units
     init_from: str | None = None
+    hold_out: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         values = asdict(self)

@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +31,7 @@ from ..sweep import CLASSES, generate_sweep_case
 from ..sweep.truth import sweep_truth_labels
 from ..volume import Volume
 from .build import make_case
-from .dataset import SliceDataset
+from .dataset import CaseData, SliceDataset
 from .labelfiles import LabelMap
 from .roi import RoiSpec
 from .synth import render_hip
@@ -69,7 +73,8 @@ class SynthSummary:
 def add_synth_cases(dataset: SliceDataset, classes: Sequence[str], seeds: Sequence[int],
                     renderings: int, ranges: SynthRanges = SynthRanges(),
                     appearance_seed: int = 0,
-                    progress: Callable[[str], None] | None = None) -> SynthSummary:
+                    progress: Callable[[str], None] | None = None,
+                    workers: int = 1) -> SynthSummary:
     """Render sweep scans and add ``renderings`` randomized cases per native hip; the index is
     not saved here.
 
@@ -83,54 +88,93 @@ def add_synth_cases(dataset: SliceDataset, classes: Sequence[str], seeds: Sequen
     appearance_seed : seed of the renderings; rendering ``r`` of a hip is the same whatever
         else is built with it.
     progress : called with a message after each sweep scan.
+    workers : processes rendering sweep scans at once (one torch thread each). The dataset is
+        the same, case for case and in the same order, whatever their number: each scan's
+        renderings depend on its own seeds only, and cases are written in scan order.
     """
     ranges.validate()
     if renderings < 1:
         raise InputError(f"renderings must be at least 1, got {renderings}.")
+    if workers < 1:
+        raise InputError(f"workers must be at least 1, got {workers}.")
     summary = SynthSummary()
     began = time.perf_counter()
-    for hip_class in classes:
-        for seed in seeds:
-            case = generate_sweep_case(hip_class, seed, spacing_mm=ranges.anatomy_spacing_mm)
-            truth = LabelMap(sweep_truth_labels(case), sided=True)
-            spacing = case.volume.spacing_mm
-            added = 0
-            for side, hip in case.hips.items():
-                labels = truth.classes_for_side(side, (0, 0))
-                center = case.volume.ras_mm_to_index(np.asarray(hip.center_ras_mm))
-                for rendering in range(renderings):
-                    name = case_scan_name(hip_class, seed, rendering)
-                    key = [appearance_seed, CLASSES.index(hip_class), seed, rendering,
-                           SIDES.index(side)]
-                    try:
-                        synthetic = render_hip(case.tissue_map, labels, spacing, center,
-                                               dataset.roi, ranges, key)
-                    except ValueError as why:
-                        summary.skipped.append(f"{name} {side}: {why}")
-                        continue
-                    volume = _crop_volume(case.volume, synthetic.hu, synthetic.crop_start)
-                    meta, data = make_case(volume, sitk_reference_from_volume(volume), name, side,
-                                           volume.index_to_ras_mm(synthetic.center_zyx),
-                                           synthetic.labels, dataset, truth=synthetic.labels)
-                    meta["synth"] = {"class": hip_class, "sweep_seed": seed,
-                                     "rendering": rendering, "draws": synthetic.draws}
-                    dataset.write_case(meta, data)
-                    summary.cases += 1
-                    summary.slices += len(meta["slices"])
-                    added += 1
+    jobs = [(hip_class, seed) for hip_class in classes for seed in seeds]
+    render = partial(_render_scan, renderings=renderings, ranges=ranges, roi=dataset.roi,
+                     appearance_seed=appearance_seed)
+    with ExitStack() as stack:
+        if workers > 1 and len(jobs) > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(
+                max_workers=min(workers, len(jobs)), mp_context=get_context("spawn"),
+                initializer=_one_torch_thread))
+            scans = pool.map(render, *zip(*jobs))
+        else:
+            scans = map(render, *zip(*jobs))
+        for (hip_class, seed), scan in zip(jobs, scans):
+            for meta, data in scan.cases:
+                dataset.write_case(meta, data)
+                summary.cases += 1
+                summary.slices += len(meta["slices"])
+            summary.skipped.extend(scan.skipped)
             summary.scans += 1
             if progress:
-                progress(f"{hip_class} seed {seed}: {added} case(s) from "
-                         f"{', '.join(case.hips) or 'no native'} hip(s)")
+                progress(f"{hip_class} seed {seed}: {len(scan.cases)} case(s) from "
+                         f"{', '.join(scan.hips) or 'no native'} hip(s)")
     summary.seconds = time.perf_counter() - began
     return summary
+
+
+@dataclass
+class _RenderedScan:
+    """One sweep scan's cases (index entry and arrays), the hips left out, and its native hips."""
+
+    cases: list[tuple[dict, CaseData]]
+    skipped: list[str]
+    hips: list[str]
+
+
+def _one_torch_thread() -> None:
+    # each worker process renders one scan at a time: several torch threads per worker would
+    # only compete for the cores the other workers use
+    import torch
+    torch.set_num_threads(1)
+
+
+def _render_scan(hip_class: str, seed: int, renderings: int, ranges: SynthRanges, roi: RoiSpec,
+                 appearance_seed: int) -> _RenderedScan:
+    """Draw sweep scan (``hip_class``, ``seed``) and render each native hip ``renderings``
+    times as slice-dataset cases of ``roi``; picklable, so that worker processes can run it."""
+    case = generate_sweep_case(hip_class, seed, spacing_mm=ranges.anatomy_spacing_mm)
+    truth = LabelMap(sweep_truth_labels(case), sided=True)
+    spacing = case.volume.spacing_mm
+    rendered = _RenderedScan(cases=[], skipped=[], hips=list(case.hips))
+    for side, hip in case.hips.items():
+        labels = truth.classes_for_side(side, (0, 0))
+        center = case.volume.ras_mm_to_index(np.asarray(hip.center_ras_mm))
+        for rendering in range(renderings):
+            name = case_scan_name(hip_class, seed, rendering)
+            key = [appearance_seed, CLASSES.index(hip_class), seed, rendering, SIDES.index(side)]
+            try:
+                synthetic = render_hip(case.tissue_map, labels, spacing, center, roi, ranges, key)
+            except ValueError as why:
+                rendered.skipped.append(f"{name} {side}: {why}")
+                continue
+            volume = _crop_volume(case.volume, synthetic.hu, synthetic.crop_start)
+            meta, data = make_case(volume, sitk_reference_from_volume(volume), name, side,
+                                   volume.index_to_ras_mm(synthetic.center_zyx),
+                                   synthetic.labels, roi, truth=synthetic.labels)
+            meta["synth"] = {"class": hip_class, "sweep_seed": seed, "rendering": rendering,
+                             "draws": synthetic.draws}
+            rendered.cases.append((meta, data))
+    return rendered
 
 
 def build_synth_dataset(root: str | Path, seeds: Sequence[int], renderings: int,
                         classes: Sequence[str] = CLASSES, hold_out: Sequence[str] = (),
                         ranges: SynthRanges = SynthRanges(), roi: RoiSpec = RoiSpec(),
                         appearance_seed: int = 0,
-                        progress: Callable[[str], None] | None = None) -> SynthSummary:
+                        progress: Callable[[str], None] | None = None,
+                        workers: int = 1) -> SynthSummary:
     """Build (or add to) the slice dataset in ``root`` from randomized sweep hips and save its
     index; the classes in ``hold_out`` are never drawn. See :func:`add_synth_cases`.
 
@@ -141,7 +185,8 @@ def build_synth_dataset(root: str | Path, seeds: Sequence[int], renderings: int,
     if not seeds:
         raise InputError("Give at least one sweep seed.")
     dataset = SliceDataset.create(root, roi)
-    summary = add_synth_cases(dataset, kept, seeds, renderings, ranges, appearance_seed, progress)
+    summary = add_synth_cases(dataset, kept, seeds, renderings, ranges, appearance_seed, progress,
+                              workers)
     if summary.cases == 0:
         raise InputError(f"No hip was added to the dataset {root}: "
                          f"{'; '.join(summary.skipped) or 'the scans hold no native hip'}.")

@@ -9,8 +9,13 @@ Augmentation, on the fly and on the training device: a random affine map of each
 scale 0.9-1.1), brightness / contrast changes, Gaussian noise, and for 30 % of the slices a
 blur that imitates scans with 1.5-5 mm voxels.
 
-Samples are read lazily: each epoch visits the cases in random order, a few at a time, and
-shuffles the slices of those cases, so each case file is read once per epoch.
+A dataset whose arrays fit in :data:`PRELOAD_BYTES` is read once, case files in parallel, and
+every epoch shuffles all its slices together. A larger one is read lazily: each epoch visits the
+cases in random order, a few at a time, and shuffles the slices of those cases, so each case
+file is read once per epoch.
+
+Cases of a randomized dataset (``synth-dataset``) record their sweep class; ``hold_out`` leaves
+whole classes out of a training run, to test on them later.
 
 After every epoch the output folder gets ``checkpoints/last.pt`` (network, optimiser, epoch and
 loss history; loaded with ``torch.load(weights_only=True)``) and an up-to-date model
@@ -20,10 +25,12 @@ interrupted run continues with ``resume=True``.
 from __future__ import annotations
 
 import math
+import os
 import platform
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,30 +50,48 @@ from .network import build_network, load_model, resolve_device, save_model
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
 CASES_IN_MEMORY = 8
-"""Cases whose slices are shuffled together (and held in memory) while training."""
+"""Cases whose slices are shuffled together (and held in memory) while training lazily."""
+PRELOAD_BYTES = 12 * 2**30
+"""Datasets whose images (float16) and labels take at most this are held in memory whole."""
 
 
 class SliceSamples(Dataset):
-    """The dataset's slices as (image, labels) tensors: float32 (1, P, P) and int64 (1, P, P)."""
+    """The dataset's slices as (image, labels) tensors: float32 (1, P, P) and int64 (1, P, P).
 
-    def __init__(self, dataset: SliceDataset, labels: str = "label"):
+    Only the cases numbered in ``cases`` (all by default) are sampled. With ``preload`` every
+    one of them is read at once (threads, case files in parallel) and kept; otherwise the
+    :data:`CASES_IN_MEMORY` most recently used are.
+    """
+
+    def __init__(self, dataset: SliceDataset, labels: str = "label",
+                 cases: list[int] | None = None, preload: bool = False):
         self.dataset = dataset
         self.labels = labels
-        self.index = dataset.samples
+        kept = set(range(len(dataset.cases)) if cases is None else cases)
+        self.index = [(number, row) for number, row in dataset.samples if number in kept]
+        self.preloaded = preload
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        if preload:
+            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+                # kept as float16, as stored: half the memory of float32
+                for number, arrays in zip(sorted(kept), pool.map(self._read, sorted(kept))):
+                    self._cache[number] = (arrays[0].astype(np.float16), arrays[1])
 
     def __len__(self) -> int:
         return len(self.index)
 
+    def _read(self, number: int) -> tuple[np.ndarray, np.ndarray]:
+        data = self.dataset.load_case(number)
+        labels = data.label if self.labels == "label" else data.truth
+        if labels is None:
+            raise InputError(
+                f"Case {self.dataset.cases[number]['id']} has no {self.labels!r} labels; "
+                "train on the dataset's labels instead.")
+        return data.image, labels
+
     def _case(self, number: int) -> tuple[np.ndarray, np.ndarray]:
         if number not in self._cache:
-            data = self.dataset.load_case(number)
-            labels = data.label if self.labels == "label" else data.truth
-            if labels is None:
-                raise InputError(
-                    f"Case {self.dataset.cases[number]['id']} has no {self.labels!r} labels; "
-                    "train on the dataset's labels instead.")
-            self._cache[number] = (data.image, labels)
+            self._cache[number] = self._read(number)
             while len(self._cache) > CASES_IN_MEMORY:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(number)
@@ -75,8 +100,28 @@ class SliceSamples(Dataset):
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
         number, row = self.index[item]
         image, labels = self._case(number)
-        return (torch.from_numpy(image[row][None].copy()),
+        return (torch.from_numpy(image[row][None].astype(np.float32)),
                 torch.from_numpy(labels[row][None].astype(np.int64)))
+
+
+def cases_kept(dataset: SliceDataset, hold_out: tuple[str, ...]) -> list[int]:
+    """Numbers of the dataset's cases not of a held-out sweep class (a case's class is
+    recorded by ``synth-dataset``; other cases have none and are kept).
+
+    Raises InputError when no case is left.
+    """
+    kept = [number for number, case in enumerate(dataset.cases)
+            if case.get("synth", {}).get("class") not in set(hold_out)]
+    if not kept:
+        raise InputError(f"Every case of {dataset.root} is of a held-out class "
+                         f"({', '.join(hold_out)}); nothing is left to train on.")
+    return kept
+
+
+def _fits_in_memory(dataset: SliceDataset, cases: list[int]) -> bool:
+    pixels = dataset.roi.pixels ** 2
+    rows = sum(len(dataset.cases[number]["slices"]) for number in cases)
+    return rows * pixels * 3 <= PRELOAD_BYTES  # float16 image + uint8 labels
 
 
 class CaseBlockSampler(Sampler[int]):
@@ -252,8 +297,10 @@ def train(dataset_dir: str | Path, out_dir: str | Path, options: TrainOptions = 
         network.load_state_dict(weights)
         notes["initial_weights_sha256"] = digest
 
-    samples = SliceSamples(dataset, options.labels)
+    kept = cases_kept(dataset, options.hold_out)
+    samples = SliceSamples(dataset, options.labels, kept, _fits_in_memory(dataset, kept))
     case_of_sample = [number for number, _ in samples.index]
+    block = len(kept) if samples.preloaded else CASES_IN_MEMORY
     loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
     for epoch in range(start, options.epochs):
         generator = torch.Generator().manual_seed(options.seed * 100_003 + epoch)
@@ -261,7 +308,7 @@ def train(dataset_dir: str | Path, out_dir: str | Path, options: TrainOptions = 
         for group in optimiser.param_groups:
             group["lr"] = learning_rate
         loader = DataLoader(samples, batch_size=options.batch_size,
-                            sampler=CaseBlockSampler(case_of_sample, CASES_IN_MEMORY, generator))
+                            sampler=CaseBlockSampler(case_of_sample, block, generator))
         network.train()
         began, total, steps = time.perf_counter(), 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{options.epochs}", disable=not show_progress,
@@ -284,7 +331,8 @@ def train(dataset_dir: str | Path, out_dir: str | Path, options: TrainOptions = 
         result.history.append({"epoch": epoch + 1, "loss": round(total / steps, 5),
                                "learning_rate": learning_rate,
                                "seconds": round(time.perf_counter() - began, 1)})
-        _save_epoch(out_dir, network, optimiser, config, options, dataset, result.history, notes)
+        _save_epoch(out_dir, network, optimiser, config, options, dataset, samples,
+                    result.history, notes)
         if on_epoch is not None:
             on_epoch(result.history[-1])
     return result
@@ -292,15 +340,15 @@ def train(dataset_dir: str | Path, out_dir: str | Path, options: TrainOptions = 
 
 def _save_epoch(out_dir: Path, network: torch.nn.Module, optimiser: torch.optim.Optimizer,
                 config: ModelConfig, options: TrainOptions, dataset: SliceDataset,
-                history: list[dict], notes: dict) -> None:
+                samples: SliceSamples, history: list[dict], notes: dict) -> None:
     with atomic_path(out_dir / CHECKPOINT) as temporary:
         torch.save({"epoch": history[-1]["epoch"], "network": network.state_dict(),
                     "optimiser": optimiser.state_dict(), "architecture": config.architecture(),
                     "history": history, "notes": notes}, temporary)
     save_model(out_dir, network, config, training={
         "dataset": str(dataset.root.resolve()),
-        "cases": len(dataset.cases),
-        "slices": sum(len(c["slices"]) for c in dataset.cases),
+        "cases": len({number for number, _ in samples.index}),
+        "slices": len(samples.index),
         "options": options.to_dict(),
         "history": history,
         **notes,
