@@ -46,7 +46,9 @@ class SynthRanges:
     streak_fade_mm : distance along its line over which a streak fades to 1/e, mm.
     slice_mm : simulated slice thickness (and spacing), mm: the full width at half maximum of
         the blur along S-I, then resampling to that spacing and back.
-    pixel_mm : simulated in-plane pixel size, mm (the same blur and resampling in-plane).
+    pixel_mm : simulated in-plane pixel size, mm (the same blur and resampling in-plane); up
+        to 3 mm, as coarse reconstructions (the project's real CT) have: weights trained on
+        0.5-1.5 mm lost about 0.1 Dice on sweep hips at 3 mm pixels (Resources/MODEL_CARD.md).
     noise_hu : standard deviation of the Gaussian noise added after the blur, HU.
     gamma : exponent of the gamma curve applied within the HU window.
     rotate_deg : largest rotation about each axis, degrees (out of the axial plane, see
@@ -71,7 +73,7 @@ class SynthRanges:
     streak_width_mm: tuple[float, float] = (1.0, 5.0)
     streak_fade_mm: tuple[float, float] = (20.0, 120.0)
     slice_mm: tuple[float, float] = (0.5, 5.0)
-    pixel_mm: tuple[float, float] = (0.5, 1.5)
+    pixel_mm: tuple[float, float] = (0.5, 3.0)
     noise_hu: tuple[float, float] = (0.0, 60.0)
     gamma: tuple[float, float] = (0.6, 1.7)
     rotate_deg: float = 10.0
