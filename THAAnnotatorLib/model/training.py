@@ -56,7 +56,8 @@ PRELOAD_BYTES = 12 * 2**30
 
 
 class SliceSamples(Dataset):
-    """The dataset's slices as (image, labels) tensors: float32 (1, P, P) and int64 (1, P, P).
+    """The dataset's slices as (image, labels) tensors (1, P, P), as stored: float16 (preloaded)
+    or float32 images, uint8 labels.
 
     Only the cases numbered in ``cases`` (all by default) are sampled. With ``preload`` every
     one of them is read at once (threads, case files in parallel) and kept; otherwise the
@@ -100,8 +101,9 @@ class SliceSamples(Dataset):
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
         number, row = self.index[item]
         image, labels = self._case(number)
-        return (torch.from_numpy(image[row][None].astype(np.float32)),
-                torch.from_numpy(labels[row][None].astype(np.int64)))
+        # as stored (float16 when preloaded, uint8 labels): made float32 / int64 on the training
+        # device, which halves what crosses to a GPU and spares the CPU the conversion
+        return torch.from_numpy(image[row][None]), torch.from_numpy(labels[row][None])
 
 
 def cases_kept(dataset: SliceDataset, hold_out: tuple[str, ...]) -> list[int]:
@@ -185,7 +187,11 @@ def augment(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generat
     contrast = uniform(0.85, 1.15).view(n, 1, 1, 1)
     brightness = uniform(-0.05, 0.05).view(n, 1, 1, 1)
     noise = uniform(0.0, 0.03).view(n, 1, 1, 1)
-    random = torch.randn(images.shape, generator=generator).to(images.device)
+    # drawn on the images' device (a GPU draws it far faster than the CPU), from a seed the CPU
+    # generator gives, so that a run still repeats exactly
+    device_generator = torch.Generator(device=images.device).manual_seed(
+        int(torch.randint(0, 2**62, (1,), generator=generator)))
+    random = torch.randn(images.shape, generator=device_generator, device=images.device)
     images = (images * contrast + brightness + noise * random).clamp(0.0, 1.0)
     return images, labels
 
@@ -314,7 +320,7 @@ def train(dataset_dir: str | Path, out_dir: str | Path, options: TrainOptions = 
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{options.epochs}", disable=not show_progress,
                    leave=False, unit="batch")
         for images, labels in bar:
-            images, labels = images.to(device), labels.to(device)
+            images, labels = images.to(device).float(), labels.to(device).long()
             if options.augment:
                 images, labels = augment(images, labels, generator, options.max_shift_mm,
                                          dataset.roi.pixel_mm)
