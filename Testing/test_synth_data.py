@@ -21,7 +21,7 @@ from THAAnnotatorLib.model.roi import HU_WINDOW, RoiSpec
 from THAAnnotatorLib.model.synth import crop_box, render_hip
 from THAAnnotatorLib.model.synth_dataset import build_synth_dataset
 from THAAnnotatorLib.model.synth_ranges import SynthRanges
-from THAAnnotatorLib.model.training import train
+from THAAnnotatorLib.model.training import SliceSamples, train
 from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD
 from THAAnnotatorLib.sweep import generate_sweep_case
 from THAAnnotatorLib.sweep.generate import CANCELLOUS, CORTEX, MARROW, METAL, TISSUES
@@ -170,6 +170,24 @@ def test_worker_processes_build_the_same_dataset_case_for_case(built, tmp_path):
         mine, theirs = serial.load_case(number), other.load_case(number)
         np.testing.assert_array_equal(mine.image, theirs.image)
         np.testing.assert_array_equal(mine.truth, theirs.truth)
+
+
+def test_a_preloaded_dataset_gives_the_slices_a_lazy_one_reads(built):
+    dataset = SliceDataset.open(built[0])
+    kept = [1, 3]
+    lazy = SliceSamples(dataset, "truth", kept)
+    whole = SliceSamples(dataset, "truth", kept, preload=True)
+    assert len(lazy) == len(whole) == sum(len(dataset.cases[n]["slices"]) for n in kept)
+    rows = [len(lazy) - 1, 0, 5, 17]
+    images, labels = whole.__getitems__(rows)
+    assert images.shape == (4, 1, 64, 64) and images.dtype == torch.float16
+    lazy_images, lazy_labels = lazy.__getitems__(rows)
+    torch.testing.assert_close(images.float(), lazy_images, rtol=0, atol=0)
+    torch.testing.assert_close(labels, lazy_labels, rtol=0, atol=0)
+    number, row = lazy.index[17]
+    expected = dataset.load_case(number)
+    np.testing.assert_array_equal(images[3, 0].float().numpy(), expected.image[row])
+    np.testing.assert_array_equal(labels[3, 0].numpy(), expected.truth[row])
 
 
 def test_the_dataset_holds_truth_labels_and_trains(built, tmp_path):

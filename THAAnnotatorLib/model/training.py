@@ -57,38 +57,42 @@ PRELOAD_BYTES = 12 * 2**30
 
 class SliceSamples(Dataset):
     """The dataset's slices as (image, labels) tensors (1, P, P), as stored: float16 (preloaded)
-    or float32 images, uint8 labels.
+    or float32 images, uint8 labels; a batch of them (n, 1, P, P) by :meth:`__getitems__`.
 
     Only the cases numbered in ``cases`` (all by default) are sampled. With ``preload`` every
-    one of them is read at once (threads, case files in parallel) and kept; otherwise the
-    :data:`CASES_IN_MEMORY` most recently used are.
+    one of them is read at once (threads, case files in parallel) into one array per kind, so
+    that a batch is one gather; otherwise the :data:`CASES_IN_MEMORY` most recently used cases
+    are kept.
     """
 
     def __init__(self, dataset: SliceDataset, labels: str = "label",
                  cases: list[int] | None = None, preload: bool = False):
         self.dataset = dataset
         self.labels = labels
-        kept = set(range(len(dataset.cases)) if cases is None else cases)
-        self.index = [(number, row) for number, row in dataset.samples if number in kept]
+        kept = sorted(set(range(len(dataset.cases)) if cases is None else cases))
+        self.index = [(number, row) for number, row in dataset.samples if number in set(kept)]
         self.preloaded = preload
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._images = self._labels = None
         if preload:
             with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-                # kept as float16, as stored: half the memory of float32
-                for number, arrays in zip(sorted(kept), pool.map(self._read, sorted(kept))):
-                    self._cache[number] = (arrays[0].astype(np.float16), arrays[1])
+                # float16, as stored: half the memory of float32
+                arrays = list(pool.map(lambda n: self._read(n, np.float16), kept))
+            # rows in sample order: the index runs through the kept cases' rows in turn
+            self._images = np.concatenate([image for image, _ in arrays])[:, None]
+            self._labels = np.concatenate([labels for _, labels in arrays])[:, None]
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def _read(self, number: int) -> tuple[np.ndarray, np.ndarray]:
+    def _read(self, number: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
         data = self.dataset.load_case(number)
         labels = data.label if self.labels == "label" else data.truth
         if labels is None:
             raise InputError(
                 f"Case {self.dataset.cases[number]['id']} has no {self.labels!r} labels; "
                 "train on the dataset's labels instead.")
-        return data.image, labels
+        return data.image.astype(dtype, copy=False), labels
 
     def _case(self, number: int) -> tuple[np.ndarray, np.ndarray]:
         if number not in self._cache:
@@ -99,11 +103,26 @@ class SliceSamples(Dataset):
         return self._cache[number]
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # as stored: made float32 / int64 on the training device, which halves what crosses to
+        # a GPU and spares the CPU the conversion
+        if self._images is not None:
+            return torch.from_numpy(self._images[item]), torch.from_numpy(self._labels[item])
         number, row = self.index[item]
         image, labels = self._case(number)
-        # as stored (float16 when preloaded, uint8 labels): made float32 / int64 on the training
-        # device, which halves what crosses to a GPU and spares the CPU the conversion
         return torch.from_numpy(image[row][None]), torch.from_numpy(labels[row][None])
+
+    def __getitems__(self, items: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The slices ``items`` as one batch (the DataLoader fetches batches with this)."""
+        if self._images is not None:
+            rows = np.asarray(items)
+            return torch.from_numpy(self._images[rows]), torch.from_numpy(self._labels[rows])
+        pairs = [self[item] for item in items]
+        return torch.stack([image for image, _ in pairs]), torch.stack([labels for _, labels in pairs])
+
+
+def _as_fetched(batch):
+    """The DataLoader's collate function: :meth:`SliceSamples.__getitems__` already batches."""
+    return batch
 
 
 def cases_kept(dataset: SliceDataset, hold_out: tuple[str, ...]) -> list[int]:
@@ -313,7 +332,7 @@ def train(dataset_dir: str | Path, out_dir: str | Path, options: TrainOptions = 
         learning_rate = _learning_rate(options, epoch)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate
-        loader = DataLoader(samples, batch_size=options.batch_size,
+        loader = DataLoader(samples, batch_size=options.batch_size, collate_fn=_as_fetched,
                             sampler=CaseBlockSampler(case_of_sample, block, generator))
         network.train()
         began, total, steps = time.perf_counter(), 0.0, 0
