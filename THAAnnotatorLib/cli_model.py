@@ -28,8 +28,8 @@ from .cli_types import (non_negative_float, non_negative_int, number, positive_f
                         positive_int, seed)
 from .errors import InputError
 from .limits import Range
-from .sweep.draw import CLASSES
 from .model.config import CPU_BATCH_SIZE, GPU_BATCH_SIZE
+from .sweep.draw import CLASSES
 
 
 def add_roi_arguments(parser: argparse.ArgumentParser) -> None:

@@ -69,8 +69,9 @@ class SliceSamples(Dataset):
                  cases: list[int] | None = None, preload: bool = False):
         self.dataset = dataset
         self.labels = labels
-        kept = sorted(set(range(len(dataset.cases)) if cases is None else cases))
-        self.index = [(number, row) for number, row in dataset.samples if number in set(kept)]
+        chosen = set(range(len(dataset.cases)) if cases is None else cases)
+        kept = sorted(chosen)
+        self.index = [(number, row) for number, row in dataset.samples if number in chosen]
         self.preloaded = preload
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._images = self._labels = None
