@@ -605,7 +605,7 @@ def test_the_model_marks_a_hip_of_a_scan_coarser_than_the_method_for_review(shar
     and so has no surface check, marks it for review too, saying why (it said "no" before).
     What it labels there is a femoral head: 20-60 ml, and at least 80 % of it bone (issue 19;
     weights trained on synthetic hips with pixels of at most 1.5 mm labelled 63 ml there, 60 %
-    of it bone, reaching 9 mm down into the neck)."""
+    of it bone, reaching 12 mm down into the neck)."""
     scan = io.read_scan(shared_ct_path)
     predicted = predict_scan(scan.volume, load_model(device="cpu"))
     right = predicted.sides["right"]

@@ -9,7 +9,7 @@ Augmentation, on the fly and on the training device: a random affine map of each
 scale 0.9-1.1), brightness / contrast changes, Gaussian noise, and for 30 % of the slices a
 blur that imitates scans with 1.5-5 mm voxels.
 
-A dataset whose arrays fit in :data:`PRELOAD_BYTES` is read once, case files in parallel, and
+A dataset whose arrays fit in :data:`PRELOAD_BYTES` is read once, at the start, and
 every epoch shuffles all its slices together. A larger one is read lazily: each epoch visits the
 cases in random order, a few at a time, and shuffles the slices of those cases, so each case
 file is read once per epoch.
@@ -25,12 +25,10 @@ interrupted run continues with ``resume=True``.
 from __future__ import annotations
 
 import math
-import os
 import platform
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +58,7 @@ class SliceSamples(Dataset):
     or float32 images, uint8 labels; a batch of them (n, 1, P, P) by :meth:`__getitems__`.
 
     Only the cases numbered in ``cases`` (all by default) are sampled. With ``preload`` every
-    one of them is read at once (threads, case files in parallel) into one array per kind, so
+    one of them is read at once, one case file after another, into one array per kind, so
     that a batch is one gather; otherwise the :data:`CASES_IN_MEMORY` most recently used cases
     are kept.
     """
@@ -72,19 +70,23 @@ class SliceSamples(Dataset):
         chosen = set(range(len(dataset.cases)) if cases is None else cases)
         kept = sorted(chosen)
         self.index = [(number, row) for number, row in dataset.samples if number in chosen]
-        self.preloaded = preload
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._images = self._labels = None
         if preload:
-            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-                # float16, as stored: half the memory of float32
-                arrays = list(pool.map(lambda n: self._read(n, np.float16), kept))
+            # one after another: NumPy parses each array's header with ast.literal_eval, which
+            # Python 3.11 cannot run in two threads at once ("AST constructor recursion depth
+            # mismatch", seen here); float16, as stored: half the memory of float32
+            arrays = [self._read(number, np.float16) for number in kept]
             # rows in sample order: the index runs through the kept cases' rows in turn
             self._images = np.concatenate([image for image, _ in arrays])[:, None]
             self._labels = np.concatenate([labels for _, labels in arrays])[:, None]
 
     def __len__(self) -> int:
         return len(self.index)
+
+    @property
+    def preloaded(self) -> bool:
+        return self._images is not None
 
     def _read(self, number: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
         data = self.dataset.load_case(number)
@@ -106,7 +108,7 @@ class SliceSamples(Dataset):
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
         # as stored: made float32 / int64 on the training device, which halves what crosses to
         # a GPU and spares the CPU the conversion
-        if self._images is not None:
+        if self.preloaded:
             return torch.from_numpy(self._images[item]), torch.from_numpy(self._labels[item])
         number, row = self.index[item]
         image, labels = self._case(number)
@@ -114,7 +116,7 @@ class SliceSamples(Dataset):
 
     def __getitems__(self, items: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The slices ``items`` as one batch (the DataLoader fetches batches with this)."""
-        if self._images is not None:
+        if self.preloaded:
             rows = np.asarray(items)
             return torch.from_numpy(self._images[rows]), torch.from_numpy(self._labels[rows])
         pairs = [self[item] for item in items]
@@ -132,8 +134,9 @@ def cases_kept(dataset: SliceDataset, hold_out: tuple[str, ...]) -> list[int]:
 
     Raises InputError when no case is left.
     """
+    held = set(hold_out)
     kept = [number for number, case in enumerate(dataset.cases)
-            if case.get("synth", {}).get("class") not in set(hold_out)]
+            if case.get("synth", {}).get("class") not in held]
     if not kept:
         raise InputError(f"Every case of {dataset.root} is of a held-out class "
                          f"({', '.join(hold_out)}); nothing is left to train on.")
