@@ -73,7 +73,13 @@ def held_out_case(hip_class: str, seed: int) -> tuple[Volume, np.ndarray, dict[s
 
 def score_scan(model, hip_class: str, seed: int) -> list[dict]:
     """One record per hip of scan (class, seed) (:func:`held_out_case`)."""
-    volume, truth, implants = held_out_case(hip_class, seed)
+    return score_case(model, hip_class, seed, *held_out_case(hip_class, seed))
+
+
+def score_case(model, hip_class: str, seed: int, volume: Volume, truth: np.ndarray,
+               implants: dict[str, bool]) -> list[dict]:
+    """One record per hip of a scan with its truth segment codes and which hips hold an
+    implant: status, warnings, agreement, and Dice per class where segmented."""
     try:
         annotation, refused = predict_scan(volume, model), None
     except InputError as error:

@@ -18,12 +18,10 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from model_flag import score_case  # benchmarks/model_flag.py: the same scoring
 
-from THAAnnotatorLib.errors import InputError
-from THAAnnotatorLib.metrics import segment_dice
-from THAAnnotatorLib.model.inference import predict_scan
 from THAAnnotatorLib.model.network import load_model
-from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SIDES
+from THAAnnotatorLib.result import SIDES
 from THAAnnotatorLib.sweep import CLASSES
 from THAAnnotatorLib.sweep.draw import draw_scan
 from THAAnnotatorLib.sweep.generate import render_scan
@@ -48,21 +46,11 @@ def score(model, scan) -> dict[str, tuple[float, float]]:
     """Acetabulum and femoral head Dice per native hip of one rendering (0 where not
     segmented)."""
     case = render_scan(scan)
-    truth = sweep_truth_labels(case)
-    try:
-        annotation = predict_scan(case.volume, model)
-    except InputError:
-        annotation = None
-    scores = {}
-    for side in SIDES:
-        if scan.hips[side].implant:
-            continue
-        if annotation is None or annotation.sides[side].status != "segmented":
-            scores[side] = (0.0, 0.0)
-            continue
-        scores[side] = tuple(segment_dice(annotation.side_labels, truth, side, label)
-                             for label in (ACETABULUM, FEMORAL_HEAD))
-    return scores
+    implants = {side: scan.hips[side].implant for side in SIDES}
+    records = score_case(model, scan.hip_class, scan.seed, case.volume,
+                         sweep_truth_labels(case), implants)
+    return {r["side"]: (r.get("acetabulum_dice", 0.0), r.get("head_dice", 0.0))
+            for r in records if not r["implant"]}
 
 
 def main() -> None:
