@@ -45,14 +45,21 @@ _OTHER_SHARE = 0.2
 _OWN_RIM_SHARE = 0.8
 
 
-def _distance_mm(shape: tuple[int, ...], center_idx: np.ndarray, spacing_mm: np.ndarray) -> np.ndarray:
+def _distance_mm(shape: tuple[int, ...], center_idx: np.ndarray, radius_mm: float,
+                 spacing_mm: np.ndarray, ellipsoid: Ellipsoid | None) -> np.ndarray:
+    """Each voxel's distance to the head's center (mm); for a head that is not a sphere, the
+    radius less its depth inside the ``ellipsoid``, so the head's surface lies at the radius
+    either way."""
     grids = np.ogrid[tuple(slice(0, n) for n in shape)]
-    return np.sqrt(sum(((g - c) * s) ** 2 for g, c, s in zip(grids, center_idx, spacing_mm)))
+    if ellipsoid is None:
+        return np.sqrt(sum(((g - c) * s) ** 2 for g, c, s in zip(grids, center_idx, spacing_mm)))
+    points = np.stack(np.broadcast_arrays(*(g * s for g, s in zip(grids, spacing_mm))), axis=-1)
+    return radius_mm - ellipsoid.depth_mm(points.astype(float))
 
 
 def split_femur_pelvis(hu: np.ndarray, bone: np.ndarray, femur_seed: np.ndarray,
-                       center_idx: np.ndarray, radius_mm: float,
-                       spacing_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                       center_idx: np.ndarray, radius_mm: float, spacing_mm: np.ndarray,
+                       ellipsoid: Ellipsoid | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Split a bone mask around one hip into femur and pelvis (bool arrays).
 
     A spherical band at the head surface cuts the joint; the pieces are then assigned by 3-D
@@ -65,12 +72,13 @@ def split_femur_pelvis(hu: np.ndarray, bone: np.ndarray, femur_seed: np.ndarray,
     joint space (:func:`.joint_cut.cut_at_joint`, ``hu`` in HU); the joint space's own voxels,
     bone in the mask where the joint is one or two voxels wide (:func:`.joint_gap.joint_gap`),
     go to neither bone, and the cut runs through them. Arrays are in the side frame (x runs
-    lateral to medial).
+    lateral to medial). A head that is not a sphere comes with its ``ellipsoid`` (mm, index x
+    spacing of these arrays), whose surface the band and the head's seed then follow.
     """
-    distance = _distance_mm(bone.shape, center_idx, spacing_mm)
+    distance = _distance_mm(bone.shape, center_idx, radius_mm, spacing_mm, ellipsoid)
     band = (distance >= radius_mm - _CUT_INSIDE_MM) & (distance <= radius_mm + _CUT_OUTSIDE_MM)
     # the joint space's own voxels, bone in the mask where it is narrow, belong to neither
-    gap = joint_gap(hu, band, center_idx, radius_mm, spacing_mm)
+    gap = joint_gap(hu, band, center_idx, radius_mm, spacing_mm, ellipsoid)
     bone = bone & ~gap
     cut = bone & ~band
     dz_mm = (np.arange(bone.shape[0])[:, None, None] - center_idx[0]) * spacing_mm[0]

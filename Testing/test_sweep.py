@@ -18,9 +18,9 @@ from THAAnnotatorLib.sweep.truth import sweep_truth_labels
 FAST_SPACING = (2.0, 0.9, 0.9)
 
 
-def fast_case(hip_class: str, seed: int, **hip_changes):
-    """A sweep scan at FAST_SPACING, both hips changed by ``hip_changes``."""
-    scan = replace(draw_scan(hip_class, seed), spacing_mm=FAST_SPACING)
+def fast_case(hip_class: str, seed: int, spacing_mm=FAST_SPACING, **hip_changes):
+    """A sweep scan at ``spacing_mm``, both hips changed by ``hip_changes``."""
+    scan = replace(draw_scan(hip_class, seed), spacing_mm=spacing_mm)
     if hip_changes:
         scan = replace(scan, hips={s: replace(h, **hip_changes) for s, h in scan.hips.items()})
     return render_scan(scan)
@@ -205,18 +205,20 @@ def test_a_flattened_head_s_labels_follow_its_ellipsoid(flattened_heads, side):
     assert [w for w in result.warnings if "not a sphere" in w]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="known gap (docs/sweep.md): a flattened top in a 1.7 mm joint keeps no "
-                          "ellipsoid (rays from the center meet the roof beyond the narrow gap, "
-                          "so the head looks round); its labels take a slab of roof and its "
-                          "sphere is 2.1 mm too large (acetabulum 0.845, head 0.897; 0.82-0.86 / "
-                          "0.89 on three grids before the joint space was left out), and nothing "
-                          "marks the hip")
-def test_a_flattened_head_in_a_narrow_joint_is_right_or_marked():
-    acetabulum, head, _, result = _scores(
-        fast_case("head_shape", 0, head_axis_factors=(1.0, 1.0, 0.8), head_top_factor=1.0),
-        "right")
-    assert (acetabulum >= 0.88 and head >= 0.92) or result.needs_review
+@pytest.mark.parametrize("seed, spacing_mm", [(0, FAST_SPACING), (2, (2.5, 0.9, 0.9))])
+def test_a_flattened_head_in_a_narrow_joint_is_labelled_to_its_top(seed, spacing_mm):
+    """Heads 0.8 of their radius from top to bottom in 1.5-1.7 mm joints, in slices thicker
+    than the joint: rays from the center meet the roof beyond the joint, so no ellipsoid is
+    fitted to their surface. Labelled with the sphere they took one or two slabs of roof and
+    their diameters came out 2.1 / 2.6 mm large (acetabulum 0.845 / 0.858, head 0.897 / 0.872),
+    with nothing to mark them. The head's layers in the voxels show its flattened top
+    (afs/head_flattening.py); measured now: acetabulum 0.987 / 0.958, head 0.982 / 0.972,
+    diameters +0.5 / +0.9 mm."""
+    acetabulum, head, error, result = _scores(
+        fast_case("head_shape", seed, spacing_mm,
+                  head_axis_factors=(1.0, 1.0, 0.8), head_top_factor=1.0), "right")
+    assert acetabulum >= 0.88 and head >= 0.92 and abs(error) <= 1.5
+    assert [w for w in result.warnings if "not a sphere" in w]
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from .articular_sphere import articular_sphere
 from .coverage import upper_coverage
 from .half_maximum import trim_to_half_maximum
 from .head_ellipsoid import head_ellipsoid
+from .head_flattening import flattened_head
 from .hough import Circle
 from .initial_slice import find_initial_slice
 from .propagate import MIN_RADIUS_PX, propagate
@@ -177,6 +178,8 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
 
     stage(0.72, "head shape")
     ellipsoid = head_ellipsoid(hu, sphere, spacing_mm)
+    if ellipsoid is None:
+        ellipsoid = flattened_head(hu, sphere, spacing_mm)
     if ellipsoid is not None:
         axes = ", ".join(f"{2 * a:.1f}" for a in ellipsoid.semi_axes_mm)
         warnings.append(f"the femoral head is not a sphere (an ellipsoid {axes} mm across fits "
@@ -187,8 +190,10 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     center_idx = sphere.center_mm / spacing_mm
     box = _joint_box(bone.shape, center_idx, sphere.radius_mm / spacing_mm)
     offset = np.array([s.start for s in box], dtype=float)
+    box_ellipsoid = None if ellipsoid is None else ellipsoid.shifted(offset * spacing_mm)
     femur, pelvis = split_femur_pelvis(hu[box], bone[box], initial.femur_seed[box],
-                                       center_idx - offset, sphere.radius_mm, spacing_mm)
+                                       center_idx - offset, sphere.radius_mm, spacing_mm,
+                                       box_ellipsoid)
     stage(0.8, "labels")
     # spongy bone that bone extraction left out, inside each bone's cortex, goes with that bone
     whole = (bone, box)
@@ -196,8 +201,7 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     pelvis = fill_enclosed_slices(pelvis, spacing_mm, other=femur, beyond=whole) & ~femur
     labels = np.zeros(bone.shape, dtype=np.uint8)
     labels[box] = joint_labels(femur, pelvis, center_idx - offset, sphere.radius_mm, spacing_mm,
-                               params, ellipsoid=None if ellipsoid is None
-                               else ellipsoid.shifted(offset * spacing_mm))
+                               params, ellipsoid=box_ellipsoid)
     stage(0.95, "labels' edges")
     if params.use_half_maximum_edges:
         labels[box] = trim_to_half_maximum(labels[box], hu[box], bone[box], spacing_mm)

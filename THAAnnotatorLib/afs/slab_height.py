@@ -50,7 +50,7 @@ def refine_height_on_slabs(hu: np.ndarray, sphere: Sphere,
     spacing_mm = np.asarray(spacing_mm, dtype=float)
     if spacing_mm[0] < MIN_SLICE_OVER_PIXEL * float(np.max(spacing_mm[1:])):
         return sphere, None
-    voxels = _VoxelsNearTop(hu, sphere, spacing_mm)
+    voxels = HeadLayers(hu, sphere, spacing_mm)
     if voxels.count < 10 * voxels.knots.size:  # too few voxels to pin the profile down
         return sphere, None
     coarse = np.arange(-_SEARCH_MM, _SEARCH_MM + _COARSE_MM / 2, _COARSE_MM)
@@ -69,33 +69,40 @@ def refine_height_on_slabs(hu: np.ndarray, sphere: Sphere,
     return Sphere(center, sphere.radius_mm), float(shift)
 
 
-class _VoxelsNearTop:
+class HeadLayers:
     """The voxels in the head's upper layers, and the residual of the best radial profile for a
-    center height."""
+    center height and, for a head flattened from top to bottom (:mod:`.head_flattening`), a
+    polar semi-axis shorter than the radius."""
 
-    def __init__(self, hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray):
+    def __init__(self, hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray,
+                 min_polar_share: float = 1.0):
+        """``min_polar_share``: the shortest polar semi-axis :meth:`residual` will be asked
+        for, as a share of the radius; the voxels kept reach ``_INNER_MM`` inside that
+        spheroid too."""
         self.slab_mm = spacing_mm[0]
-        center, radius = sphere.center_mm, sphere.radius_mm
+        self.radius_mm = radius = sphere.radius_mm
+        center = sphere.center_mm
         cos_cone = np.cos(np.radians(_CONE_DEG))
         lo_mm = center - (radius + _OUTER_MM)
         hi_mm = center + (radius + _OUTER_MM)
-        lo_mm[0] = center[0] + (radius - _INNER_MM) * cos_cone
+        lo_mm[0] = center[0] + (radius - _INNER_MM) * cos_cone * min_polar_share
         box = voxels_within(lo_mm, hi_mm, spacing_mm, hu.shape)
         # voxel centers relative to the sphere's center, mm
         z, y, x = (np.arange(b.start, b.stop) * s - c for b, s, c in zip(box, spacing_mm, center))
         height = z[:, None, None]
         in_plane2 = y[None, :, None] ** 2 + x[None, None, :] ** 2
         distance = np.sqrt(height**2 + in_plane2)
-        keep = ((distance >= radius - _INNER_MM) & (distance <= radius + _OUTER_MM)
+        flattest = np.sqrt((height / min_polar_share) ** 2 + in_plane2)
+        keep = ((flattest >= radius - _INNER_MM) & (distance <= radius + _OUTER_MM)
                 & (height >= cos_cone * distance))
         self.height = np.broadcast_to(height, keep.shape)[keep]
         self.in_plane2 = np.broadcast_to(in_plane2, keep.shape)[keep]
         self.values = hu[box][keep].astype(float)
         self.count = self.values.size
-        # the profile must reach every point of every slab at every height tried
+        # the profile must reach every point of every slab at every height and shape tried
         reach = self.slab_mm / 2 + _SEARCH_MM + _KNOT_MM
-        self.knots = np.arange(radius - _INNER_MM - reach, radius + _OUTER_MM + reach + _KNOT_MM,
-                               _KNOT_MM)
+        deepest = radius - _INNER_MM - (1.0 - min_polar_share) * radius
+        self.knots = np.arange(deepest - reach, radius + _OUTER_MM + reach + _KNOT_MM, _KNOT_MM)
         second = np.diff(np.eye(self.knots.size), 2, axis=0)
         self.smoothness = _SMOOTHNESS * second.T @ second
         n = int(np.ceil(self.slab_mm / _SUBSAMPLE_MM))
@@ -103,11 +110,21 @@ class _VoxelsNearTop:
         # the design matrix's row of each point (the voxel it samples), the same at every height
         self.rows = np.repeat(np.arange(self.count), n)
 
-    def residual(self, shift_mm: float) -> float:
-        """Sum of squared residuals (HU^2) of the best profile with the center ``shift_mm`` up."""
+    def residual(self, shift_mm: float, polar_share: float = 1.0) -> float:
+        """Sum of squared residuals (HU^2) of the best profile with the center ``shift_mm`` up
+        and the head's layers concentric to a spheroid whose vertical semi-axis is
+        ``polar_share`` x the radius (1: the sphere)."""
         n_knots = self.knots.size
         heights = self.height[:, None] + self.offsets[None, :] - shift_mm
-        position = (np.sqrt(heights**2 + self.in_plane2[:, None]) - self.knots[0]) / _KNOT_MM
+        in_plane2 = self.in_plane2[:, None]
+        if polar_share == 1.0:
+            depth = np.sqrt(heights**2 + in_plane2)
+        else:  # the radius plus the distance to the spheroid, to first order: (F - 1) / |grad F|
+            equator2, pole2 = self.radius_mm**2, (polar_share * self.radius_mm) ** 2
+            level = np.sqrt(in_plane2 / equator2 + heights**2 / pole2)
+            slope = np.sqrt(in_plane2 / equator2**2 + heights**2 / pole2**2) / np.maximum(level, 1e-9)
+            depth = self.radius_mm + (level - 1.0) / np.maximum(slope, 1e-9)
+        position = (depth - self.knots[0]) / _KNOT_MM
         left = np.clip(np.floor(position).astype(int), 0, n_knots - 2)
         n = self.offsets.size
         right_share = np.clip(position - left, 0.0, 1.0) / n
