@@ -98,7 +98,7 @@ def _side_result(volume: Volume, frame: SideFrame, fit: SideFit, params: Params)
         head_diameter_mm=round(diameter_mm, 2),
         surface_drop_hu=round(fit.surface.drop_hu, 1),
         surface_edge_offset_mm=round(fit.surface.edge_offset_mm, 2),
-        needs_review=(not (fit.surface.passed and usual) or fit.refitted
+        needs_review=(not (fit.surface.passed and usual) or fit.refitted or fit.outgrown
                       or top_slice is not None),
         warnings=warnings)
 

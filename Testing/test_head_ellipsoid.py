@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from THAAnnotatorLib.afs.geometry import sphere_directions
-from THAAnnotatorLib.afs.head_ellipsoid import Ellipsoid, fit_ellipsoid, head_ellipsoid
+from THAAnnotatorLib.afs.head_ellipsoid import (Ellipsoid, fit_ellipsoid, head_ellipsoid,
+                                                surface_ellipsoid)
 from THAAnnotatorLib.afs.sphere import Sphere
 
 
@@ -78,3 +79,22 @@ def test_no_ellipsoid_in_slices_farther_apart_than_the_rays_are_made_for():
     either, so this checks the behaviour, not that line.)"""
     hu, sphere, spacing = _head_ct((17.0, 21.0, 21.0), spacing_mm=(3.5, 0.8, 0.8))
     assert head_ellipsoid(hu, sphere, spacing) is None
+
+
+def test_a_sphere_that_followed_a_head_s_short_axis_is_outgrown():
+    """A head 17 mm from front to back and 21 mm otherwise, its sphere as small as the short
+    axis (as the slices' sphere came out on such a head at 2.5 mm slices): the surface's
+    ellipsoid is refused for the labels (larger than the sphere all round) but says the sphere
+    is too small along two axes. Around the head's mean radius it does not."""
+    hu, sphere, spacing = _head_ct((21.0, 17.0, 21.0))
+    small = Sphere(sphere.center_mm, 17.0)
+    fit = surface_ellipsoid(hu, small, spacing)
+    assert fit is not None and not fit.is_head_shape and fit.outgrows_sphere
+    fit = surface_ellipsoid(hu, sphere, spacing)
+    assert fit is not None and not fit.outgrows_sphere
+
+
+def test_a_round_head_s_sphere_is_not_outgrown():
+    hu, sphere, spacing = _head_ct((21.0, 21.0, 21.0))
+    fit = surface_ellipsoid(hu, sphere, spacing)
+    assert fit is None or not fit.outgrows_sphere

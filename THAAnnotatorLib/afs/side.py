@@ -14,7 +14,7 @@ from ..result import FEMORAL_HEAD
 from .articular_sphere import articular_sphere
 from .coverage import upper_coverage
 from .half_maximum import trim_to_half_maximum
-from .head_ellipsoid import head_ellipsoid
+from .head_ellipsoid import surface_ellipsoid
 from .head_flattening import flattened_head
 from .hough import Circle
 from .initial_slice import find_initial_slice
@@ -72,6 +72,9 @@ class SideFit:
     # the head's size and center as reported: the sphere fitted to its articular surface, None
     # where there is none (then ``sphere``'s)
     articular: Sphere | None = None
+    # the head's surface is an ellipsoid wider than the sphere along two axes (see
+    # :attr:`.head_ellipsoid.SurfaceEllipsoid.outgrows_sphere`): marked for review
+    outgrown: bool = False
 
 
 def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, params: Params,
@@ -177,7 +180,16 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
             f"anatomical range {params.min_head_radius_mm:g}-{params.max_head_radius_mm:g} mm")
 
     stage(0.72, "head shape")
-    ellipsoid = head_ellipsoid(hu, sphere, spacing_mm)
+    surface_fit = surface_ellipsoid(hu, sphere, spacing_mm)
+    ellipsoid = (surface_fit.ellipsoid if surface_fit is not None and surface_fit.is_head_shape
+                 else None)
+    outgrown = surface_fit is not None and surface_fit.outgrows_sphere
+    if outgrown:
+        axes = ", ".join(f"{2 * a:.1f}" for a in surface_fit.ellipsoid.semi_axes_mm)
+        warnings.append(f"the femoral head's surface fits an ellipsoid {axes} mm across far "
+                        f"better than a sphere, wider than its sphere "
+                        f"({2 * sphere.radius_mm:.1f} mm) along two axes: the sphere may have "
+                        f"followed the short axis of a head that is not round; check this hip")
     if ellipsoid is None:
         ellipsoid = flattened_head(hu, sphere, spacing_mm)
     if ellipsoid is not None:
@@ -212,7 +224,7 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
         if articular is not None and not _near(articular, sphere, params):
             articular = None
     return SideFit(initial.index, rough, fits, sphere, labels, surface, warnings, refitted,
-                   articular)
+                   articular, outgrown)
 
 
 def _near(articular: Sphere, sphere: Sphere, params: Params) -> bool:
