@@ -25,7 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 if TYPE_CHECKING:
-    from .afs.head_ellipsoid import Ellipsoid
+    from .afs.head_ellipsoid import HeadShape
 
 # Joint fluid and cartilage (HU), the level a wide joint space shows.
 _FLUID_HU = 50.0
@@ -47,12 +47,12 @@ _SMOOTH_MM = 0.5
 
 
 def joint_gap(hu: np.ndarray, shell: np.ndarray, center_idx: np.ndarray, radius_mm: float,
-              spacing_mm: np.ndarray, ellipsoid: Ellipsoid | None = None) -> np.ndarray:
+              spacing_mm: np.ndarray, head_shape: HeadShape | None = None) -> np.ndarray:
     """The voxels of ``shell`` (bool, z y x) that lie in the joint space's dip (bool).
 
     ``center_idx`` is the head sphere's center in (z, y, x) indices of ``hu`` (HU), and
     ``radius_mm`` its radius; the rays run from the center through each voxel. For a head that
-    is not a sphere, its ``ellipsoid`` (mm, index x spacing of ``hu``) is the surface the inner
+    is not a sphere, its ``head_shape`` (mm, index x spacing of ``hu``) is the surface the inner
     wall's edge is measured from.
     """
     gap = np.zeros(shell.shape, dtype=bool)
@@ -87,12 +87,12 @@ def joint_gap(hu: np.ndarray, shell: np.ndarray, center_idx: np.ndarray, radius_
     never = np.ones((1, len(voxels)), dtype=bool)
     to_inner = reach[np.argmax(np.vstack([inward >= half, never]), axis=0)]
     to_outer = reach[np.argmax(np.vstack([outward >= half, never]), axis=0)]
-    if ellipsoid is None:  # the inner wall's edge, off the head's surface
+    if head_shape is None:  # the inner wall's edge, off the head's surface
         inner_edge_mm = length_mm - to_inner - radius_mm
     else:
         finite = np.isfinite(to_inner)
         edge_mm = voxels * spacing_mm - np.where(finite, to_inner, 0.0)[:, None] * unit_idx * spacing_mm
-        inner_edge_mm = np.where(finite, -ellipsoid.depth_mm(edge_mm), np.inf)
+        inner_edge_mm = np.where(finite, -head_shape.depth_mm(edge_mm), np.inf)
     dip = ((wall >= _MIN_WALL_HU) & (wall - floor >= _MIN_DIP_SHARE * (wall - _FLUID_HU))
            & (own < half) & (to_inner + to_outer <= _MAX_WIDTH_MM)
            & (inner_edge_mm >= -_INNER_EDGE_MM[0]) & (inner_edge_mm <= _INNER_EDGE_MM[1]))

@@ -2,7 +2,7 @@
 
 The label definition lives here once and serves both the pipeline and the phantom's truth, so
 the accuracy tests compare like with like: in every slice the head sphere spans (or the
-ellipsoid of a head that is not a sphere), femur bone within ``joint_region_factor`` x R of the
+shape of a head that is not a sphere), femur bone within ``joint_region_factor`` x R of the
 head center is "femoral head" (2) and pelvic bone there is "acetabulum" (1); both are
 hole-filled per slice (paper, Table 4).
 """
@@ -21,7 +21,7 @@ from .params import Params
 from .result import ACETABULUM, FEMORAL_HEAD, SIDES, segment_code
 
 if TYPE_CHECKING:
-    from .afs.head_ellipsoid import Ellipsoid
+    from .afs.head_ellipsoid import HeadShape
 
 # The cut between head and acetabulum: a spherical band around the fitted head surface, mm.
 _CUT_INSIDE_MM, _CUT_OUTSIDE_MM = 1.5, 2.5
@@ -46,20 +46,20 @@ _OWN_RIM_SHARE = 0.8
 
 
 def _distance_mm(shape: tuple[int, ...], center_idx: np.ndarray, radius_mm: float,
-                 spacing_mm: np.ndarray, ellipsoid: Ellipsoid | None) -> np.ndarray:
+                 spacing_mm: np.ndarray, head_shape: HeadShape | None) -> np.ndarray:
     """Each voxel's distance to the head's center (mm); for a head that is not a sphere, the
-    radius less its depth inside the ``ellipsoid``, so the head's surface lies at the radius
+    radius less its depth inside the ``head_shape``, so the head's surface lies at the radius
     either way."""
     grids = np.ogrid[tuple(slice(0, n) for n in shape)]
-    if ellipsoid is None:
+    if head_shape is None:
         return np.sqrt(sum(((g - c) * s) ** 2 for g, c, s in zip(grids, center_idx, spacing_mm)))
     points = np.stack(np.broadcast_arrays(*(g * s for g, s in zip(grids, spacing_mm))), axis=-1)
-    return radius_mm - ellipsoid.depth_mm(points.astype(float))
+    return radius_mm - head_shape.depth_mm(points.astype(float))
 
 
 def split_femur_pelvis(hu: np.ndarray, bone: np.ndarray, femur_seed: np.ndarray,
                        center_idx: np.ndarray, radius_mm: float, spacing_mm: np.ndarray,
-                       ellipsoid: Ellipsoid | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       head_shape: HeadShape | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Split a bone mask around one hip into femur and pelvis (bool arrays).
 
     A spherical band at the head surface cuts the joint; the pieces are then assigned by 3-D
@@ -72,13 +72,13 @@ def split_femur_pelvis(hu: np.ndarray, bone: np.ndarray, femur_seed: np.ndarray,
     joint space (:func:`.joint_cut.cut_at_joint`, ``hu`` in HU); the joint space's own voxels,
     bone in the mask where the joint is one or two voxels wide (:func:`.joint_gap.joint_gap`),
     go to neither bone, and the cut runs through them. Arrays are in the side frame (x runs
-    lateral to medial). A head that is not a sphere comes with its ``ellipsoid`` (mm, index x
+    lateral to medial). A head that is not a sphere comes with its ``head_shape`` (mm, index x
     spacing of these arrays), whose surface the band and the head's seed then follow.
     """
-    distance = _distance_mm(bone.shape, center_idx, radius_mm, spacing_mm, ellipsoid)
+    distance = _distance_mm(bone.shape, center_idx, radius_mm, spacing_mm, head_shape)
     band = (distance >= radius_mm - _CUT_INSIDE_MM) & (distance <= radius_mm + _CUT_OUTSIDE_MM)
     # the joint space's own voxels, bone in the mask where it is narrow, belong to neither
-    gap = joint_gap(hu, band, center_idx, radius_mm, spacing_mm, ellipsoid)
+    gap = joint_gap(hu, band, center_idx, radius_mm, spacing_mm, head_shape)
     bone = bone & ~gap
     cut = bone & ~band
     dz_mm = (np.arange(bone.shape[0])[:, None, None] - center_idx[0]) * spacing_mm[0]
@@ -193,7 +193,7 @@ def _closed_by_other(grown: np.ndarray, enclosed: np.ndarray, other: np.ndarray,
 def joint_labels(femur: np.ndarray, pelvis: np.ndarray, center_idx: np.ndarray, radius_mm: float,
                  spacing_mm: np.ndarray, params: Params,
                  span_mm: tuple[float, float] | None = None,
-                 ellipsoid: Ellipsoid | None = None) -> np.ndarray:
+                 head_shape: HeadShape | None = None) -> np.ndarray:
     """Acetabulum (1) / femoral head (2) label map of one hip, same shape as the masks.
 
     ``center_idx`` is the head center in (z, y, x) indices of these arrays, ``radius_mm`` its
@@ -202,12 +202,13 @@ def joint_labels(femur: np.ndarray, pelvis: np.ndarray, center_idx: np.ndarray, 
     span, the head's disk in each slice (its section, less 1 mm) is added to the femur so spongy
     bone that bone extraction left out does not leave gaps in a spherical head; a head given
     its own span is not assumed round. A head that is not a sphere comes with its
-    ``ellipsoid`` (mm, index x spacing of these arrays; :mod:`.afs.head_ellipsoid`), which then
-    gives the span and the sections (less 1 mm) in the sphere's place.
+    ``head_shape`` (an ellipsoid or a sphere cut flat; mm, index x spacing of these arrays;
+    :mod:`.afs.head_ellipsoid`, :mod:`.afs.head_flattening`), which then gives the span and the
+    sections (less 1 mm) in the sphere's place.
     """
     low_mm, high_mm = (-radius_mm, radius_mm) if span_mm is None else span_mm
-    if ellipsoid is not None:
-        low_mm, high_mm = (z - center_idx[0] * spacing_mm[0] for z in ellipsoid.z_span_mm())
+    if head_shape is not None:
+        low_mm, high_mm = (z - center_idx[0] * spacing_mm[0] for z in head_shape.z_span_mm())
     labels = np.zeros(femur.shape, dtype=np.uint8)
     yy, xx = np.ogrid[:femur.shape[1], :femur.shape[2]]
     in_plane_mm2 = ((yy - center_idx[1]) * spacing_mm[1]) ** 2 + ((xx - center_idx[2]) * spacing_mm[2]) ** 2
@@ -216,8 +217,8 @@ def joint_labels(femur: np.ndarray, pelvis: np.ndarray, center_idx: np.ndarray, 
         dz_mm = (k - center_idx[0]) * spacing_mm[0]
         if not low_mm <= dz_mm <= high_mm:
             continue
-        if ellipsoid is not None:
-            disk = _inside_by(ellipsoid, k, femur.shape[1:], spacing_mm, 1.0)
+        if head_shape is not None:
+            disk = _inside_by(head_shape, k, femur.shape[1:], spacing_mm, 1.0)
         else:
             section_mm = np.sqrt(radius_mm**2 - dz_mm**2) - 1.0 if span_mm is None else 0.0
             disk = in_plane_mm2 <= section_mm**2 if section_mm > 0 else False
@@ -228,13 +229,13 @@ def joint_labels(femur: np.ndarray, pelvis: np.ndarray, center_idx: np.ndarray, 
     return labels
 
 
-def _inside_by(ellipsoid: Ellipsoid, k: int, shape_yx: tuple[int, int], spacing_mm: np.ndarray,
+def _inside_by(head_shape: HeadShape, k: int, shape_yx: tuple[int, int], spacing_mm: np.ndarray,
                depth_mm: float) -> np.ndarray:
-    """Slice ``k``'s pixels at least ``depth_mm`` inside ``ellipsoid`` (bool, ``shape_yx``)."""
+    """Slice ``k``'s pixels at least ``depth_mm`` inside ``head_shape`` (bool, ``shape_yx``)."""
     yy, xx = np.ogrid[:shape_yx[0], :shape_yx[1]]
     points = np.stack(np.broadcast_arrays(k * spacing_mm[0], yy * spacing_mm[1],
                                           xx * spacing_mm[2]), axis=-1).astype(float)
-    return ellipsoid.depth_mm(points) >= depth_mm
+    return head_shape.depth_mm(points) >= depth_mm
 
 
 def truth_side_labels(phantom, params: Params = Params()) -> np.ndarray:

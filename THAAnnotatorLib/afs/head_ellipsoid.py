@@ -25,6 +25,7 @@ for the sphere's. In the whole sweep (256 hips) two held-out acetabular-shape hi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -57,6 +58,24 @@ _MIN_POINTS = 30
 _OUTGROWN_RMS_SHARE, _OUTGROWN_AXIS_SHARE = 0.5, 1.1
 
 
+class HeadShape(Protocol):
+    """The surface of a head that is not a sphere, in mm (z y x), as the split and the labels
+    use it: an :class:`Ellipsoid`, or a sphere cut flat on top
+    (:class:`.head_flattening.CappedSphere`)."""
+
+    def z_span_mm(self) -> tuple[float, float]:
+        """Lowest and highest z (mm) of the head."""
+
+    def depth_mm(self, points_mm: np.ndarray) -> np.ndarray:
+        """How far inside (positive) or outside each point lies (mm)."""
+
+    def shifted(self, offset_mm: np.ndarray) -> "HeadShape":
+        """The same shape in a frame whose origin lies at ``offset_mm``."""
+
+    def describe(self) -> str:
+        """The shape in words, with its size in mm, for the user."""
+
+
 @dataclass(frozen=True)
 class Ellipsoid:
     """Points p (mm, z y x) with (p - center)^T shape (p - center) = 1."""
@@ -86,6 +105,9 @@ class Ellipsoid:
     def shifted(self, offset_mm: np.ndarray) -> "Ellipsoid":
         """The same ellipsoid in a frame whose origin lies at ``offset_mm``."""
         return Ellipsoid(self.center_mm - np.asarray(offset_mm, float), self.shape)
+
+    def describe(self) -> str:
+        return "an ellipsoid " + ", ".join(f"{2 * a:.1f}" for a in self.semi_axes_mm) + " mm across"
 
 
 def fit_ellipsoid(points_mm: np.ndarray) -> Ellipsoid | None:

@@ -185,27 +185,24 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
                  else None)
     outgrown = surface_fit is not None and surface_fit.outgrows_sphere
     if outgrown:
-        axes = ", ".join(f"{2 * a:.1f}" for a in surface_fit.ellipsoid.semi_axes_mm)
-        warnings.append(f"the femoral head's surface fits an ellipsoid {axes} mm across far "
-                        f"better than a sphere, wider than its sphere "
+        warnings.append(f"the femoral head's surface fits {surface_fit.ellipsoid.describe()} "
+                        f"far better than a sphere, wider than its sphere "
                         f"({2 * sphere.radius_mm:.1f} mm) along two axes: the sphere may have "
                         f"followed the short axis of a head that is not round; check this hip")
-    if ellipsoid is None:
-        ellipsoid = flattened_head(hu, sphere, spacing_mm)
-    if ellipsoid is not None:
-        axes = ", ".join(f"{2 * a:.1f}" for a in ellipsoid.semi_axes_mm)
-        warnings.append(f"the femoral head is not a sphere (an ellipsoid {axes} mm across fits "
-                        f"its surface better); its labels follow the ellipsoid: an anatomical "
-                        f"finding to confirm, not a doubt about the labels")
+    head_shape = ellipsoid if ellipsoid is not None else flattened_head(hu, sphere, spacing_mm)
+    if head_shape is not None:
+        warnings.append(f"the femoral head is not a sphere ({head_shape.describe()} fits its "
+                        f"surface better); its labels follow that shape: an anatomical finding "
+                        f"to confirm, not a doubt about the labels")
 
     stage(0.75, "femur / pelvis split")
     center_idx = sphere.center_mm / spacing_mm
     box = _joint_box(bone.shape, center_idx, sphere.radius_mm / spacing_mm)
     offset = np.array([s.start for s in box], dtype=float)
-    box_ellipsoid = None if ellipsoid is None else ellipsoid.shifted(offset * spacing_mm)
+    box_shape = None if head_shape is None else head_shape.shifted(offset * spacing_mm)
     femur, pelvis = split_femur_pelvis(hu[box], bone[box], initial.femur_seed[box],
                                        center_idx - offset, sphere.radius_mm, spacing_mm,
-                                       box_ellipsoid)
+                                       box_shape)
     stage(0.8, "labels")
     # spongy bone that bone extraction left out, inside each bone's cortex, goes with that bone
     whole = (bone, box)
@@ -213,7 +210,7 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
     pelvis = fill_enclosed_slices(pelvis, spacing_mm, other=femur, beyond=whole) & ~femur
     labels = np.zeros(bone.shape, dtype=np.uint8)
     labels[box] = joint_labels(femur, pelvis, center_idx - offset, sphere.radius_mm, spacing_mm,
-                               params, ellipsoid=box_ellipsoid)
+                               params, head_shape=box_shape)
     stage(0.95, "labels' edges")
     if params.use_half_maximum_edges:
         labels[box] = trim_to_half_maximum(labels[box], hu[box], bone[box], spacing_mm)

@@ -101,8 +101,10 @@ class HeadLayers:
         self.count = self.values.size
         # the profile must reach every point of every slab at every height and shape tried
         reach = self.slab_mm / 2 + _SEARCH_MM + _KNOT_MM
-        deepest = radius - _INNER_MM - (1.0 - min_polar_share) * radius
-        self.knots = np.arange(deepest - reach, radius + _OUTER_MM + reach + _KNOT_MM, _KNOT_MM)
+        # (a flatter head's surface lies deeper: its voxels reach that much farther either way)
+        flatter = (1.0 - min_polar_share) * radius
+        self.knots = np.arange(radius - _INNER_MM - flatter - reach,
+                               radius + _OUTER_MM + flatter + reach + _KNOT_MM, _KNOT_MM)
         second = np.diff(np.eye(self.knots.size), 2, axis=0)
         self.smoothness = _SMOOTHNESS * second.T @ second
         n = int(np.ceil(self.slab_mm / _SUBSAMPLE_MM))
@@ -110,10 +112,12 @@ class HeadLayers:
         # the design matrix's row of each point (the voxel it samples), the same at every height
         self.rows = np.repeat(np.arange(self.count), n)
 
-    def residual(self, shift_mm: float, polar_share: float = 1.0) -> float:
+    def residual(self, shift_mm: float, polar_share: float = 1.0,
+                 top_mm: float | None = None) -> float:
         """Sum of squared residuals (HU^2) of the best profile with the center ``shift_mm`` up
         and the head's layers concentric to a spheroid whose vertical semi-axis is
-        ``polar_share`` x the radius (1: the sphere)."""
+        ``polar_share`` x the radius (1: the sphere), cut flat ``top_mm`` above the center
+        where given."""
         n_knots = self.knots.size
         heights = self.height[:, None] + self.offsets[None, :] - shift_mm
         in_plane2 = self.in_plane2[:, None]
@@ -124,6 +128,8 @@ class HeadLayers:
             level = np.sqrt(in_plane2 / equator2 + heights**2 / pole2)
             slope = np.sqrt(in_plane2 / equator2**2 + heights**2 / pole2**2) / np.maximum(level, 1e-9)
             depth = self.radius_mm + (level - 1.0) / np.maximum(slope, 1e-9)
+        if top_mm is not None:  # outside the cut's plane by its distance above it, at least
+            depth = np.maximum(depth, self.radius_mm + heights - top_mm)
         position = (depth - self.knots[0]) / _KNOT_MM
         left = np.clip(np.floor(position).astype(int), 0, n_knots - 2)
         n = self.offsets.size
