@@ -17,8 +17,8 @@ radial profile is fitted to the voxels' partial volume, as :mod:`.slab_height` d
 sphere, and the shape is kept where it explains the voxels far better than any sphere. The
 whole upper part of the head votes, not only the rays through the joint. Measured on the
 sweep's round heads (typical, noise, narrow joints, low density, resolution, acetabular shape;
-16 hips, the center's height fixed as here): spheroid 1.0 of the radius and cut 0.975-1.0 of
-it, with at most 0.7 % less residual than a sphere (with the height searched too, 22 hips:
+14 hips, the center's height fixed as here): spheroid 1.0 of the radius and cut 0.975-1.0 of
+it, with at most 0.1 % less residual than a sphere (with the height searched too, 22 hips:
 spheroid 0.925-1.025, at most 2.3 % less); on flattened heads (0.8): spheroid 0.800, 65-78 %
 less; on heads cut flat at 0.8: cut at 0.800, 47-86 % less.
 """
