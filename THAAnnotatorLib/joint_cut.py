@@ -46,7 +46,7 @@ def cut_at_joint(hu: np.ndarray, free: np.ndarray, femur: np.ndarray, pelvis: np
     ``femur`` and ``pelvis`` are the voxels already assigned (hard); every other voxel that is
     not free is femur inside the sphere (the head's interior, bone or not), pelvis outside it.
     ``distance_mm`` is each voxel's distance to the head's center (for a head that is not a sphere,
-    the radius less its depth inside the ellipsoid), ``radius_mm`` the radius.
+    the radius less its depth inside that shape), ``radius_mm`` the radius.
     Free voxels take the side of a minimum cut; the result is only meaningful on them.
     """
     femur_side = np.zeros(femur.shape, dtype=bool)

@@ -139,12 +139,17 @@ class SurfaceEllipsoid:
     axes_share: np.ndarray  # its semi-axes over the head sphere's radius, shortest first
 
     @property
+    def size_share(self) -> float:
+        """The radius of a sphere of its volume over the head sphere's radius."""
+        return float(np.prod(self.axes_share) ** (1.0 / 3.0))
+
+    @property
     def is_head_shape(self) -> bool:
         """Kept for the labels: clearly better than the sphere, and a head's shape (see the
         module's notes)."""
         return bool(self.rms_share <= _BETTER_SHARE and AXIS_RANGE[0] <= self.axes_share[0]
                     and self.axes_share[-1] <= AXIS_RANGE[1]
-                    and np.prod(self.axes_share) ** (1.0 / 3.0) <= _MAX_SIZE_SHARE)
+                    and self.size_share <= _MAX_SIZE_SHARE)
 
     @property
     def outgrows_sphere(self) -> bool:
@@ -152,7 +157,7 @@ class SurfaceEllipsoid:
         sphere all round and wider than it along two axes: that sphere followed the short axis
         of a head that is not round (see ``_OUTGROWN_RMS_SHARE``)."""
         return bool(self.rms_share <= _OUTGROWN_RMS_SHARE
-                    and np.prod(self.axes_share) ** (1.0 / 3.0) > _MAX_SIZE_SHARE
+                    and self.size_share > _MAX_SIZE_SHARE
                     and self.axes_share[1] >= _OUTGROWN_AXIS_SHARE)
 
 

@@ -43,7 +43,8 @@ MAX_POLAR_SHARE = 0.92
 center, is at most this share of its radius."""
 MIN_GAIN = 0.15
 """... and the shape leaves at least this share less residual than the best sphere (round
-heads on the sweep: at most 0.023; flattened ones: 0.47-0.86)."""
+heads on the sweep: at most 0.001, 0.023 with the center's height searched too; flattened
+ones: 0.47-0.86)."""
 
 
 @dataclass(frozen=True)
@@ -89,15 +90,14 @@ def flattened_head(hu: np.ndarray, sphere: Sphere,
     # the center's height stays the sphere's, which the sections around the equator fix: the
     # voxels pin down the head's top, but a lower center with a longer polar axis reaches the
     # same top almost as well (on a flattened head, 1.5 % more residual 2 mm lower)
-    share = _refined(lambda s: layers.residual(0.0, s))
-    top = _refined(lambda t: layers.residual(0.0, 1.0, t * radius))
+    share, spheroid_cost = _refined(lambda s: layers.residual(0.0, s))
+    top, capped_cost = _refined(lambda t: layers.residual(0.0, 1.0, t * radius))
     # against the best sphere at any height: a sphere merely placed too high is not flattened
     sphere_cost = min(layers.residual(shift) for shift in _SHIFTS_MM)
-    spheroid = (layers.residual(0.0, share),
+    spheroid = (spheroid_cost,
                 Ellipsoid(sphere.center_mm.copy(),
                           np.diag([1.0 / (share * radius) ** 2, 1.0 / radius**2, 1.0 / radius**2])))
-    capped = (layers.residual(0.0, 1.0, top * radius),
-              CappedSphere(sphere.center_mm.copy(), radius, top * radius))
+    capped = (capped_cost, CappedSphere(sphere.center_mm.copy(), radius, top * radius))
     candidates = [shape for shape, fraction in ((spheroid, share), (capped, top))
                   if fraction <= MAX_POLAR_SHARE]
     if not candidates:
@@ -106,14 +106,14 @@ def flattened_head(hu: np.ndarray, sphere: Sphere,
     return shape if 1.0 - cost / sphere_cost >= MIN_GAIN else None
 
 
-def _refined(cost) -> float:
-    """The share of the radius in ``_SHARES`` with the least ``cost``, refined in steps of
-    ``_FINE_SHARE``."""
-    coarse = _best(cost, _SHARES)
-    fine = coarse + _FINE_SHARE * np.arange(-4, 5)
-    return _best(cost, fine[(fine >= _SHARES[0]) & (fine <= 1.0)])
-
-
-def _best(cost, values: np.ndarray) -> float:
-    """The value of ``values`` with the least ``cost``."""
-    return float(values[int(np.argmin([cost(v) for v in values]))])
+def _refined(cost) -> tuple[float, float]:
+    """The share of the radius with the least ``cost``, over ``_SHARES`` and then in steps of
+    ``_FINE_SHARE`` between the best one's neighbours, and that cost."""
+    costs = {float(share): cost(share) for share in _SHARES}
+    coarse = min(costs, key=costs.get)
+    for step in range(-3, 4):
+        share = coarse + step * _FINE_SHARE
+        if step and _SHARES[0] <= share <= 1.0:
+            costs[share] = cost(share)
+    best = min(costs, key=costs.get)
+    return best, costs[best]

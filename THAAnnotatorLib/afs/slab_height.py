@@ -71,8 +71,8 @@ def refine_height_on_slabs(hu: np.ndarray, sphere: Sphere,
 
 class HeadLayers:
     """The voxels in the head's upper layers, and the residual of the best radial profile for a
-    center height and, for a head flattened from top to bottom (:mod:`.head_flattening`), a
-    polar semi-axis shorter than the radius."""
+    center height and, for a head flattened on top (:mod:`.head_flattening`), a polar
+    semi-axis shorter than the radius or a flat top."""
 
     def __init__(self, hu: np.ndarray, sphere: Sphere, spacing_mm: np.ndarray,
                  min_polar_share: float = 1.0):
