@@ -40,9 +40,12 @@ class HipGeometry:
 
 
 def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float,
-                     ct: Probe | None = None) -> HipGeometry:
+                     ct: Probe | None = None, edge_fill: Probe | None = None) -> HipGeometry:
     """Measure a hip whose head's sphere has its center at the frame's origin; with ``ct``
-    (HU) the acetabulum's articular surface is placed by the CT (:mod:`.edges`). Raises
+    (HU) the acetabulum's articular surface is placed by the CT (:mod:`.edges`), and with
+    ``edge_fill`` (the acetabulum whose edge the CT's partial volume places,
+    :mod:`.partial_volume`) the acetabulum's edges, which the center-edge and sector angles
+    and the coverage measure, are read from it. Raises
     :class:`Incomplete` when too few rays from the head's center meet the acetabulum, none
     leaves through an opening, or the rim above the notch is too short to fit a plane."""
     surface = articular_surface(acetabulum, head_radius_mm, head, ct)
@@ -55,8 +58,11 @@ def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float,
     opening = opening_plane(surface, head_radius_mm)
     if opening is None:
         raise Incomplete("the acetabulum's rim is too short to fit its opening plane")
-    anterior, posterior = sector_angles(acetabulum, head_radius_mm, surface)
+    if edge_fill is None:
+        edge_fill, edges = acetabulum, surface
+    else:
+        edges = articular_surface(edge_fill, head_radius_mm)
+    anterior, posterior = sector_angles(edge_fill, head_radius_mm, edges)
     return HipGeometry(acetabular_sphere(surface), opening,
-                       center_edge_angle(acetabulum, head_radius_mm, surface), anterior,
-                       posterior,
-                       head_coverage_percent(surface), head_sphericity(head, head_radius_mm))
+                       center_edge_angle(edge_fill, head_radius_mm, edges), anterior, posterior,
+                       head_coverage_percent(edges), head_sphericity(head, head_radius_mm))

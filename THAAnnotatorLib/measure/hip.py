@@ -10,7 +10,8 @@ from ..volume import Volume
 from .articular import REACH_SHARE
 from .geometry import HipGeometry, Incomplete, measure_geometry
 from .ranges import range_warnings
-from .rays import mask_probe, side_axes, volume_probe
+from .partial_volume import edge_fill
+from .rays import box_probe, mask_probe, probe_box, side_axes, volume_probe
 from .sphere import suggested_cup_mm
 from .sphericity import REGION
 
@@ -75,7 +76,8 @@ def measure_hips(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
 def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
                 result: SideResult) -> HipMeasurements:
     """Measure one segmented hip from its acetabulum and femoral head labels (canonical
-    layout), with the CT placing their surfaces (:mod:`.edges`). Above the head's slices,
+    layout), with the CT placing the articular surface (:mod:`.edges`) and the acetabulum's
+    edges between slices (:mod:`.partial_volume`). Above the head's slices,
     where the label definition stops, the bone mask stands for the acetabulum (the roof over
     the head's top)."""
     side, center = result.side, np.asarray(result.sphere_center_ras_mm, float)
@@ -97,11 +99,14 @@ def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
         return HipMeasurements(not_computed="the hip has no labels to measure",
                                voxel_mm_zyx=spacing)
     acetabulum[labelled[-1] + 1:] |= bone[labelled[-1] + 1:].astype(bool)
+    box = probe_box(volume, center, reach)
+    fill = edge_fill(volume.hu[box], acetabulum[box], bone[box])
     try:
         geometry = measure_geometry(mask_probe(volume, acetabulum, center, side, reach),
                                     mask_probe(volume, side_labels == head_code, center, side,
                                                reach), radius,
-                                    volume_probe(volume, volume.hu, center, side, reach))
+                                    volume_probe(volume, volume.hu, center, side, reach),
+                                    box_probe(volume, fill, box, center, side, level=0.5))
     except Incomplete as why:
         return HipMeasurements(not_computed=str(why), voxel_mm_zyx=spacing)
     return to_patient(geometry, center, side, spacing)

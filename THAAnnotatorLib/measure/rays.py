@@ -48,17 +48,31 @@ def cube_corners(center_ras_mm, half_width_mm: float) -> np.ndarray:
     return np.asarray(center_ras_mm, float) + half_width_mm * signs
 
 
+def probe_box(volume: Volume, center_ras_mm, reach_mm: float) -> tuple[slice, slice, slice]:
+    """The canonical (z, y, x) index box holding the cube ``reach_mm`` around a point, with a
+    voxel more each side for interpolation."""
+    index = volume.ras_mm_to_index(cube_corners(np.asarray(center_ras_mm, float), reach_mm))
+    low = np.clip(np.floor(index.min(axis=0)).astype(int) - 1, 0, None)
+    high = np.minimum(np.ceil(index.max(axis=0)).astype(int) + 2, volume.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(low, high))
+
+
 def volume_probe(volume: Volume, array: np.ndarray, center_ras_mm, side: str, reach_mm: float,
                  level: float = 0.0) -> Probe:
     """A probe of a canonical (z, y, x) array (a mask, or the CT in HU) around the head
     centered at ``center_ras_mm``: the array interpolated trilinearly, less ``level``. Only the
     box ``reach_mm`` around the center is kept."""
+    box = probe_box(volume, center_ras_mm, reach_mm)
+    return box_probe(volume, array[box], box, center_ras_mm, side, level)
+
+
+def box_probe(volume: Volume, crop: np.ndarray, box: tuple[slice, slice, slice],
+              center_ras_mm, side: str, level: float = 0.0) -> Probe:
+    """:func:`volume_probe` of an array already cropped to ``box`` (:func:`probe_box`)."""
     center = np.asarray(center_ras_mm, float)
     axes = side_axes(side)
-    index = volume.ras_mm_to_index(cube_corners(center, reach_mm))
-    low = np.clip(np.floor(index.min(axis=0)).astype(int) - 1, 0, None)
-    high = np.minimum(np.ceil(index.max(axis=0)).astype(int) + 2, volume.shape)
-    crop = array[tuple(slice(a, b) for a, b in zip(low, high))].astype(np.float32)
+    low = np.array([b.start for b in box])
+    crop = np.asarray(crop, np.float32)
 
     def probe(q: np.ndarray) -> np.ndarray:
         zyx = volume.ras_mm_to_index(center + q @ axes) - low
