@@ -100,7 +100,7 @@ def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
                                voxel_mm_zyx=spacing)
     acetabulum[labelled[-1] + 1:] |= bone[labelled[-1] + 1:].astype(bool)
     box = probe_box(volume, center, reach)
-    fill = edge_fill(volume.hu[box], acetabulum[box], bone[box])
+    fill = edge_fill(volume.hu[box], acetabulum[box], bone[box], volume.spacing_mm)
     try:
         geometry = measure_geometry(mask_probe(volume, acetabulum, center, side, reach),
                                     mask_probe(volume, side_labels == head_code, center, side,

@@ -10,8 +10,10 @@ takes that share, clipped to 0-1, instead of 1. Interpolated linearly between vo
 the share's half level lies within 0.09 of a slice of a flat surface that crosses a slice
 anywhere, where a mask's lies within half a slice.
 
-Only along the slice axis, the coarse one: a voxel inside the bone is left whole, since spongy
-bone is darker than the cortex and would read as partly empty.
+Only along the slice axis, and only where it is the coarse one: a voxel inside the bone is left
+whole, since spongy bone is darker than the cortex and would read as partly empty; and where
+slices are about as fine as pixels, a voxel's deficit is as much in-plane partial volume or
+spongy bone as a slice's partial fill.
 """
 from __future__ import annotations
 
@@ -19,20 +21,28 @@ import numpy as np
 
 FULL_PERCENTILE = 90.0
 """The bone's full contrast: this percentile of the acetabulum's HU near the hip (its cortex)."""
+MIN_SLICE_SHARE = 1.5
+"""Slices at least this many times the pixel size get the share; finer ones keep the label. On
+the real 3 mm isotropic CT beside the project the share, read along z alone against a cortex
+of 519 HU, dropped 665 of the acetabulum's 2937 voxels near the hip and cut its posterior wall
+(posterior sector angle 106 -> 26 deg)."""
 MIN_CONTRAST_HU = 100.0
 """Below this contrast between that bone and the soft tissue the CT tells no share: the label's
 edge voxels stay whole."""
 
 
-def edge_fill(hu: np.ndarray, acetabulum: np.ndarray, bone: np.ndarray) -> np.ndarray:
+def edge_fill(hu: np.ndarray, acetabulum: np.ndarray, bone: np.ndarray,
+              spacing_mm) -> np.ndarray:
     """The acetabulum's fill (float32, 0-1) from the CT ``hu`` (HU), its label ``acetabulum``
-    and the bone mask ``bone``, all cropped around one hip (canonical z, y, x): 1 inside the
-    label, the CT's share at the label's edge voxels along z (:data:`FULL_PERCENTILE` of the
-    label's HU against the median of the soft tissue's), 0 outside."""
+    and the bone mask ``bone``, all cropped around one hip (canonical z, y, x; voxel size
+    ``spacing_mm``): 1 inside the label, the CT's share at the label's edge voxels along z
+    (:data:`FULL_PERCENTILE` of the label's HU against the median of the soft tissue's), 0
+    outside. Slices finer than :data:`MIN_SLICE_SHARE` pixels keep the label."""
     label = np.asarray(acetabulum, bool)
     fill = label.astype(np.float32)
     soft = ~np.asarray(bone, bool)
-    if not label.any() or not soft.any():
+    slice_mm, row_mm, column_mm = (float(s) for s in spacing_mm)
+    if not label.any() or not soft.any() or slice_mm < MIN_SLICE_SHARE * min(row_mm, column_mm):
         return fill
     soft_hu = float(np.median(hu[soft]))
     full_hu = float(np.percentile(hu[label], FULL_PERCENTILE))
