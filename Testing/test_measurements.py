@@ -118,6 +118,23 @@ def test_suggested_cup_is_the_diameter_rounded_up_to_an_even_millimetre():
     assert [suggested_cup_mm(d) for d in (49.0, 50.0, 50.1, 51.9)] == [50, 50, 52, 52]
 
 
+
+def test_an_edge_the_share_moves_farther_than_half_a_slice_keeps_the_labels_value():
+    """The CT's share (measure/partial_volume.py) moves the acetabulum's edges by at most half
+    a slice: edges it moves a little are read from it, while a share that cut the cup (spongy
+    bone darker than its cortex, at thick slices) leaves the label's values."""
+    pole = cup_pole(40.0, 15.0)
+    label = measure_geometry(cup_probe(pole, 95.0), ball_probe, HEAD_MM)
+    moved = measure_geometry(cup_probe(pole, 95.0), ball_probe, HEAD_MM,
+                             edge_fill=cup_probe(pole, 93.0), edge_shift_mm=2.0)
+    cut = measure_geometry(cup_probe(pole, 95.0), ball_probe, HEAD_MM,
+                           edge_fill=cup_probe(pole, 60.0), edge_shift_mm=2.0)
+    values = ("center_edge_deg", "anterior_sector_deg", "posterior_sector_deg",
+              "head_coverage_percent")
+    for name in values:
+        assert 0.5 < getattr(label, name) - getattr(moved, name) < 4.0, name
+        assert getattr(cut, name) == getattr(label, name), name
+
 # ---- the same cups as labels in a volume ---------------------------------------------------
 SPACING_MM = 1.0
 SHAPE = (90, 80, 180)  # z, y, x: one hip each side of the middle

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .articular import articular_surface
+from .articular import START_SHARE, ArticularSurface, articular_surface
 from .coverage import head_coverage_percent
 from .edge_angles import center_edge_angle, sector_angles
 from .opening import OpeningPlane, opening_plane
@@ -40,12 +40,13 @@ class HipGeometry:
 
 
 def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float,
-                     ct: Probe | None = None, edge_fill: Probe | None = None) -> HipGeometry:
+                     ct: Probe | None = None, edge_fill: Probe | None = None,
+                     edge_shift_mm: float = 0.0) -> HipGeometry:
     """Measure a hip whose head's sphere has its center at the frame's origin; with ``ct``
     (HU) the acetabulum's articular surface is placed by the CT (:mod:`.edges`), and with
-    ``edge_fill`` (the acetabulum whose edge the CT's partial volume places,
-    :mod:`.partial_volume`) the acetabulum's edges, which the center-edge and sector angles
-    and the coverage measure, are read from it. Raises
+    ``edge_fill`` (the acetabulum whose edges the CT's partial volume moves by at most
+    ``edge_shift_mm``, :mod:`.partial_volume`) the acetabulum's edges, which the center-edge
+    and sector angles and the coverage measure, are read from it. Raises
     :class:`Incomplete` when too few rays from the head's center meet the acetabulum, none
     leaves through an opening, or the rim above the notch is too short to fit a plane."""
     surface = articular_surface(acetabulum, head_radius_mm, head, ct)
@@ -58,11 +59,31 @@ def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float,
     opening = opening_plane(surface, head_radius_mm)
     if opening is None:
         raise Incomplete("the acetabulum's rim is too short to fit its opening plane")
-    if edge_fill is None:
-        edge_fill, edges = acetabulum, surface
-    else:
-        edges = articular_surface(edge_fill, head_radius_mm)
-    anterior, posterior = sector_angles(edge_fill, head_radius_mm, edges)
-    return HipGeometry(acetabular_sphere(surface), opening,
-                       center_edge_angle(edge_fill, head_radius_mm, edges), anterior, posterior,
-                       head_coverage_percent(edges), head_sphericity(head, head_radius_mm))
+    edges = _edge_values(acetabulum, surface, head_radius_mm)
+    if edge_fill is not None:
+        moved = _edge_values(edge_fill, articular_surface(edge_fill, head_radius_mm),
+                             head_radius_mm)
+        edges = _moved_edges(edges, moved, edge_shift_mm / (START_SHARE * head_radius_mm))
+    center_edge, anterior, posterior, coverage = edges
+    return HipGeometry(acetabular_sphere(surface), opening, center_edge, anterior, posterior,
+                       coverage, head_sphericity(head, head_radius_mm))
+
+
+def _edge_values(acetabulum: Probe, surface: ArticularSurface,
+                 head_radius_mm: float) -> tuple[float | None, float | None, float | None, float]:
+    """Center-edge, anterior and posterior sector angles (deg) and coverage (%)."""
+    return (center_edge_angle(acetabulum, head_radius_mm, surface),
+            *sector_angles(acetabulum, head_radius_mm, surface), head_coverage_percent(surface))
+
+
+def _moved_edges(label: tuple, moved: tuple, max_turn_rad: float) -> tuple:
+    """The values of the moved edges where they lie within what moving them can change: an
+    edge moved by at most ``max_turn_rad`` (seen from the head's center, at the nearest an
+    acetabulum is looked for) turns an angle by at most that, and shifts the coverage's
+    opening by a band that wide along a boundary at most half a great circle long (a share of
+    the upper hemisphere of at most half that). Farther, the share broke the acetabulum
+    rather than moving its edge (on spongy bone darker than its cortex, at thick slices): the
+    label's value is kept."""
+    limits = (np.degrees(max_turn_rad),) * 3 + (100.0 * max_turn_rad / 2.0,)
+    return tuple(m if m is not None and a is not None and abs(m - a) <= limit else a
+                 for a, m, limit in zip(label, moved, limits))

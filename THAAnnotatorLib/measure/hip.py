@@ -10,7 +10,7 @@ from ..volume import Volume
 from .articular import REACH_SHARE
 from .geometry import HipGeometry, Incomplete, measure_geometry
 from .ranges import range_warnings
-from .partial_volume import edge_fill
+from .partial_volume import MAX_EDGE_SHIFT_SHARE, edge_fill
 from .rays import box_probe, mask_probe, probe_box, side_axes, volume_probe
 from .sphere import suggested_cup_mm
 from .sphericity import REGION
@@ -101,12 +101,14 @@ def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
     acetabulum[labelled[-1] + 1:] |= bone[labelled[-1] + 1:].astype(bool)
     box = probe_box(volume, center, reach)
     fill = edge_fill(volume.hu[box], acetabulum[box], bone[box], volume.spacing_mm)
+    shift = MAX_EDGE_SHIFT_SHARE * float(volume.spacing_mm[0])
     try:
         geometry = measure_geometry(mask_probe(volume, acetabulum, center, side, reach),
                                     mask_probe(volume, side_labels == head_code, center, side,
                                                reach), radius,
                                     volume_probe(volume, volume.hu, center, side, reach),
-                                    box_probe(volume, fill, box, center, side, level=0.5))
+                                    box_probe(volume, fill, box, center, side, level=0.5),
+                                    edge_shift_mm=shift)
     except Incomplete as why:
         return HipMeasurements(not_computed=str(why), voxel_mm_zyx=spacing)
     return to_patient(geometry, center, side, spacing)
