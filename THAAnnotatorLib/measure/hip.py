@@ -101,14 +101,16 @@ def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
     acetabulum[labelled[-1] + 1:] |= bone[labelled[-1] + 1:].astype(bool)
     box = probe_box(volume, center, reach)
     fill = edge_fill(volume.hu[box], acetabulum[box], bone[box], volume.spacing_mm)
+    # (where the CT moved no edge, the label's edges are read once)
+    moved = (None if np.array_equal(fill, acetabulum[box])
+             else box_probe(volume, fill, box, center, side, level=0.5))
     shift = MAX_EDGE_SHIFT_SHARE * float(volume.spacing_mm[0])
     try:
         geometry = measure_geometry(mask_probe(volume, acetabulum, center, side, reach),
                                     mask_probe(volume, side_labels == head_code, center, side,
                                                reach), radius,
                                     volume_probe(volume, volume.hu, center, side, reach),
-                                    box_probe(volume, fill, box, center, side, level=0.5),
-                                    edge_shift_mm=shift)
+                                    moved, edge_shift_mm=shift)
     except Incomplete as why:
         return HipMeasurements(not_computed=str(why), voxel_mm_zyx=spacing)
     return to_patient(geometry, center, side, spacing)
