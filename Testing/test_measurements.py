@@ -118,7 +118,6 @@ def test_suggested_cup_is_the_diameter_rounded_up_to_an_even_millimetre():
     assert [suggested_cup_mm(d) for d in (49.0, 50.0, 50.1, 51.9)] == [50, 50, 52, 52]
 
 
-
 def test_an_edge_the_share_moves_farther_than_half_a_slice_keeps_the_labels_value():
     """The CT's share (measure/partial_volume.py) moves the acetabulum's edges by at most half
     a slice: edges it moves a little are read from it, while a share that cut the cup (spongy
@@ -134,6 +133,7 @@ def test_an_edge_the_share_moves_farther_than_half_a_slice_keeps_the_labels_valu
     for name in values:
         assert 0.5 < getattr(label, name) - getattr(moved, name) < 4.0, name
         assert getattr(cut, name) == getattr(label, name), name
+
 
 # ---- the same cups as labels in a volume ---------------------------------------------------
 SPACING_MM = 1.0
@@ -289,9 +289,10 @@ def test_values_outside_their_usual_adult_ranges_give_one_warning_each():
 
 # ---- a cup at thick slices: the CT's partial volume places its edges -----------------------
 SLAB_MM, FINE_MM = 4.0, 0.25
+THICK_HIP = (40.0, 15.0, 95.0)  # inclination, version, cover
 
 
-def thick_slice_scan(center_offset_mm: float, hip=(40.0, 15.0, 95.0)):
+def thick_slice_scan(center_offset_mm: float):
     """One right hip's ball and cup drawn on 0.25 mm slices and averaged into 4 mm slabs, as
     a scanner's thick slices are (bone 1000 HU, the rest 40 HU); labels as bone extraction
     gives them there: the acetabulum every slab the cup reaches into, the head every slab it
@@ -305,7 +306,7 @@ def thick_slice_scan(center_offset_mm: float, hip=(40.0, 15.0, 95.0)):
     # index axes: z superior, y posterior, x left (LPS); the right hip's frame is lateral
     # (patient's right, -x), anterior (-y), superior
     q = np.stack([center_zyx_mm[2] - xx, center_zyx_mm[1] - yy, zz - center_zyx_mm[0]], -1)
-    cup = cup_probe(cup_pole(*hip[:2]), hip[2])(q) > 0
+    cup = cup_probe(cup_pole(*THICK_HIP[:2]), THICK_HIP[2])(q) > 0
     head = ball_probe(q) > 0
 
     def per_slab(values):
@@ -330,7 +331,8 @@ def test_at_thick_slices_the_ct_places_the_acetabulums_edges_within_a_slab(cente
     them back: the angles and coverage within about a degree and a point of the drawn cup's."""
     volume, labels, centers = thick_slice_scan(center_offset_mm)
     values = measured(volume, labels, centers)["right"]
-    exact = measure_geometry(cup_probe(cup_pole(40.0, 15.0), 95.0), ball_probe, HEAD_MM)
+    exact = measure_geometry(cup_probe(cup_pole(*THICK_HIP[:2]), THICK_HIP[2]), ball_probe,
+                             HEAD_MM)
     assert values.center_edge_deg == pytest.approx(exact.center_edge_deg, abs=1.0)
     assert values.anterior_sector_deg == pytest.approx(exact.anterior_sector_deg, abs=1.5)
     assert values.posterior_sector_deg == pytest.approx(exact.posterior_sector_deg, abs=1.5)
