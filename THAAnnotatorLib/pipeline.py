@@ -127,11 +127,11 @@ def resolution_warnings(spacing_mm: np.ndarray) -> list[str]:
     warnings = []
     in_plane = float(np.max(spacing_mm[1:]))
     if in_plane > DESIGN_IN_PLANE_MM + 1e-6:
-        warnings.append(f"in-plane voxels of {in_plane:.2g} mm are coarser than the "
+        warnings.append(f"in-plane voxels of {in_plane:.3g} mm are coarser than the "
                         f"{DESIGN_IN_PLANE_MM:g} mm this method was made for: its labels are "
                         f"less certain")
     if spacing_mm[0] > DESIGN_SLICE_MM + 1e-6:
-        warnings.append(f"slices {spacing_mm[0]:.2g} mm apart are farther than the "
+        warnings.append(f"slices {spacing_mm[0]:.3g} mm apart are farther than the "
                         f"{DESIGN_SLICE_MM:g} mm this method was made for: its labels are less "
                         f"certain, above all the acetabulum in the slices at the head's top")
     return warnings

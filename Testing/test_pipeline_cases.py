@@ -59,6 +59,10 @@ def test_hips_in_scans_coarser_than_the_method_was_made_for_carry_a_warning():
     assert resolution_warnings(np.array([2.0, 1.0, 1.0])) == []
     (slices,) = resolution_warnings(np.array([5.0, 0.8, 0.8]))
     assert slices.startswith("slices 5 mm apart are farther than the 3 mm")
+    # a voxel just over the limit says so, not that it is the limit itself
+    pixels, slices = resolution_warnings(np.array([4.57, 1.04, 1.04]))
+    assert pixels.startswith("in-plane voxels of 1.04 mm are coarser than the 1 mm")
+    assert slices.startswith("slices 4.57 mm apart")
     annotation = annotate(generate_phantom(spacing_mm=(3.0, 1.5, 1.5), seed=0).volume)
     for result in annotation.sides.values():
         assert result.status == "segmented"
