@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from THAAnnotatorLib.measure import Incomplete, measure_geometry, measure_hips, sphericity
+from THAAnnotatorLib.measure import (HipMeasurements, Incomplete, measure_geometry, measure_hips,
+                                     sphericity)
+from THAAnnotatorLib.measure import hip as hip_module
+from THAAnnotatorLib.measure.geometry import EDGE_VALUES
 from THAAnnotatorLib.measure.sphere import suggested_cup_mm
 from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SideResult, segment_code
 from THAAnnotatorLib.volume import Volume, canonicalize
@@ -118,21 +121,37 @@ def test_suggested_cup_is_the_diameter_rounded_up_to_an_even_millimetre():
     assert [suggested_cup_mm(d) for d in (49.0, 50.0, 50.1, 51.9)] == [50, 50, 52, 52]
 
 
-def test_an_edge_the_share_moves_farther_than_half_a_slice_keeps_the_labels_value():
+def test_an_edge_the_share_moves_farther_than_half_a_slice_is_withheld_with_why():
     """The CT's share (measure/partial_volume.py) moves the acetabulum's edges by at most half
-    a slice: edges it moves a little are read from it, while a share that cut the cup (spongy
-    bone darker than its cortex, at thick slices) leaves the label's values."""
+    a slice: edges it moves a little are read from it, while where the share and the label lie
+    farther apart (a share that cut the cup, or a label whose roof has a gap) one of the two is
+    wrong, and the value is withheld with the two readings."""
     pole = cup_pole(40.0, 15.0)
     label = measure_geometry(cup_probe(pole, 95.0), ball_probe, HEAD_MM)
     moved = measure_geometry(cup_probe(pole, 95.0), ball_probe, HEAD_MM,
                              edge_fill=cup_probe(pole, 93.0), edge_shift_mm=2.0)
     cut = measure_geometry(cup_probe(pole, 95.0), ball_probe, HEAD_MM,
                            edge_fill=cup_probe(pole, 60.0), edge_shift_mm=2.0)
-    values = ("center_edge_deg", "anterior_sector_deg", "posterior_sector_deg",
-              "head_coverage_percent")
-    for name in values:
+    assert moved.withheld == {} and label.withheld == {}
+    assert set(cut.withheld) == set(EDGE_VALUES)
+    for name in EDGE_VALUES:
         assert 0.5 < getattr(label, name) - getattr(moved, name) < 4.0, name
-        assert getattr(cut, name) == getattr(label, name), name
+        assert getattr(cut, name) is None, name
+        assert f"label gives {getattr(label, name):.1f}" in cut.withheld[name], name
+    # the sphere and the opening plane do not read the edges: they stay
+    assert cut.sphere.diameter_mm == label.sphere.diameter_mm
+    assert cut.opening.inclination_deg == label.opening.inclination_deg
+
+
+def test_a_withheld_value_marks_the_hip_for_review_with_a_warning(monkeypatch):
+    withheld = {"center_edge_deg": "the acetabulum's label gives -12.0 and the CT's edges 30.1"}
+    monkeypatch.setattr(hip_module, "measure_hip", lambda *args: HipMeasurements(
+        center_edge_deg=None, anterior_sector_deg=60.0, withheld=withheld))
+    result = SideResult(side="right", status="segmented")
+    hip_module.measure_hips(None, None, None, {"right": result})
+    assert result.needs_review
+    assert any(w.startswith("no center-edge angle: the acetabulum's label gives -12.0")
+               for w in result.warnings), result.warnings
 
 
 # ---- the same cups as labels in a volume ---------------------------------------------------

@@ -2,10 +2,10 @@
 
 Each sweep scan is annotated as `tha-annotator annotate` does; each native hip's measurements
 are compared with the same definitions applied to its drawn shapes
-(THAAnnotatorLib.sweep.measure_truth). Printed per quantity: the hips measured, the median,
-95th percentile and largest error, and the share within the issue's target (acetabular
-diameter 1.5 mm; inclination, anteversion, center-edge and sector angles 3 deg; coverage
-5 points; sphericity RMS 0.5 mm). Hips the pipeline did not segment or measure are counted
+(THAAnnotatorLib.sweep.measure_truth). Printed per quantity: the hips measured, the values
+withheld (no value, counted as not within target), the median, 95th percentile and largest
+error, and the share within the issue's target (acetabular diameter 1.5 mm; inclination,
+anteversion, center-edge and sector angles 3 deg; coverage 5 points; sphericity RMS 0.5 mm). Hips the pipeline did not segment or measure are counted
 apart, with their reasons; implanted hips have no truth and are left out.
 Run: .venv/bin/python benchmarks/measurements.py [--seeds N] [--first-seed S]
      [--classes ...] [--workers W] [--json FILE]
@@ -53,6 +53,9 @@ def score_scan(job: tuple[str, int]) -> list[dict]:
                           needs_review=sides[side].needs_review)
             record["errors"] = {name: _error(record["measured"][name], record["truth"][name])
                                 for name in TARGETS}
+            # a value the pipeline withheld (measured None) where the truth has one
+            record["no_value"] = [name for name in TARGETS if record["measured"][name] is None
+                                  and record["truth"][name] is not None]
         records.append(record)
     return records
 
@@ -62,18 +65,21 @@ def _error(measured: float | None, true: float | None) -> float | None:
 
 
 def summary(records: list[dict]) -> list[str]:
-    lines = ["| quantity | target | hips | median error | 95th pct | largest | within target |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| quantity | target | hips | no value | median error | 95th pct | largest | "
+             "within target |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, target in TARGETS.items():
         errors = np.abs([r["errors"][name] for r in records
                          if "errors" in r and r["errors"][name] is not None])
+        # a withheld value counts as a hip not within target
+        missing = sum(name in r.get("no_value", ()) for r in records)
+        hips = len(errors) + missing
         if not len(errors):
-            lines.append(f"| {name} | {target:g} | 0 | - | - | - | - |")
+            lines.append(f"| {name} | {target:g} | {hips} | {missing} | - | - | - | - |")
             continue
         within = int(np.sum(errors <= target))
-        lines.append(f"| {name} | {target:g} | {len(errors)} | {np.median(errors):.2f} | "
+        lines.append(f"| {name} | {target:g} | {hips} | {missing} | {np.median(errors):.2f} | "
                      f"{np.percentile(errors, 95):.2f} | {errors.max():.2f} | "
-                     f"{within}/{len(errors)} ({100 * within / len(errors):.0f} %) |")
+                     f"{within}/{hips} ({100 * within / hips:.0f} %) |")
     return lines
 
 
@@ -83,6 +89,7 @@ def describe(record: dict) -> str:
         return f"{where}: not measured ({record['not_measured']})"
     misses = [f"{name} {error:+.1f}" for name, error in record["errors"].items()
               if error is not None and abs(error) > TARGETS[name]]
+    misses += [f"{name} no value" for name in record["no_value"]]
     flag = ", marked for review" if record["needs_review"] else ""
     return f"{where}: {'all within targets' if not misses else 'off: ' + ', '.join(misses)}{flag}"
 

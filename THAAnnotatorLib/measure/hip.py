@@ -1,7 +1,7 @@
 """The measurements of each segmented hip of a pipeline result, in patient coordinates."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -55,6 +55,8 @@ class HipMeasurements:
     sphericity_region: str = REGION
     axes: str = AXES_NOTE
     voxel_mm_zyx: tuple[float, float, float] | None = None
+    withheld: dict[str, str] = field(default_factory=dict)
+    """Values left out (None) of a measured hip, each with why."""
 
 
 def measure_hips(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
@@ -69,6 +71,10 @@ def measure_hips(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
         result.measurements = measure_hip(volume, bone, side_labels, result)
         values = {k: v for k, v in vars(result.measurements).items() if isinstance(v, float)}
         result.warnings.extend(range_warnings(values))
+        for name, why in result.measurements.withheld.items():
+            result.warnings.append(f"no {REPORTED[name].rsplit(' (', 1)[0]}: {why}; check "
+                                   "this hip's acetabular edges")
+            result.needs_review = True
         if result.measurements.not_computed:
             result.warnings.append(f"no measurements: {result.measurements.not_computed}")
 
@@ -143,4 +149,4 @@ def to_patient(geometry: HipGeometry, head_center_ras_mm: np.ndarray, side: str,
         head_coverage_percent=rounded(geometry.head_coverage_percent),
         head_sphericity_rms_mm=None if sphericity is None else rounded(sphericity.rms_mm, 2),
         head_sphericity_max_mm=None if sphericity is None else rounded(sphericity.max_mm, 2),
-        voxel_mm_zyx=voxel_mm_zyx)
+        voxel_mm_zyx=voxel_mm_zyx, withheld=dict(geometry.withheld))
