@@ -5,8 +5,9 @@ are compared with the same definitions applied to its drawn shapes
 (THAAnnotatorLib.sweep.measure_truth). Printed per quantity: the hips measured, the values
 withheld (no value, counted as not within target), the median, 95th percentile and largest
 error, and the share within the issue's target (acetabular diameter 1.5 mm; inclination,
-anteversion, center-edge and sector angles 3 deg; coverage 5 points; sphericity RMS 0.5 mm). Hips the pipeline did not segment or measure are counted
-apart, with their reasons; implanted hips have no truth and are left out.
+anteversion, center-edge and sector angles 3 deg; coverage 5 points; sphericity RMS 0.5 mm).
+Hips the pipeline did not segment or measure are counted apart, with their reasons; implanted
+hips have no truth and are left out.
 Run: .venv/bin/python benchmarks/measurements.py [--seeds N] [--first-seed S]
      [--classes ...] [--workers W] [--json FILE]
 """
