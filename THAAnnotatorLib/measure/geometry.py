@@ -38,7 +38,7 @@ class HipGeometry:
     head_coverage_percent: float | None
     sphericity: Sphericity | None
     withheld: dict[str, str] = field(default_factory=dict)
-    """Values left out (None), each with why: the label's and the CT's edges disagree."""
+    """Values left out (None), each with why: the label's edge stops short of the CT's."""
 
 
 def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float,
@@ -95,19 +95,20 @@ def _moved_edges(label: tuple, moved: tuple,
     voxels, so it can only draw an edge in. A value it draws in farther than that is the
     label's: the share broke the bone (spongy bone darker than its cortex, at thick slices:
     center-edge 36 deg off, the label's 5 deg; on the sweep, seeds 0-15, six values of five
-    hips that met the targets). A value it reads larger by more than that means the label's own edge stopped
-    short (a gap in a nearly closed joint's roof: the label's 38 deg off, the share's 5 deg):
-    that value is withheld (None), with why."""
+    hips that met the targets). A value it reads larger by more than that means the label's
+    own edge stopped short (a gap in a nearly closed joint's roof: the label's 38 deg off, the
+    share's 5 deg): that value is withheld (None), with why."""
     limits = (np.degrees(max_turn_rad),) * 3 + (100.0 * max_turn_rad / 2.0,)
     values, withheld = [], {}
     for name, a, m, limit in zip(EDGE_VALUES, label, moved, limits):
-        if m is None or a is None or m - a > limit:
-            if m is not None and a is not None:
-                unit = "points" if name == "head_coverage_percent" else "deg"
-                withheld[name] = (f"the acetabulum's label gives {a:.1f} and the CT's edges "
-                                  f"{m:.1f}, {m - a:.1f} {unit} beyond it where slices allow at "
-                                  f"most {limit:.1f}: the label's edge may stop short")
-            values.append(None if name in withheld else a)
+        if m is None or a is None:
+            values.append(a)
+        elif m - a > limit:
+            unit = "points" if name == "head_coverage_percent" else "deg"
+            withheld[name] = (f"the acetabulum's label gives {a:.1f} and the CT's edges "
+                              f"{m:.1f}, {m - a:.1f} {unit} beyond it where slices allow at "
+                              f"most {limit:.1f}: the label's edge may stop short")
+            values.append(None)
         else:
             values.append(m if a - m <= limit else a)
     return tuple(values), withheld

@@ -27,8 +27,8 @@ the real 3 mm isotropic CT beside the project the share, read along z alone agai
 of 519 HU, dropped 665 of the acetabulum's 2937 voxels near the hip and cut its posterior wall
 (posterior sector angle 106 -> 26 deg)."""
 MAX_EDGE_SHIFT_SHARE = 0.5
-"""The share moves an edge by at most half a slice; a value it moves farther is the label's
-(:func:`..geometry.measure_geometry`)."""
+"""The share moves an edge by at most half a slice; a value it draws in farther is the label's,
+one it reads farther out is withheld (:func:`..geometry.measure_geometry`)."""
 MIN_CONTRAST_HU = 100.0
 """Below this contrast between that bone and the soft tissue the CT tells no share: the label's
 edge voxels stay whole."""
