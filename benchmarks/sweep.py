@@ -10,14 +10,17 @@ answer, not a request for review: it is in neither flag column), and the diamete
 native hips). The JSON records also hold what the review flag could use: the surface check's
 edge, the planning measurements (concentricity, acetabular diameter, ...) and each hip's
 warnings.
+``--joint-space-mm`` sets every hip's joint space (0: closed, bone on bone, as in end-stage
+osteoarthritis), the rest of each scan as its class draws it.
 Run: .venv/bin/python benchmarks/sweep.py [--seeds N] [--first-seed S] [--classes ...]
-     [--workers W] [--json FILE]
+     [--joint-space-mm MM] [--workers W] [--json FILE]
 """
 from __future__ import annotations
 
 import argparse
 import json
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 
@@ -25,16 +28,20 @@ from THAAnnotatorLib.errors import InputError
 from THAAnnotatorLib.metrics import segment_dice
 from THAAnnotatorLib.pipeline import annotate
 from THAAnnotatorLib.result import ACETABULUM, FEMORAL_HEAD, SIDES
-from THAAnnotatorLib.sweep import CLASSES, generate_sweep_case
+from THAAnnotatorLib.sweep import CLASSES, draw_scan, render_scan
 from THAAnnotatorLib.sweep.truth import sweep_truth_labels
 
 TARGET_ACETABULUM, TARGET_HEAD, TARGET_DIAMETER_MM = 0.88, 0.92, 1.5
 
 
-def score_scan(job: tuple[str, int]) -> list[dict]:
-    """One record per hip of sweep scan (class, seed)."""
-    hip_class, seed = job
-    return score_case(generate_sweep_case(hip_class, seed), hip_class, seed)
+def score_scan(job: tuple[str, int, float | None]) -> list[dict]:
+    """One record per hip of sweep scan (class, seed, joint space in mm or None as drawn)."""
+    hip_class, seed, joint_space_mm = job
+    scan = draw_scan(hip_class, seed)
+    if joint_space_mm is not None:
+        scan = replace(scan, hips={side: replace(hip, joint_space_mm=joint_space_mm)
+                                   for side, hip in scan.hips.items()})
+    return score_case(render_scan(scan), hip_class, seed)
 
 
 def score_case(case, name: str, seed: int) -> list[dict]:
@@ -114,10 +121,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8, help="scans per class (two hips each)")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--classes", nargs="+", default=list(CLASSES), choices=CLASSES)
+    parser.add_argument("--joint-space-mm", type=float,
+                        help="every hip's joint space (mm; default: as each class draws it)")
     parser.add_argument("--workers", type=int, default=2, help="scans scored in parallel")
     parser.add_argument("--json", help="also write every hip's record to this file")
     args = parser.parse_args()
-    jobs = [(c, s) for c in args.classes for s in range(args.first_seed, args.first_seed + args.seeds)]
+    jobs = [(c, s, args.joint_space_mm) for c in args.classes
+            for s in range(args.first_seed, args.first_seed + args.seeds)]
     with ProcessPoolExecutor(args.workers) as pool:
         records = [r for scan in pool.map(score_scan, jobs) for r in scan]
     for record in records:
