@@ -63,7 +63,7 @@ MIN_JOINT_READ_MM = 0.5
 the scan shows no joint space between them (a quarter of a millimetre each side), and a note
 says so. Bone on bone the head's surface cannot be told from the acetabulum's cortex: on drawn
 joints closed to 0 mm (``benchmarks/sweep.py --classes narrow_joint typical --seeds 6
---joint-space-mm 0``) the heads not marked for review read up to 2.3 mm large, 1.4 mm at the
+--joint-space-mm 0``) the heads not marked for review read up to 2.2 mm large, 1.5 mm at the
 median. It is a note, not a mark for review: joints narrowed to 0.2-0.5 mm read the same and
 their heads within 0.6 mm (on the sweep, seeds 0-3, 6 of the 8 `narrow_joint` hips; no hip of
 the other classes, whose articular spheres are 2.3-6.5 mm wider than their heads). The real 3
@@ -323,7 +323,7 @@ def _check_congruence(result: SideResult) -> None:
             f"across) and the acetabulum's articular surface ({socket_mm:.1f} mm): the joint is "
             f"narrowed below what the scan resolves, or closed; where bone meets bone the head's "
             f"surface cannot be told from the acetabulum's cortex, and heads in drawn closed "
-            f"joints read up to 2.3 mm large (a note, not a mark for review)")
+            f"joints read up to 2.2 mm large (a note, not a mark for review)")
     offset_mm = getattr(result.measurements, "concentricity_mm", None)
     if offset_mm is not None and offset_mm > MAX_CONCENTRICITY_MM:
         result.needs_review = True
