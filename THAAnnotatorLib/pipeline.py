@@ -64,10 +64,11 @@ the scan shows no joint space between them (a quarter of a millimetre each side)
 says so. Bone on bone the head's surface cannot be told from the acetabulum's cortex: on drawn
 joints closed to 0 mm (``benchmarks/sweep.py --classes narrow_joint typical --seeds 6
 --joint-space-mm 0``) the heads not marked for review read up to 2.2 mm large, 1.5 mm at the
-median. It is a note, not a mark for review: joints narrowed to 0.2-0.5 mm read the same and
-their heads within 0.6 mm (on the sweep, seeds 0-3, 6 of the 8 `narrow_joint` hips; no hip of
-the other classes, whose articular spheres are 2.3-6.5 mm wider than their heads). The real 3
-mm CT's right hip reads +0.2 mm."""
+median. It is a note, not a mark for review: joints narrowed to 0.2-0.5 mm read the same, and
+their heads are right (on the sweep, seeds 0-15, it is on 10 good `narrow_joint` hips, and on 3
+failing hips of other classes that are marked already; good hips of the other classes have
+articular spheres 2.3-6.5 mm wider than their heads, seeds 0-3). The real 3 mm CT's right hip
+reads +0.2 mm."""
 # Share of the progress bar left for that second try: the first pass ends here.
 _RETRY_SHARE = 0.05
 # Axial slices per bone extraction task: few enough that workers finish together and progress
