@@ -22,7 +22,7 @@ def fast_case(hip_class: str, seed: int, spacing_mm=FAST_SPACING, **hip_changes)
     """A sweep scan at ``spacing_mm``, both hips changed by ``hip_changes``."""
     scan = replace(draw_scan(hip_class, seed), spacing_mm=spacing_mm)
     if hip_changes:
-        scan = replace(scan, hips={s: replace(h, **hip_changes) for s, h in scan.hips.items()})
+        scan = scan.with_hips(**hip_changes)
     return render_scan(scan)
 
 

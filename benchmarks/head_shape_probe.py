@@ -34,8 +34,7 @@ def score_shape(job: tuple[str, int, tuple[float, float, float]]) -> list[dict]:
     shape, seed, spacing_mm = job
     axes, top = SHAPES[shape]
     scan = replace(draw_scan("head_shape", seed), spacing_mm=spacing_mm)
-    scan = replace(scan, hips={side: replace(hip, head_axis_factors=axes, head_top_factor=top)
-                               for side, hip in scan.hips.items()})
+    scan = scan.with_hips(head_axis_factors=axes, head_top_factor=top)
     records = score_case(render_scan(scan), shape, seed)
     for record in records:
         record["spacing_mm"] = list(spacing_mm)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 
 import numpy as np
 
@@ -39,8 +38,7 @@ def score_scan(job: tuple[str, int, float | None]) -> list[dict]:
     hip_class, seed, joint_space_mm = job
     scan = draw_scan(hip_class, seed)
     if joint_space_mm is not None:
-        scan = replace(scan, hips={side: replace(hip, joint_space_mm=joint_space_mm)
-                                   for side, hip in scan.hips.items()})
+        scan = scan.with_hips(joint_space_mm=joint_space_mm)
     return score_case(render_scan(scan), hip_class, seed)
 
 

@@ -91,6 +91,11 @@ class ScanDraw:
     """Standard deviation of the scanner's in-plane point spread, mm."""
     distant_metal: tuple[DistantMetal, ...] = field(default_factory=tuple)
 
+    def with_hips(self, **changes) -> ScanDraw:
+        """This draw with the fields ``changes`` of :class:`HipDraw` set on both hips."""
+        return replace(self, hips={side: replace(hip, **changes)
+                                   for side, hip in self.hips.items()})
+
 
 def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(rng.uniform(low, high))
