@@ -107,6 +107,30 @@ def test_a_hole_surrounded_by_acetabulum_counts_as_covered():
     assert geometry.head_coverage_percent == pytest.approx(whole.head_coverage_percent, abs=0.5)
 
 
+@pytest.mark.parametrize("inclination, anteversion, coverage", [(55.0, 10.0, 100.0),
+                                                                (60.0, 20.0, 105.0),
+                                                                (40.0, 15.0, 95.0)])
+@pytest.mark.parametrize("floor_mm", [-10.0, -14.0, -17.0])
+def test_labels_that_stop_above_the_rim_s_floor_keep_the_opening_s_angles(
+        inclination, anteversion, coverage, floor_mm):
+    """Labels end with the head's lowest slices, which can lie above the rim's floor (0.8
+    head radii down). Rays below them leave the labels, not the acetabulum: the rim points
+    bordering only those rays are the labels' lower edge, a horizontal arc that tilted the
+    opening by 3-19 deg here (the sweep's head_shape seed 10 right: -5.6 deg). Told where
+    the labels stop, the plane is the uncut cup's."""
+    pole = cup_pole(inclination, anteversion)
+    cup = cup_probe(pole, coverage)
+    cut = lambda q: np.minimum(cup(q), q[..., 2] - floor_mm)  # noqa: E731
+    whole = measure_geometry(cup, ball_probe, HEAD_MM).opening
+    opening = measure_geometry(cut, ball_probe, HEAD_MM, labels_floor_mm=floor_mm).opening
+    assert opening.inclination_deg == pytest.approx(whole.inclination_deg, abs=0.6)
+    assert opening.anteversion_deg == pytest.approx(whole.anteversion_deg, abs=0.6)
+    # told nothing, the plane tilts with the labels' lower edge (all but the mildest cut)
+    untold = measure_geometry(cut, ball_probe, HEAD_MM).opening
+    assert abs(untold.inclination_deg - whole.inclination_deg) > (
+        0.3 if (coverage, floor_mm) == (95.0, -17.0) else 3.0)
+
+
 @pytest.mark.parametrize("pole, coverage, reason", [
     (cup_pole(45, 15), 30.0, "too few to measure"),  # a shallow saucer
     (np.array([0.0, 0.0, 1.0]), 180.0, "no opening"),  # a closed shell
@@ -230,6 +254,18 @@ def test_labels_of_a_known_cup_give_its_values_in_patient_coordinates(scan):
         lateral = 1.0 if side == "right" else -1.0
         assert m.opening_normal_ras[0] * lateral > 0.4
         assert m.opening_normal_ras[1] > 0 and m.opening_normal_ras[2] < 0
+
+
+def test_labels_cut_above_the_rim_s_floor_keep_the_hips_inclination(scan):
+    """The labels of both hips end 14 mm below the heads' centers (their lowest slices), above
+    the rim's floor: the opening is fitted to the rim above that cut."""
+    volume, labels, centers, _ = scan
+    cut = labels.copy()
+    cut[:int(volume.ras_mm_to_index(np.asarray(centers["right"]))[0]) - 14] = 0
+    values = measured(volume, cut, centers)
+    for side, (inclination, version, _) in HIPS.items():
+        assert values[side].inclination_deg == pytest.approx(inclination, abs=1.5)
+        assert values[side].anteversion_deg == pytest.approx(version, abs=1.5)
 
 
 def test_a_mirrored_scan_swaps_the_hips_values(scan):

@@ -43,7 +43,8 @@ class HipGeometry:
 
 def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float,
                      ct: Probe | None = None, edge_fill: Probe | None = None,
-                     edge_shift_mm: float = 0.0) -> HipGeometry:
+                     edge_shift_mm: float = 0.0,
+                     labels_floor_mm: float | None = None) -> HipGeometry:
     """Measure a hip whose head's sphere has its center at the frame's origin; with ``ct``
     (HU) the acetabulum's articular surface is placed by the CT (:mod:`.edges`), and with
     ``edge_fill`` (the acetabulum whose edges the CT's partial volume moves by at most
@@ -58,7 +59,7 @@ def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float,
                          f"center, too few to measure it (a hemisphere meets 50 %)")
     if not surface.opening.any():
         raise Incomplete("the acetabulum surrounds the head: no opening to measure")
-    opening = opening_plane(surface, head_radius_mm)
+    opening = opening_plane(surface, head_radius_mm, labels_floor_mm)
     if opening is None:
         raise Incomplete("the acetabulum's rim is too short to fit its opening plane")
     edges = _edge_values(acetabulum, surface, head_radius_mm)

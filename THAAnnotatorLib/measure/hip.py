@@ -116,10 +116,20 @@ def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
                                     mask_probe(volume, side_labels == head_code, center, side,
                                                reach), radius,
                                     volume_probe(volume, volume.hu, center, side, reach),
-                                    moved, edge_shift_mm=shift)
+                                    moved, edge_shift_mm=shift,
+                                    labels_floor_mm=_labels_floor_mm(volume, labelled[0], center))
     except Incomplete as why:
         return HipMeasurements(not_computed=str(why), voxel_mm_zyx=spacing)
     return to_patient(geometry, center, side, spacing)
+
+
+def _labels_floor_mm(volume: Volume, lowest_slice: int, center_ras_mm: np.ndarray) -> float:
+    """Height of the labels' lower edge (mm from the head's center, up positive): halfway
+    between their lowest slice and the one below it, where a mask probe reads it
+    (:func:`.rays.mask_probe`)."""
+    at_center = volume.ras_mm_to_index(center_ras_mm)
+    lowest = volume.index_to_ras_mm(np.array([lowest_slice - 0.5, *at_center[1:]]))
+    return float(lowest[2] - center_ras_mm[2])
 
 
 def to_patient(geometry: HipGeometry, head_center_ras_mm: np.ndarray, side: str,
