@@ -116,7 +116,7 @@ def test_labels_that_stop_above_the_rim_s_floor_keep_the_opening_s_angles(
     """Labels end with the head's lowest slices, which can lie above the rim's floor (0.8
     head radii down). Rays below them leave the labels, not the acetabulum: the rim points
     bordering only those rays are the labels' lower edge, a horizontal arc that tilted the
-    opening by 3-19 deg here (the sweep's head_shape seed 10 right: -5.6 deg). Told where
+    opening by 0.5-24 deg here (the sweep's head_shape seed 10 right: -5.6 deg). Told where
     the labels stop, the plane is the uncut cup's."""
     pole = cup_pole(inclination, anteversion)
     cup = cup_probe(pole, coverage)
