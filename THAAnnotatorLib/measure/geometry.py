@@ -11,7 +11,7 @@ import numpy as np
 
 from .articular import START_SHARE, ArticularSurface, articular_surface
 from .coverage import head_coverage_percent
-from .edge_angles import center_edge_angle, sector_angles
+from .edge_angles import SlicePlanes, center_edge_angle, sector_angles
 from .opening import OpeningPlane, opening_plane
 from .rays import Probe
 from .sphere import AcetabularSphere, acetabular_sphere
@@ -44,7 +44,8 @@ class HipGeometry:
 def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float,
                      ct: Probe | None = None, edge_fill: Probe | None = None,
                      edge_shift_mm: float = 0.0,
-                     labels_floor_mm: float | None = None) -> HipGeometry:
+                     labels_floor_mm: float | None = None,
+                     slice_planes: SlicePlanes | None = None) -> HipGeometry:
     """Measure a hip whose head's sphere has its center at the frame's origin; with ``ct``
     (HU) the acetabulum's articular surface is placed by the CT (:mod:`.edges`), and with
     ``edge_fill`` (the acetabulum whose edges the CT's partial volume moves by at most
@@ -62,11 +63,11 @@ def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float,
     opening = opening_plane(surface, head_radius_mm, labels_floor_mm)
     if opening is None:
         raise Incomplete("the acetabulum's rim is too short to fit its opening plane")
-    edges = _edge_values(acetabulum, surface, head_radius_mm)
+    edges = _edge_values(acetabulum, surface, head_radius_mm, slice_planes)
     withheld = {}
     if edge_fill is not None:
         moved = _edge_values(edge_fill, articular_surface(edge_fill, head_radius_mm),
-                             head_radius_mm)
+                             head_radius_mm, slice_planes)
         edges, withheld = _moved_edges(edges, moved,
                                        edge_shift_mm / (START_SHARE * head_radius_mm))
     center_edge, anterior, posterior, coverage = edges
@@ -74,11 +75,13 @@ def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float,
                        coverage, head_sphericity(head, head_radius_mm), withheld)
 
 
-def _edge_values(acetabulum: Probe, surface: ArticularSurface,
-                 head_radius_mm: float) -> tuple[float | None, float | None, float | None, float]:
+def _edge_values(acetabulum: Probe, surface: ArticularSurface, head_radius_mm: float,
+                 slice_planes: SlicePlanes | None
+                 ) -> tuple[float | None, float | None, float | None, float]:
     """Center-edge, anterior and posterior sector angles (deg) and coverage (%)."""
     return (center_edge_angle(acetabulum, head_radius_mm, surface),
-            *sector_angles(acetabulum, head_radius_mm, surface), head_coverage_percent(surface))
+            *sector_angles(acetabulum, head_radius_mm, surface, slice_planes),
+            head_coverage_percent(surface))
 
 
 EDGE_VALUES = ("center_edge_deg", "anterior_sector_deg", "posterior_sector_deg",

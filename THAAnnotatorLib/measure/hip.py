@@ -8,6 +8,7 @@ import numpy as np
 from ..result import ACETABULUM, FEMORAL_HEAD, SideResult, segment_code
 from ..volume import Volume
 from .articular import REACH_SHARE
+from .edge_angles import SlicePlanes
 from .geometry import HipGeometry, Incomplete, measure_geometry
 from .ranges import range_warnings
 from .partial_volume import MAX_EDGE_SHIFT_SHARE, edge_fill
@@ -117,7 +118,8 @@ def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
                                                reach), radius,
                                     volume_probe(volume, volume.hu, center, side, reach),
                                     moved, edge_shift_mm=shift,
-                                    labels_floor_mm=_labels_floor_mm(volume, labelled[0], center))
+                                    labels_floor_mm=_labels_floor_mm(volume, labelled[0], center),
+                                    slice_planes=_slice_planes(volume, center, side))
     except Incomplete as why:
         return HipMeasurements(not_computed=str(why), voxel_mm_zyx=spacing)
     return to_patient(geometry, center, side, spacing)
@@ -130,6 +132,16 @@ def _labels_floor_mm(volume: Volume, lowest_slice: int, center_ras_mm: np.ndarra
     at_center = volume.ras_mm_to_index(center_ras_mm)
     lowest = volume.index_to_ras_mm(np.array([lowest_slice - 0.5, *at_center[1:]]))
     return float(lowest[2] - center_ras_mm[2])
+
+
+def _slice_planes(volume: Volume, center_ras_mm: np.ndarray, side: str) -> SlicePlanes:
+    """The two slices bracketing the head's center (:class:`.edge_angles.SlicePlanes`)."""
+    at_center = volume.ras_mm_to_index(center_ras_mm)
+    first = np.floor(at_center[0])
+    offsets = [volume.index_to_ras_mm(np.array([z, *at_center[1:]])) - center_ras_mm
+               for z in (first, first + 1.0)]
+    axes = side_axes(side)
+    return SlicePlanes(tuple(o @ axes.T for o in offsets), float(at_center[0] - first))
 
 
 def to_patient(geometry: HipGeometry, head_center_ras_mm: np.ndarray, side: str,
