@@ -214,11 +214,14 @@ SHAPE = (90, 80, 180)  # z, y, x: one hip each side of the middle
 HIPS = {"right": (40.0, 15.0, 95.0), "left": (52.0, 22.0, 88.0)}  # inclination, version, cover
 
 
-def two_hip_scan(joint_in_label: bool = False) -> tuple[Volume, np.ndarray, dict[str, tuple]]:
+def two_hip_scan(joint_in_label: bool = False, closed_split_mm: float | None = None
+                 ) -> tuple[Volume, np.ndarray, dict[str, tuple]]:
     """Canonical volume (1 mm, LPS axes; bone 1000 HU, the rest 40 HU, blurred as a scanner
     does) with a ball and a cup per hip, their segment codes, and each hip's head center in
     RAS mm. ``joint_in_label``: the acetabulum's label reaches across the joint space to the
-    head, as it does where bone extraction keeps a narrow joint."""
+    head, as it does where bone extraction keeps a narrow joint. ``closed_split_mm``: no joint
+    space (the cup's inner surface on the ball), and the labels split that far inside the
+    ball."""
     index_to_lps = np.zeros((4, 4))
     index_to_lps[0, 2] = index_to_lps[1, 1] = index_to_lps[2, 0] = SPACING_MM
     index_to_lps[:3, 3] = (-90.0, -40.0, 100.0)
@@ -234,10 +237,14 @@ def two_hip_scan(joint_in_label: bool = False) -> tuple[Volume, np.ndarray, dict
         lateral = 1.0 if side == "right" else -1.0
         q = (ras - center) * np.array([lateral, 1.0, 1.0])  # hip frame
         pole = cup_pole(inclination, version)
-        cup = cup_probe(pole, cover)(q) > 0
+        closed = closed_split_mm is not None
+        cup = cup_probe(pole, cover, HEAD_MM if closed else INNER_MM)(q) > 0
         head = ball_probe(q) > 0
         volume.hu[cup | head] = 1000.0
         labelled = cup_probe(pole, cover, HEAD_MM)(q) > 0 if joint_in_label else cup
+        if closed:
+            head = ball_probe(q) > closed_split_mm
+            labelled = cup_probe(pole, cover, HEAD_MM - closed_split_mm)(q) > 0
         labels[labelled & ~head] = segment_code(side, ACETABULUM)
         labels[head] = segment_code(side, FEMORAL_HEAD)
         centers[side] = tuple(center)
@@ -346,6 +353,16 @@ def test_the_ct_places_the_articular_surface_where_the_label_crosses_the_joint_s
     for side in HIPS:
         assert with_ct[side].acetabular_diameter_mm == pytest.approx(2 * INNER_MM, abs=0.5)
         assert without[side].acetabular_diameter_mm < 2 * INNER_MM - 3.0
+
+
+def test_in_a_joint_the_ct_does_not_show_the_socket_is_no_smaller_than_the_head():
+    """Bone on bone (no joint space for the CT to show) and the labels split 0.8 mm inside
+    the head's sphere: the label's edge stands for the articular surface, but no nearer than
+    the head's sphere (taken alone, 1.6 mm small)."""
+    volume, labels, centers = two_hip_scan(closed_split_mm=0.8)
+    values = measured(volume, labels, centers)
+    for side in HIPS:
+        assert values[side].acetabular_diameter_mm == pytest.approx(2 * HEAD_MM, abs=0.3)
 
 
 def test_a_segmented_hip_without_labels_is_not_measured(scan):
