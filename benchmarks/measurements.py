@@ -5,7 +5,8 @@ are compared with the same definitions applied to its drawn shapes
 (THAAnnotatorLib.sweep.measure_truth). Printed per quantity: the hips measured, the values
 withheld (no value, counted as not within target), the median, 95th percentile and largest
 error, and the share within the issue's target (acetabular diameter 1.5 mm; inclination,
-anteversion, center-edge and sector angles 3 deg; coverage 5 points; sphericity RMS 0.5 mm).
+anteversion, center-edge and sector angles 3 deg; coverage 5 points; sphericity RMS 0.5 mm),
+over all hips, over those not marked for review, and per class.
 Hips the pipeline did not segment or measure are counted apart, with their reasons; implanted
 hips have no truth and are left out.
 Run: .venv/bin/python benchmarks/measurements.py [--seeds N] [--first-seed S]
@@ -113,6 +114,10 @@ def main() -> None:
     measured = [r for r in records if "errors" in r]
     print(f"\n{len(records)} native hips, {len(measured)} measured\n")
     print("\n".join(summary(records)))
+    # the values a user gets without a warning to check the hip
+    unmarked = [r for r in measured if not r["needs_review"]]
+    print(f"\nthe {len(unmarked)} hips not marked for review:")
+    print("\n".join(summary(unmarked)))
     for hip_class in args.classes:
         print(f"\n{hip_class}:")
         print("\n".join(summary([r for r in records if r["class"] == hip_class])))
