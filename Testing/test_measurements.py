@@ -239,12 +239,13 @@ def two_hip_scan(joint_in_label: bool = False, closed_split_mm: float | None = N
         pole = cup_pole(inclination, version)
         closed = closed_split_mm is not None
         cup = cup_probe(pole, cover, HEAD_MM if closed else INNER_MM)(q) > 0
-        head = ball_probe(q) > 0
-        volume.hu[cup | head] = 1000.0
-        labelled = cup_probe(pole, cover, HEAD_MM)(q) > 0 if joint_in_label else cup
-        if closed:
-            head = ball_probe(q) > closed_split_mm
-            labelled = cup_probe(pole, cover, HEAD_MM - closed_split_mm)(q) > 0
+        volume.hu[cup | (ball_probe(q) > 0)] = 1000.0
+        split_mm = closed_split_mm if closed else 0.0
+        head = ball_probe(q) > split_mm
+        if closed or joint_in_label:
+            labelled = cup_probe(pole, cover, HEAD_MM - split_mm)(q) > 0
+        else:
+            labelled = cup
         labels[labelled & ~head] = segment_code(side, ACETABULUM)
         labels[head] = segment_code(side, FEMORAL_HEAD)
         centers[side] = tuple(center)
