@@ -14,7 +14,8 @@ Each edge is found by walking a fan of rays, every :data:`FAN_STEP_DEG`, from a 
 direction inside the acetabulum outward until the rays stop meeting it for more than
 :data:`GAP_DEG`. A ray that meets no acetabulum but looks through a hole that acetabulum
 surrounds (:mod:`.articular`: a thin fossa floor, a gap in a label) counts as meeting it, as
-it does for the coverage.
+it does for the coverage. The sector angles' axial fan is walked in the two slices around the
+head's center and interpolated to it (:class:`SlicePlanes`).
 """
 from __future__ import annotations
 
