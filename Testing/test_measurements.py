@@ -356,6 +356,18 @@ def test_the_ct_places_the_articular_surface_where_the_label_crosses_the_joint_s
         assert without[side].acetabular_diameter_mm < 2 * INNER_MM - 3.0
 
 
+def test_in_bone_of_low_contrast_the_ct_still_places_the_articular_surface():
+    """Bone standing only 130 HU over the soft tissue (osteoporotic) and the acetabulum's label
+    across the 2.5 mm joint: the joint's dip is under the 150 HU asked of usual bone, but
+    over half the bone's own contrast, so the CT still places the surface beyond it."""
+    volume, labels, centers = two_hip_scan(joint_in_label=True)
+    faint = Volume((40.0 + (volume.hu - 40.0) * 130.0 / 960.0).astype(np.float32),
+                   volume.index_to_lps)
+    values = measured(faint, labels, centers)
+    for side in HIPS:
+        assert values[side].acetabular_diameter_mm == pytest.approx(2 * INNER_MM, abs=0.5)
+
+
 def test_in_a_joint_the_ct_does_not_show_the_socket_is_no_smaller_than_the_head():
     """Bone on bone (no joint space for the CT to show) and the labels split 0.8 mm inside
     the head's sphere: the label's edge stands for the articular surface, but no nearer than

@@ -15,7 +15,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from .edges import acetabular_surface_distances
+from .edges import MIN_CONTRAST_HU, acetabular_surface_distances
 from .rays import Probe, crossings, fibonacci_directions
 
 DIRECTIONS = 4000
@@ -77,9 +77,11 @@ class ArticularSurface:
 
 
 def articular_surface(acetabulum: Probe, head_radius_mm: float, head: Probe | None = None,
-                      ct: Probe | None = None, count: int = DIRECTIONS) -> ArticularSurface:
+                      ct: Probe | None = None, count: int = DIRECTIONS,
+                      rise_hu: float = MIN_CONTRAST_HU) -> ArticularSurface:
     """The surface seen from the head's center (the frame's origin); with the ``head`` and
-    the ``ct`` (HU), also where the CT places it beyond the joint space (:mod:`.edges`)."""
+    the ``ct`` (HU), also where the CT places it beyond the joint space (:mod:`.edges`; a rise
+    of ``rise_hu`` after the joint's dip)."""
     directions = fibonacci_directions(count)
     distance = crossings(acetabulum, directions, START_SHARE * head_radius_mm,
                          REACH_SHARE * head_radius_mm)
@@ -87,7 +89,7 @@ def articular_surface(acetabulum: Probe, head_radius_mm: float, head: Probe | No
     if ct is not None:
         head_edge = crossings(head, directions, HEAD_START_SHARE * head_radius_mm,
                               REACH_SHARE * head_radius_mm, entering=False)
-        placed = acetabular_surface_distances(ct, directions, head_edge, distance)
+        placed = acetabular_surface_distances(ct, directions, head_edge, distance, rise_hu)
     neighbours = cKDTree(directions).query(directions, _NEIGHBOURS + 1)[1][:, 1:]
     return ArticularSurface(directions, distance, _largest_open_region(distance, neighbours),
                             neighbours, placed, head_radius_mm if ct is not None else 0.0)

@@ -11,6 +11,7 @@ import numpy as np
 
 from .articular import START_SHARE, ArticularSurface, articular_surface
 from .coverage import head_coverage_percent
+from .edges import min_rise_hu
 from .edge_angles import SlicePlanes, center_edge_angle, sector_angles
 from .opening import OpeningPlane, opening_plane
 from .rays import Probe
@@ -45,15 +46,18 @@ def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float,
                      ct: Probe | None = None, edge_fill: Probe | None = None,
                      edge_shift_mm: float = 0.0,
                      labels_floor_mm: float | None = None,
-                     slice_planes: SlicePlanes | None = None) -> HipGeometry:
+                     slice_planes: SlicePlanes | None = None,
+                     bone_contrast_hu: float | None = None) -> HipGeometry:
     """Measure a hip whose head's sphere has its center at the frame's origin; with ``ct``
     (HU) the acetabulum's articular surface is placed by the CT (:mod:`.edges`), and with
     ``edge_fill`` (the acetabulum whose edges the CT's partial volume moves by at most
     ``edge_shift_mm``, :mod:`.partial_volume`) the acetabulum's edges, which the center-edge
-    and sector angles and the coverage measure, are read from it. Raises
+    and sector angles and the coverage measure, are read from it; ``bone_contrast_hu`` sets
+    the joint's dip the CT must show (:func:`.edges.min_rise_hu`). Raises
     :class:`Incomplete` when too few rays from the head's center meet the acetabulum, none
     leaves through an opening, or the rim above the notch is too short to fit a plane."""
-    surface = articular_surface(acetabulum, head_radius_mm, head, ct)
+    surface = articular_surface(acetabulum, head_radius_mm, head, ct,
+                                rise_hu=min_rise_hu(bone_contrast_hu))
     covered = float(np.mean(np.isfinite(surface.distance_mm)))
     if covered < MIN_COVERED_SHARE:
         raise Incomplete(f"the acetabulum meets {100 * covered:.0f} % of the rays from the head's "

@@ -11,7 +11,7 @@ from .articular import REACH_SHARE
 from .edge_angles import SlicePlanes
 from .geometry import HipGeometry, Incomplete, measure_geometry
 from .ranges import range_warnings
-from .partial_volume import MAX_EDGE_SHIFT_SHARE, edge_fill
+from .partial_volume import MAX_EDGE_SHIFT_SHARE, bone_levels_hu, edge_fill
 from .rays import box_probe, mask_probe, probe_box, side_axes, volume_probe
 from .sphere import suggested_cup_mm
 from .sphericity import REGION
@@ -108,6 +108,7 @@ def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
     acetabulum[labelled[-1] + 1:] |= bone[labelled[-1] + 1:].astype(bool)
     box = probe_box(volume, center, reach)
     fill = edge_fill(volume.hu[box], acetabulum[box], bone[box], volume.spacing_mm)
+    levels = bone_levels_hu(volume.hu[box], acetabulum[box], bone[box])
     # (where the CT moved no edge, the label's edges are read once)
     moved = (None if np.array_equal(fill, acetabulum[box])
              else box_probe(volume, fill, box, center, side, level=0.5))
@@ -119,7 +120,9 @@ def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
                                     volume_probe(volume, volume.hu, center, side, reach),
                                     moved, edge_shift_mm=shift,
                                     labels_floor_mm=_labels_floor_mm(volume, labelled[0], center),
-                                    slice_planes=_slice_planes(volume, center, side))
+                                    slice_planes=_slice_planes(volume, center, side),
+                                    bone_contrast_hu=None if levels is None
+                                    else levels[1] - levels[0])
     except Incomplete as why:
         return HipMeasurements(not_computed=str(why), voxel_mm_zyx=spacing)
     return to_patient(geometry, center, side, spacing)

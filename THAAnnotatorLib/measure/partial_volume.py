@@ -43,12 +43,11 @@ def edge_fill(hu: np.ndarray, acetabulum: np.ndarray, bone: np.ndarray,
     outside. Slices finer than :data:`MIN_SLICE_SHARE` pixels keep the label."""
     label = np.asarray(acetabulum, bool)
     fill = label.astype(np.float32)
-    soft = ~np.asarray(bone, bool)
     slice_mm, row_mm, column_mm = (float(s) for s in spacing_mm)
-    if not label.any() or not soft.any() or slice_mm < MIN_SLICE_SHARE * min(row_mm, column_mm):
+    levels = bone_levels_hu(hu, label, bone)
+    if levels is None or slice_mm < MIN_SLICE_SHARE * min(row_mm, column_mm):
         return fill
-    soft_hu = float(np.median(hu[soft]))
-    full_hu = float(np.percentile(hu[label], FULL_PERCENTILE))
+    soft_hu, full_hu = levels
     if full_hu - soft_hu < MIN_CONTRAST_HU:
         return fill
     # the crop's first and last slices count their outer neighbour as themselves: the box
@@ -58,3 +57,14 @@ def edge_fill(hu: np.ndarray, acetabulum: np.ndarray, bone: np.ndarray,
     edge = label & ~(below & above)
     fill[edge] = np.clip((hu[edge] - soft_hu) / (full_hu - soft_hu), 0.0, 1.0)
     return fill
+
+
+def bone_levels_hu(hu: np.ndarray, acetabulum: np.ndarray,
+                   bone: np.ndarray) -> tuple[float, float] | None:
+    """The soft tissue's level (median HU of the voxels outside the bone mask) and the
+    acetabulum's full one (:data:`FULL_PERCENTILE` of its label's HU, its cortex), around one
+    hip; None without either."""
+    label, soft = np.asarray(acetabulum, bool), ~np.asarray(bone, bool)
+    if not label.any() or not soft.any():
+        return None
+    return float(np.median(hu[soft])), float(np.percentile(hu[label], FULL_PERCENTILE))
