@@ -368,6 +368,14 @@ def test_in_bone_of_low_contrast_the_ct_still_places_the_articular_surface():
         assert values[side].acetabular_diameter_mm == pytest.approx(2 * INNER_MM, abs=0.5)
 
 
+def test_the_rise_asked_of_the_joint_s_dip_follows_the_bone_s_contrast_down_to_100_hu():
+    from THAAnnotatorLib.measure.edges import min_rise_hu
+
+    assert min_rise_hu(None) == min_rise_hu(900.0) == 150.0
+    assert min_rise_hu(195.0) == pytest.approx(97.5)
+    assert min_rise_hu(60.0) == 150.0  # the CT tells nothing: no surface placed on noise
+
+
 def test_in_a_joint_the_ct_does_not_show_the_socket_is_no_smaller_than_the_head():
     """Bone on bone (no joint space for the CT to show) and the labels split 0.8 mm inside
     the head's sphere: the label's edge stands for the articular surface, but no nearer than

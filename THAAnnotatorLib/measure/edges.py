@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .partial_volume import MIN_CONTRAST_HU as MIN_BONE_CONTRAST_HU
 from .rays import Probe
 
 MIN_CONTRAST_HU = 150.0
@@ -40,8 +41,10 @@ def min_rise_hu(bone_contrast_hu: float | None) -> float:
     only about 190 HU over the soft tissue and a wide joint's dip lies 60-100 HU below it: on
     the sweep's `low_density` seed 13 right, with 150 HU the CT placed the surface on 171 rays
     (too few; 1205 with half the contrast), the label reaching across the 2.2 mm joint stood
-    and the acetabular diameter was 2.9 mm small, with nothing to say so."""
-    if bone_contrast_hu is None:
+    and the acetabular diameter was 2.9 mm small, with nothing to say so. Below
+    :data:`.partial_volume.MIN_CONTRAST_HU` of contrast the CT tells nothing (a rise of a few
+    tens of HU is noise's), and the usual rise is asked for."""
+    if bone_contrast_hu is None or bone_contrast_hu < MIN_BONE_CONTRAST_HU:
         return MIN_CONTRAST_HU
     return min(MIN_CONTRAST_HU, 0.5 * bone_contrast_hu)
 
