@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from THAAnnotatorLib.measure.partial_volume import edge_fill
+from THAAnnotatorLib.measure.partial_volume import bone_levels_hu, edge_fill
 
 SLICE_MM = 5.0
 SPACING_MM = (SLICE_MM, 0.8, 0.8)
@@ -24,6 +24,11 @@ def plate(surface_mm: float):
     return centers, hu[:, :, None], label[:, :, None]
 
 
+def fill_of(hu: np.ndarray, label: np.ndarray, spacing_mm) -> np.ndarray:
+    """The fill of a label that is the whole bone mask too."""
+    return edge_fill(hu, label, bone_levels_hu(hu, label, label), spacing_mm)
+
+
 def half_level_mm(centers: np.ndarray, values: np.ndarray) -> float:
     """Where the values, linear between slice centers, fall through 0.5."""
     k = int(np.flatnonzero((values[:-1] >= 0.5) & (values[1:] < 0.5))[0])
@@ -33,7 +38,7 @@ def half_level_mm(centers: np.ndarray, values: np.ndarray) -> float:
 @pytest.mark.parametrize("surface_mm", np.linspace(20.1, 24.9, 13))
 def test_the_fill_places_a_flat_surface_within_a_tenth_of_a_slice(surface_mm):
     centers, hu, label = plate(surface_mm)
-    fill = edge_fill(hu, label, label, SPACING_MM)
+    fill = fill_of(hu, label, SPACING_MM)
     assert abs(half_level_mm(centers, fill[:, 0, 0]) - surface_mm) <= 0.09 * SLICE_MM
     assert np.all(fill[:4, 0, 0] == 1.0)  # slices the bone fills stay whole
 
@@ -48,20 +53,20 @@ def test_spongy_bone_inside_the_label_stays_whole():
     two of cortex is not read as partly empty."""
     centers, hu, label = plate(40.0)
     hu[3, 0, 0] = 250.0  # spongy, well inside
-    assert edge_fill(hu, label, label, SPACING_MM)[3, 0, 0] == 1.0
+    assert fill_of(hu, label, SPACING_MM)[3, 0, 0] == 1.0
 
 
 def test_without_contrast_the_label_is_left_as_it_is():
     centers, hu, label = plate(22.0)
     hu[:] = SOFT_HU  # no bone in the CT (a label drawn on another scan)
-    assert np.array_equal(edge_fill(hu, label, label, SPACING_MM), label.astype(np.float32))
+    assert np.array_equal(fill_of(hu, label, SPACING_MM), label.astype(np.float32))
 
 
 def test_slices_about_as_fine_as_pixels_keep_the_label():
     """Where the slice axis is not the coarse one, a voxel's deficit is as much in-plane
     partial volume or spongy bone: the label is left as it is."""
     centers, hu, label = plate(22.0)
-    assert np.array_equal(edge_fill(hu, label, label, (SLICE_MM, SLICE_MM, SLICE_MM)),
+    assert np.array_equal(fill_of(hu, label, (SLICE_MM, SLICE_MM, SLICE_MM)),
                           label.astype(np.float32))
-    assert not np.array_equal(edge_fill(hu, label, label, (SLICE_MM, 3.0, 3.0)),
+    assert not np.array_equal(fill_of(hu, label, (SLICE_MM, 3.0, 3.0)),
                               label.astype(np.float32))

@@ -107,8 +107,8 @@ def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
                                voxel_mm_zyx=spacing)
     acetabulum[labelled[-1] + 1:] |= bone[labelled[-1] + 1:].astype(bool)
     box = probe_box(volume, center, reach)
-    fill = edge_fill(volume.hu[box], acetabulum[box], bone[box], volume.spacing_mm)
     levels = bone_levels_hu(volume.hu[box], acetabulum[box], bone[box])
+    fill = edge_fill(volume.hu[box], acetabulum[box], levels, volume.spacing_mm)
     # (where the CT moved no edge, the label's edges are read once)
     moved = (None if np.array_equal(fill, acetabulum[box])
              else box_probe(volume, fill, box, center, side, level=0.5))
@@ -128,23 +128,28 @@ def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
     return to_patient(geometry, center, side, spacing)
 
 
+def _to_slice_ras_mm(volume: Volume, center_ras_mm: np.ndarray,
+                     slice_index: float) -> np.ndarray:
+    """The RAS offset (mm) from the head's center to slice ``slice_index`` (canonical z, may
+    be fractional) along the slice axis."""
+    at_center = volume.ras_mm_to_index(center_ras_mm)
+    return volume.index_to_ras_mm(np.array([slice_index, *at_center[1:]])) - center_ras_mm
+
+
 def _labels_floor_mm(volume: Volume, lowest_slice: int, center_ras_mm: np.ndarray) -> float:
     """Height of the labels' lower edge (mm from the head's center, up positive): halfway
     between their lowest slice and the one below it, where a mask probe reads it
     (:func:`.rays.mask_probe`)."""
-    at_center = volume.ras_mm_to_index(center_ras_mm)
-    lowest = volume.index_to_ras_mm(np.array([lowest_slice - 0.5, *at_center[1:]]))
-    return float(lowest[2] - center_ras_mm[2])
+    return float(_to_slice_ras_mm(volume, center_ras_mm, lowest_slice - 0.5)[2])
 
 
 def _slice_planes(volume: Volume, center_ras_mm: np.ndarray, side: str) -> SlicePlanes:
     """The two slices bracketing the head's center (:class:`.edge_angles.SlicePlanes`)."""
-    at_center = volume.ras_mm_to_index(center_ras_mm)
-    first = np.floor(at_center[0])
-    offsets = [volume.index_to_ras_mm(np.array([z, *at_center[1:]])) - center_ras_mm
-               for z in (first, first + 1.0)]
+    at_center = volume.ras_mm_to_index(center_ras_mm)[0]
+    first = np.floor(at_center)
     axes = side_axes(side)
-    return SlicePlanes(tuple(o @ axes.T for o in offsets), float(at_center[0] - first))
+    return SlicePlanes(tuple(_to_slice_ras_mm(volume, center_ras_mm, z) @ axes.T
+                             for z in (first, first + 1.0)), float(at_center - first))
 
 
 def to_patient(geometry: HipGeometry, head_center_ras_mm: np.ndarray, side: str,

@@ -34,17 +34,17 @@ MIN_CONTRAST_HU = 100.0
 edge voxels stay whole."""
 
 
-def edge_fill(hu: np.ndarray, acetabulum: np.ndarray, bone: np.ndarray,
+def edge_fill(hu: np.ndarray, acetabulum: np.ndarray, levels: tuple[float, float] | None,
               spacing_mm) -> np.ndarray:
-    """The acetabulum's fill (float32, 0-1) from the CT ``hu`` (HU), its label ``acetabulum``
-    and the bone mask ``bone``, all cropped around one hip (canonical z, y, x; voxel size
-    ``spacing_mm``): 1 inside the label, the CT's share at the label's edge voxels along z
-    (:data:`FULL_PERCENTILE` of the label's HU against the median of the soft tissue's), 0
-    outside. Slices finer than :data:`MIN_SLICE_SHARE` pixels keep the label."""
+    """The acetabulum's fill (float32, 0-1) from the CT ``hu`` (HU) and its label
+    ``acetabulum``, both cropped around one hip (canonical z, y, x; voxel size
+    ``spacing_mm``), and the hip's ``levels`` (:func:`bone_levels_hu`): 1 inside the label,
+    the CT's share at the label's edge voxels along z (its HU between the soft tissue's level
+    and the acetabulum's full one), 0 outside. Slices finer than :data:`MIN_SLICE_SHARE`
+    pixels keep the label."""
     label = np.asarray(acetabulum, bool)
     fill = label.astype(np.float32)
     slice_mm, row_mm, column_mm = (float(s) for s in spacing_mm)
-    levels = bone_levels_hu(hu, label, bone)
     if levels is None or slice_mm < MIN_SLICE_SHARE * min(row_mm, column_mm):
         return fill
     soft_hu, full_hu = levels
