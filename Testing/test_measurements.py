@@ -214,14 +214,13 @@ SHAPE = (90, 80, 180)  # z, y, x: one hip each side of the middle
 HIPS = {"right": (40.0, 15.0, 95.0), "left": (52.0, 22.0, 88.0)}  # inclination, version, cover
 
 
-def two_hip_scan(joint_in_label: bool = False, closed_split_mm: float | None = None
-                 ) -> tuple[Volume, np.ndarray, dict[str, tuple]]:
+def two_hip_scan(joint_in_label: bool = False, joint_mm: float = INNER_MM - HEAD_MM,
+                 split_mm: float = 0.0) -> tuple[Volume, np.ndarray, dict[str, tuple]]:
     """Canonical volume (1 mm, LPS axes; bone 1000 HU, the rest 40 HU, blurred as a scanner
-    does) with a ball and a cup per hip, their segment codes, and each hip's head center in
-    RAS mm. ``joint_in_label``: the acetabulum's label reaches across the joint space to the
-    head, as it does where bone extraction keeps a narrow joint. ``closed_split_mm``: no joint
-    space (the cup's inner surface on the ball), and the labels split that far inside the
-    ball."""
+    does) with a ball and a cup ``joint_mm`` beyond it (0: bone on bone) per hip, their segment
+    codes, and each hip's head center in RAS mm. ``joint_in_label``: the acetabulum's label
+    reaches across the joint space to the head, as it does where bone extraction keeps a
+    narrow joint, the labels split ``split_mm`` inside the ball."""
     index_to_lps = np.zeros((4, 4))
     index_to_lps[0, 2] = index_to_lps[1, 1] = index_to_lps[2, 0] = SPACING_MM
     index_to_lps[:3, 3] = (-90.0, -40.0, 100.0)
@@ -237,15 +236,10 @@ def two_hip_scan(joint_in_label: bool = False, closed_split_mm: float | None = N
         lateral = 1.0 if side == "right" else -1.0
         q = (ras - center) * np.array([lateral, 1.0, 1.0])  # hip frame
         pole = cup_pole(inclination, version)
-        closed = closed_split_mm is not None
-        cup = cup_probe(pole, cover, HEAD_MM if closed else INNER_MM)(q) > 0
+        cup = cup_probe(pole, cover, HEAD_MM + joint_mm)(q) > 0
         volume.hu[cup | (ball_probe(q) > 0)] = 1000.0
-        split_mm = closed_split_mm if closed else 0.0
         head = ball_probe(q) > split_mm
-        if closed or joint_in_label:
-            labelled = cup_probe(pole, cover, HEAD_MM - split_mm)(q) > 0
-        else:
-            labelled = cup
+        labelled = cup_probe(pole, cover, HEAD_MM - split_mm)(q) > 0 if joint_in_label else cup
         labels[labelled & ~head] = segment_code(side, ACETABULUM)
         labels[head] = segment_code(side, FEMORAL_HEAD)
         centers[side] = tuple(center)
@@ -368,6 +362,19 @@ def test_in_bone_of_low_contrast_the_ct_still_places_the_articular_surface():
         assert values[side].acetabular_diameter_mm == pytest.approx(2 * INNER_MM, abs=0.5)
 
 
+def test_a_label_that_reaches_into_the_head_leaves_the_joint_s_dip_to_the_ct():
+    """A 1.5 mm joint the split did not see (osteoporotic bone): the acetabulum's label takes
+    the joint and the head's outer 0.8 mm. The joint's dip lies 0.8-2.3 mm past the label's
+    edge, beyond the 1 mm the dip is looked for past it; it is looked for past the head's
+    sphere too (before: 44.0 mm, the head's own sphere, against 47). A joint this narrow,
+    blurred, leaves a shallow dip, and half way from it to the cortex lies a little beyond
+    the surface (47.6 mm)."""
+    volume, labels, centers = two_hip_scan(joint_in_label=True, joint_mm=1.5, split_mm=0.8)
+    values = measured(volume, labels, centers)
+    for side in HIPS:
+        assert values[side].acetabular_diameter_mm == pytest.approx(2 * HEAD_MM + 3.0, abs=0.75)
+
+
 def test_the_rise_asked_of_the_joint_s_dip_follows_the_bone_s_contrast_down_to_100_hu():
     from THAAnnotatorLib.measure.edges import min_rise_hu
 
@@ -380,10 +387,28 @@ def test_in_a_joint_the_ct_does_not_show_the_socket_is_no_smaller_than_the_head(
     """Bone on bone (no joint space for the CT to show) and the labels split 0.8 mm inside
     the head's sphere: the label's edge stands for the articular surface, but no nearer than
     the head's sphere (taken alone, 1.6 mm small)."""
-    volume, labels, centers = two_hip_scan(closed_split_mm=0.8)
+    volume, labels, centers = two_hip_scan(joint_in_label=True, joint_mm=0.0, split_mm=0.8)
     values = measured(volume, labels, centers)
     for side in HIPS:
         assert values[side].acetabular_diameter_mm == pytest.approx(2 * HEAD_MM, abs=0.3)
+
+
+@pytest.mark.parametrize("offset_mm, flagged", [(0.0, False), (2.5, True)])
+def test_a_head_off_its_socket_s_center_marks_the_hip_for_review(scan, offset_mm, flagged):
+    """The head's sphere put ``offset_mm`` above the cup's center (a fit that took the
+    acetabulum's roof, or a subluxed hip): past 1.5 mm the hip is marked for review."""
+    from THAAnnotatorLib.pipeline import _check_congruence
+
+    volume, labels, centers, _ = scan
+    results = {side: SideResult(side, "segmented",
+                                sphere_center_ras_mm=tuple(np.add(center, (0, 0, offset_mm))),
+                                head_diameter_mm=2 * HEAD_MM) for side, center in centers.items()}
+    measure_hips(volume, (labels > 0).astype(np.uint8), labels, results)
+    for side, result in results.items():
+        _check_congruence(result)
+        assert result.measurements.concentricity_mm == pytest.approx(offset_mm, abs=0.3)
+        assert result.needs_review is flagged, side
+        assert any(w.startswith("the femoral head's center lies") for w in result.warnings) is flagged
 
 
 def test_a_segmented_hip_without_labels_is_not_measured(scan):

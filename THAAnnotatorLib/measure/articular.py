@@ -89,7 +89,8 @@ def articular_surface(acetabulum: Probe, head_radius_mm: float, head: Probe | No
     if ct is not None:
         head_edge = crossings(head, directions, HEAD_START_SHARE * head_radius_mm,
                               REACH_SHARE * head_radius_mm, entering=False)
-        placed = acetabular_surface_distances(ct, directions, head_edge, distance, rise_hu)
+        placed = acetabular_surface_distances(ct, directions, head_edge, distance, rise_hu,
+                                              head_radius_mm)
     neighbours = cKDTree(directions).query(directions, _NEIGHBOURS + 1)[1][:, 1:]
     return ArticularSurface(directions, distance, _largest_open_region(distance, neighbours),
                             neighbours, placed, head_radius_mm if ct is not None else 0.0)

@@ -24,11 +24,15 @@ MIN_CONTRAST_HU = 150.0
 RISE_MM = 3.0
 BEYOND_LABEL_MM = 1.0
 """The dip is looked for from just inside the head's label edge to this far past the
-acetabulum's label edge. The label now ends at the joint space where the CT shows one, so the
-joint's dip lies before that edge; 3 mm past it (as before) reached the dip behind the
-acetabulum's inner cortex where the joint is closed (on the 42 hips of
-benchmarks/measurements.py, acetabular diameters +9.4 and +6.6 mm; +0.8 and +3.3 mm with 1 mm,
-no hip further off)."""
+acetabulum's label edge, or past the head's sphere where the label reaches inside it. The
+label now ends at the joint space where the CT shows one, so the joint's dip lies before that
+edge; 3 mm past it (as before) reached the dip behind the acetabulum's inner cortex where the
+joint is closed (on the 42 hips of benchmarks/measurements.py, acetabular diameters +9.4 and
++6.6 mm; +0.8 and +3.3 mm with 1 mm, no hip further off). Where the joint is too faint for the
+split to see (osteoporotic bone), the acetabulum's label takes the joint and the head's outer
+cortex, its edge inside the head's sphere, and the joint's dip lies beyond it: on the sweep's
+`low_density` seed 10 right (a 1.5 mm joint), the label's edge a median 0.7 mm inside the
+sphere, the CT placed the surface on 141 rays, 911 from the sphere."""
 _STEP_MM = 0.1
 _SMOOTH_MM = 0.3  # against noise making dips of its own
 _INSIDE_HEAD_MM = 0.5  # profiles start this far inside the head's label edge, in its cortex
@@ -50,19 +54,22 @@ def min_rise_hu(bone_contrast_hu: float | None) -> float:
 
 
 def acetabular_surface_distances(ct: Probe, directions: np.ndarray, head_edge_mm: np.ndarray,
-                                 label_edge_mm: np.ndarray,
-                                 rise_hu: float = MIN_CONTRAST_HU) -> np.ndarray:
+                                 label_edge_mm: np.ndarray, rise_hu: float = MIN_CONTRAST_HU,
+                                 head_radius_mm: float = 0.0) -> np.ndarray:
     """The distance along each unit direction to the CT's half maximum beyond the joint-space
     dip (a rise of at least ``rise_hu`` after it), from the rays' distances to the
     acetabulum's label (``label_edge_mm``) and where they leave the head's label
-    (``head_edge_mm``); NaN where either is NaN or there is no dip."""
+    (``head_edge_mm``), the dip looked for up to :data:`BEYOND_LABEL_MM` past the label's edge
+    or the head's sphere (``head_radius_mm``), whichever is farther; NaN where either edge is
+    NaN or there is no dip."""
     label_edge_mm = np.asarray(label_edge_mm, float)
     out = np.full(len(directions), np.nan)
     rows = np.flatnonzero(np.isfinite(label_edge_mm) & np.isfinite(head_edge_mm))
     if rows.size == 0:
         return out
     start = np.minimum(head_edge_mm[rows], label_edge_mm[rows]) - _INSIDE_HEAD_MM
-    length = label_edge_mm[rows].max() - start.min() + BEYOND_LABEL_MM + RISE_MM
+    dip_until = np.maximum(label_edge_mm[rows], head_radius_mm) + BEYOND_LABEL_MM
+    length = dip_until.max() - start.min() + RISE_MM
     offsets = np.arange(0.0, length, _STEP_MM)
     t = start[:, None] + offsets[None, :]
     hu = ndimage.gaussian_filter1d(ct(directions[rows, None, :] * t[..., None]),
@@ -72,7 +79,7 @@ def acetabular_surface_distances(ct: Probe, directions: np.ndarray, head_edge_mm
     ahead = ndimage.maximum_filter1d(hu, rise + 1, axis=1, origin=-(rise // 2), mode="nearest")
     dip = ((hu[:, 1:-1] <= hu[:, :-2]) & (hu[:, 1:-1] < hu[:, 2:])
            & (ahead[:, 1:-1] - hu[:, 1:-1] >= rise_hu)
-           & (t[:, 1:-1] <= label_edge_mm[rows, None] + BEYOND_LABEL_MM))
+           & (t[:, 1:-1] <= dip_until[:, None]))
     found = dip.any(axis=1)
     first = np.argmax(dip, axis=1) + 1
     index = np.arange(len(rows))
