@@ -78,10 +78,12 @@ class ArticularSurface:
 
 def articular_surface(acetabulum: Probe, head_radius_mm: float, head: Probe | None = None,
                       ct: Probe | None = None, count: int = DIRECTIONS,
-                      rise_hu: float = MIN_CONTRAST_HU) -> ArticularSurface:
+                      rise_hu: float = MIN_CONTRAST_HU,
+                      dip_past_sphere: bool = False) -> ArticularSurface:
     """The surface seen from the head's center (the frame's origin); with the ``head`` and
     the ``ct`` (HU), also where the CT places it beyond the joint space (:mod:`.edges`; a rise
-    of ``rise_hu`` after the joint's dip)."""
+    of ``rise_hu`` after the joint's dip, looked for past the head's sphere too with
+    ``dip_past_sphere``)."""
     directions = fibonacci_directions(count)
     distance = crossings(acetabulum, directions, START_SHARE * head_radius_mm,
                          REACH_SHARE * head_radius_mm)
@@ -90,7 +92,7 @@ def articular_surface(acetabulum: Probe, head_radius_mm: float, head: Probe | No
         head_edge = crossings(head, directions, HEAD_START_SHARE * head_radius_mm,
                               REACH_SHARE * head_radius_mm, entering=False)
         placed = acetabular_surface_distances(ct, directions, head_edge, distance, rise_hu,
-                                              head_radius_mm)
+                                              head_radius_mm if dip_past_sphere else 0.0)
     neighbours = cKDTree(directions).query(directions, _NEIGHBOURS + 1)[1][:, 1:]
     return ArticularSurface(directions, distance, _largest_open_region(distance, neighbours),
                             neighbours, placed, head_radius_mm if ct is not None else 0.0)

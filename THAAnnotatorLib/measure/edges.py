@@ -24,7 +24,8 @@ MIN_CONTRAST_HU = 150.0
 RISE_MM = 3.0
 BEYOND_LABEL_MM = 1.0
 """The dip is looked for from just inside the head's label edge to this far past the
-acetabulum's label edge, or past the head's sphere where the label reaches inside it. The
+acetabulum's label edge, or past the head's sphere where the label reaches inside it (at
+pixels no coarser than :data:`MAX_PIXEL_PAST_SPHERE_MM`). The
 label now ends at the joint space where the CT shows one, so the joint's dip lies before that
 edge; 3 mm past it (as before) reached the dip behind the acetabulum's inner cortex where the
 joint is closed (on the 42 hips of benchmarks/measurements.py, acetabular diameters +9.4 and
@@ -33,6 +34,11 @@ split to see (osteoporotic bone), the acetabulum's label takes the joint and the
 cortex, its edge inside the head's sphere, and the joint's dip lies beyond it: on the sweep's
 `low_density` seed 10 right (a 1.5 mm joint), the label's edge a median 0.7 mm inside the
 sphere, the CT placed the surface on 141 rays, 911 from the sphere."""
+MAX_PIXEL_PAST_SPHERE_MM = 1.5
+"""In-plane pixels (mm) at most this coarse show a joint's dip past the head's sphere: the
+sweep's range (0.5-1.5 mm), where looking past the sphere was measured. On the real 3 mm CT
+beside the project, dips up to 1 mm past the sphere are the acetabulum's spongy bone's (the
+socket then read 46.3 mm, its center 4.3 mm from the head's; from the label, 43.0 and 0.2)."""
 _STEP_MM = 0.1
 _SMOOTH_MM = 0.3  # against noise making dips of its own
 _INSIDE_HEAD_MM = 0.5  # profiles start this far inside the head's label edge, in its cortex
@@ -60,8 +66,8 @@ def acetabular_surface_distances(ct: Probe, directions: np.ndarray, head_edge_mm
     dip (a rise of at least ``rise_hu`` after it), from the rays' distances to the
     acetabulum's label (``label_edge_mm``) and where they leave the head's label
     (``head_edge_mm``), the dip looked for up to :data:`BEYOND_LABEL_MM` past the label's edge
-    or the head's sphere (``head_radius_mm``), whichever is farther; NaN where either edge is
-    NaN or there is no dip."""
+    or the head's sphere (``head_radius_mm``; 0: the label's edge only), whichever is farther;
+    NaN where either edge is NaN or there is no dip."""
     label_edge_mm = np.asarray(label_edge_mm, float)
     out = np.full(len(directions), np.nan)
     rows = np.flatnonzero(np.isfinite(label_edge_mm) & np.isfinite(head_edge_mm))

@@ -47,17 +47,20 @@ def measure_geometry(acetabulum: Probe, head: Probe, head_radius_mm: float,
                      edge_shift_mm: float = 0.0,
                      labels_floor_mm: float | None = None,
                      slice_planes: SlicePlanes | None = None,
-                     bone_contrast_hu: float | None = None) -> HipGeometry:
+                     bone_contrast_hu: float | None = None,
+                     dip_past_sphere: bool = False) -> HipGeometry:
     """Measure a hip whose head's sphere has its center at the frame's origin; with ``ct``
     (HU) the acetabulum's articular surface is placed by the CT (:mod:`.edges`), and with
     ``edge_fill`` (the acetabulum whose edges the CT's partial volume moves by at most
     ``edge_shift_mm``, :mod:`.partial_volume`) the acetabulum's edges, which the center-edge
     and sector angles and the coverage measure, are read from it; ``bone_contrast_hu`` sets
-    the joint's dip the CT must show (:func:`.edges.min_rise_hu`). Raises
+    the joint's dip the CT must show (:func:`.edges.min_rise_hu`), ``dip_past_sphere`` whether
+    it is looked for past the head's sphere too (:mod:`.edges`). Raises
     :class:`Incomplete` when too few rays from the head's center meet the acetabulum, none
     leaves through an opening, or the rim above the notch is too short to fit a plane."""
     surface = articular_surface(acetabulum, head_radius_mm, head, ct,
-                                rise_hu=min_rise_hu(bone_contrast_hu))
+                                rise_hu=min_rise_hu(bone_contrast_hu),
+                                dip_past_sphere=dip_past_sphere)
     covered = float(np.mean(np.isfinite(surface.distance_mm)))
     if covered < MIN_COVERED_SHARE:
         raise Incomplete(f"the acetabulum meets {100 * covered:.0f} % of the rays from the head's "
