@@ -318,6 +318,18 @@ def test_a_head_top_at_a_slice_middle_marks_the_hip_for_review():
     assert result.needs_review
 
 
+def test_a_surface_larger_than_any_head_is_not_taken_for_the_head_s():
+    """Typical seed 13 left: its first section read 29.8 mm in radius (23.1 drawn), and above
+    it the circles, led by that, reached surfaces of 36-37 mm radius that the test for a
+    second cortex 5 mm inside let through (the head read 3.8 mm small, acetabulum Dice
+    0.79). A surface larger than any head's is not taken by that test."""
+    from THAAnnotatorLib.sweep import generate_sweep_case
+
+    case = generate_sweep_case("typical", 13)
+    result = annotate(case.volume, sides=("left",)).sides["left"]
+    assert abs(result.head_diameter_mm - 2 * case.hips["left"].radius_mm) <= 0.5
+
+
 def test_an_osteoporotic_head_in_a_narrow_joint_keeps_its_circles_and_its_socket():
     """Low density seed 10, right: spongy bone of about 100 HU, a 1.5 mm joint. The head's
     circles took the acetabulum's cortex in the middle slices (the head's own surface was

@@ -49,7 +49,10 @@ _POLARITY_RAYS = 36
 # class. This test alone refused the surfaces of heads that are not round (head_shape seeds 6,
 # 8 and 11 right went wrong), so it only adds to the rings: together they take 2555 and 1536.
 # With a share of 0.3 allowed, it took a 5 mm slab's wrong surfaces (phantom seed 11 right at
-# 1 mm / 5 mm, +2.9 mm); with 0.15, not.
+# 1 mm / 5 mm, +2.9 mm); with 0.15, not. It sees 5 mm inside a surface, so it tells nothing of a
+# surface farther out than that: one larger than any head's (params.max_head_radius_mm) is not
+# taken by it (sweep typical seed 13 left, whose first section read 29.8 mm in radius against
+# 23.1: surfaces of 36-37 mm radius passed above it, and the head read 3.8 mm small).
 _RIDGE_SMOOTH_MM = 0.6
 _RIDGE_RAYS = 72
 _RIDGE_REACH_MM = 5.0
@@ -100,8 +103,10 @@ def fit_slice(hu2d: np.ndarray, center_px: np.ndarray, search_px: tuple[float, f
         near = (head_center_px is None
                 or np.linalg.norm(surface.center_px + offset - head_center_px) <= tolerance_px)
         return near and (_bone_inside(crop, surface.center_px, surface.radius_px, pixel_mm)
-                         or _second_cortex_share(smoothed, surface.center_px, surface.radius_px,
-                                                 pixel_mm) <= _MAX_SECOND_CORTEX_SHARE)
+                         or (surface.radius_px * pixel_mm <= params.max_head_radius_mm
+                             and _second_cortex_share(smoothed, surface.center_px,
+                                                      surface.radius_px, pixel_mm)
+                             <= _MAX_SECOND_CORTEX_SHARE))
 
     circle = hough_fit(points, crop.shape, radius_range_px, prior_radius_px, params.hough_peaks,
                        params.use_ahs, plausible)
