@@ -45,7 +45,7 @@ _POLARITY_RAYS = 36
 # head's. Judged against the drawn heads on the sweep (seeds 0-2 of the native classes, 22
 # hips, 4174 Hough peaks): the rings took 2274 of the 2561 peaks on the head's surface (926 of
 # 1181 on low_density) and 1396 of 1613 wrong ones. The heads' surfaces have a share of 0.10
-# at most on low_density (where the rings fail), 0.04-0.11 at the 90th percentile of every
+# at most on low_density (where the rings fail), and at most 0.11 at the 90th percentile of every
 # class. This test alone refused the surfaces of heads that are not round (head_shape seeds 6,
 # 8 and 11 right went wrong), so it only adds to the rings: together they take 2555 and 1536.
 # With a share of 0.3 allowed, it took a 5 mm slab's wrong surfaces (phantom seed 11 right at
