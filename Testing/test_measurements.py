@@ -248,11 +248,17 @@ def two_hip_scan(joint_in_label: bool = False, joint_mm: float = INNER_MM - HEAD
     return volume, labels, centers
 
 
-def measured(volume: Volume, labels: np.ndarray, centers: dict) -> dict:
+def measured_results(volume: Volume, labels: np.ndarray, centers: dict) -> dict:
+    """Each hip's :class:`SideResult`, its head's sphere at ``centers`` (RAS mm), measured."""
     results = {side: SideResult(side, "segmented", sphere_center_ras_mm=center,
                                 head_diameter_mm=2 * HEAD_MM) for side, center in centers.items()}
     measure_hips(volume, (labels > 0).astype(np.uint8), labels, results)
-    return {side: r.measurements for side, r in results.items()}
+    return results
+
+
+def measured(volume: Volume, labels: np.ndarray, centers: dict) -> dict:
+    return {side: r.measurements
+            for side, r in measured_results(volume, labels, centers).items()}
 
 
 ANGLES = ("inclination_deg", "anteversion_deg", "center_edge_deg", "anterior_sector_deg",
@@ -400,11 +406,8 @@ def test_a_head_off_its_socket_s_center_marks_the_hip_for_review(scan, offset_mm
     from THAAnnotatorLib.pipeline import _check_congruence
 
     volume, labels, centers, _ = scan
-    results = {side: SideResult(side, "segmented",
-                                sphere_center_ras_mm=tuple(np.add(center, (0, 0, offset_mm))),
-                                head_diameter_mm=2 * HEAD_MM) for side, center in centers.items()}
-    measure_hips(volume, (labels > 0).astype(np.uint8), labels, results)
-    for side, result in results.items():
+    moved = {side: tuple(np.add(center, (0, 0, offset_mm))) for side, center in centers.items()}
+    for side, result in measured_results(volume, labels, moved).items():
         _check_congruence(result)
         assert result.measurements.concentricity_mm == pytest.approx(offset_mm, abs=0.3)
         assert result.needs_review is flagged, side
