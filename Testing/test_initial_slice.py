@@ -81,3 +81,40 @@ def test_a_head_kept_only_as_its_cortex_gives_the_rough_circle_of_its_section():
     assert rough is not None
     assert np.linalg.norm(rough.center_mm - np.array([40.0, 50.0])) <= 1.0
     assert rough.anatomy_radius_mm == pytest.approx(RADIUS_MM, abs=1.0)
+
+
+def test_spongy_holes_open_at_the_surface_still_give_the_rough_circle_of_the_section():
+    """A head section 20 mm in radius with its neck, and four spongy holes each behind a wall
+    1 mm thin at the surface, which the opening that cuts bridges takes: the holes open to
+    the outside. The rough circle is still the section's, not a disk beside the holes."""
+    y, x = np.indices((110, 110)).astype(float)
+    center, radius = np.array([55.0, 60.0]), 20.0
+    bone = (np.hypot(y - center[0], x - center[1]) <= radius) | (
+        (np.abs(y - center[0]) <= 9) & (x >= 25) & (x <= center[1]))
+    for angle in np.radians([0, 70, 140, 290]):  # 0: medial, away from the neck
+        hole = center + 15.0 * np.array([np.sin(angle), np.cos(angle)])
+        bone &= np.hypot(y - hole[0], x - hole[1]) > 4.0
+    trochanter = (np.abs(y - center[0]) <= 5) & (x >= 5) & (x <= 12)
+    rough = rough_circle(bone, trochanter, SPACING_MM[1:], rough_shrink=1.2)
+    assert rough is not None
+    assert np.linalg.norm(rough.center_mm - center) <= 1.0
+    assert rough.anatomy_radius_mm == pytest.approx(radius, abs=1.0)
+
+
+def test_a_joint_space_the_head_encloses_with_touching_bone_is_not_filled():
+    """The head touches a thin acetabular wall (2 mm, which the opening takes) at both ends of
+    a 2 mm joint space, 200 deg around its medial side: the enclosed joint space is outside the
+    head's hull and stays open, so the rough circle is the head's section, not the head and its
+    cup together."""
+    y, x = np.indices((110, 110)).astype(float)
+    center, radius = np.array([55.0, 50.0]), 18.0
+    r = np.hypot(y - center[0], x - center[1])
+    medial = np.degrees(np.arctan2(y - center[0], x - center[1]))
+    cup = (r >= radius + 2.0) & (r <= radius + 4.0) & (np.abs(medial) <= 100)
+    contacts = (r > radius) & (r < radius + 2.0) & (np.abs(np.abs(medial) - 100) <= 4)
+    trochanter = (np.abs(y - center[0]) <= 5) & (x >= 5) & (x <= 12)
+    rough = rough_circle((r <= radius) | cup | contacts, trochanter, SPACING_MM[1:],
+                         rough_shrink=1.2)
+    assert rough is not None
+    assert np.linalg.norm(rough.center_mm - center) <= 1.0
+    assert rough.anatomy_radius_mm == pytest.approx(radius, abs=1.0)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull
+from skimage.morphology import convex_hull_image
 
 from .geometry import circle_through, disk_footprint, ray_polygon_hit
 
@@ -21,6 +22,9 @@ _BRIDGE_MM = 1.5
 # A head whose opened core keeps an inscribed disk under this share of the hole-filled one's
 # was a thin cortical ring (measured: 4.1 mm against 20 mm on a sweep head at 92 HU).
 _RING_SHARE = 0.5
+# A hole of the head's bone with more than this share of its area inside the head's hull is
+# the head's own (spongy bone), not a joint space it encloses with touching bone.
+_MIN_HOLE_IN_HULL = 0.5
 
 
 @dataclass
@@ -58,12 +62,41 @@ def _opened_core(head: np.ndarray, spacing_yx_mm: np.ndarray) -> tuple[np.ndarra
     depth = ndimage.distance_transform_edt(solid, sampling=spacing_yx_mm)
     if depth.max() == 0:
         return head, np.argwhere(head).mean(axis=0) * spacing_yx_mm, 0.0
-    center = np.unravel_index(np.argmax(depth), depth.shape)
     pieces, _ = ndimage.label(opened)
+    center = np.unravel_index(np.argmax(depth), depth.shape)
+    spongy = _spongy_holes(head, pieces == pieces[center], spacing_yx_mm)
+    if spongy.any():  # measured again with the head's own holes and their walls filled in
+        opened |= spongy
+        solid |= spongy
+        depth = ndimage.distance_transform_edt(solid, sampling=spacing_yx_mm)
+        pieces, _ = ndimage.label(opened)
+        center = np.unravel_index(np.argmax(depth), depth.shape)
     yy, xx = np.ogrid[:head.shape[0], :head.shape[1]]
     dist2 = ((yy - center[0]) * spacing_yx_mm[0]) ** 2 + ((xx - center[1]) * spacing_yx_mm[1]) ** 2
     core = (pieces == pieces[center]) & (dist2 <= (_CORE_FACTOR * depth.max()) ** 2)
     return core, np.array(center, dtype=float) * spacing_yx_mm, float(depth.max())
+
+
+def _spongy_holes(head: np.ndarray, piece: np.ndarray, spacing_yx_mm: np.ndarray) -> np.ndarray:
+    """The holes of ``head`` that lie mostly within the convex hull of ``piece`` (its part that
+    the opening kept), with the bone of ``head`` around them that the opening took.
+
+    The opening takes a spongy hole's wall where it is thin at the head's surface; the hole
+    then opens to the outside, and filling no longer closes it (on a sweep head, a 22 mm
+    section read as a 15 mm disk beside it). The joint space enclosed where the head's bone
+    touches the acetabulum lies outside the head's hull, and stays open.
+    """
+    holes, n = ndimage.label(ndimage.binary_fill_holes(head) & ~head)
+    if n == 0 or not piece.any():
+        return np.zeros_like(head)
+    inside = np.bincount(holes[convex_hull_image(piece)], minlength=n + 1)
+    sizes = np.bincount(holes.ravel(), minlength=n + 1)
+    keep = inside > _MIN_HOLE_IN_HULL * sizes
+    keep[0] = False
+    spongy = keep[holes]
+    walls = head & ndimage.binary_dilation(spongy, structure=disk_footprint(2 * _BRIDGE_MM,
+                                                                             spacing_yx_mm))
+    return spongy | walls
 
 
 def _agrees(circle: tuple[np.ndarray, float], disk_center: np.ndarray, disk_radius: float) -> bool:
