@@ -351,13 +351,17 @@ def test_an_osteoporotic_head_in_a_narrow_joint_keeps_its_circles_and_its_socket
 
 
 @pytest.mark.parametrize("hip_class, seed, side", [("head_shape", 0, "left"),
-                                                    ("resolution", 15, "right")])
+                                                    ("resolution", 15, "right"),
+                                                    ("low_density", 9, "right")])
 def test_a_head_whose_spongy_holes_open_at_its_surface_is_found(hip_class, seed, side):
     """In the initial slice, spongy holes behind a thin wall at the head's surface opened to
     the outside when the opening that cuts bridges to other bone took that wall; the inscribed
     disk then sat beside them, on the neck (head_shape seed 0 left: head 8.6 mm small,
     acetabulum Dice 0.14; resolution seed 15 right, held out: 14.0 mm small, 0.03), marked for
-    review. The head's own holes are filled with their walls first."""
+    review. The head's own holes are filled with their walls first: those inside the hull of
+    the part the opening kept, or all of them where the inscribed disk's center lies in a
+    hole, as in spongy bone at 80-150 HU (low_density seed 9 right, held out: the disk sat in
+    the neck, 12.0 mm small, 0.03)."""
     from THAAnnotatorLib.sweep import generate_sweep_case
 
     case = generate_sweep_case(hip_class, seed)

@@ -64,11 +64,13 @@ def _opened_core(head: np.ndarray, spacing_yx_mm: np.ndarray) -> tuple[np.ndarra
         return head, np.argwhere(head).mean(axis=0) * spacing_yx_mm, 0.0
     pieces, _ = ndimage.label(opened)
     center = np.unravel_index(np.argmax(depth), depth.shape)
-    spongy = _spongy_holes(head, pieces == pieces[center], spacing_yx_mm)
+    # a center in a hole that the solid filled has the head's bone all around it (spongy bone
+    # the opening broke up inside the cortex): then every hole is the head's own
+    spongy = _spongy_holes(head, pieces == pieces[center] if pieces[center] else None,
+                           spacing_yx_mm)
     if spongy.any():  # measured again with the head's own holes and their walls filled in
-        opened |= spongy
-        solid |= spongy
-        depth = ndimage.distance_transform_edt(solid, sampling=spacing_yx_mm)
+        opened = opened | spongy
+        depth = ndimage.distance_transform_edt(solid | spongy, sampling=spacing_yx_mm)
         pieces, _ = ndimage.label(opened)
         center = np.unravel_index(np.argmax(depth), depth.shape)
     yy, xx = np.ogrid[:head.shape[0], :head.shape[1]]
@@ -77,9 +79,11 @@ def _opened_core(head: np.ndarray, spacing_yx_mm: np.ndarray) -> tuple[np.ndarra
     return core, np.array(center, dtype=float) * spacing_yx_mm, float(depth.max())
 
 
-def _spongy_holes(head: np.ndarray, piece: np.ndarray, spacing_yx_mm: np.ndarray) -> np.ndarray:
+def _spongy_holes(head: np.ndarray, piece: np.ndarray | None,
+                  spacing_yx_mm: np.ndarray) -> np.ndarray:
     """The holes of ``head`` that lie mostly within the convex hull of ``piece`` (its part that
-    the opening kept), with the bone of ``head`` around them that the opening took.
+    the opening kept; every hole where ``piece`` is None), with the bone of ``head`` around them
+    that the opening took.
 
     The opening takes a spongy hole's wall where it is thin at the head's surface; the hole
     then opens to the outside, and filling no longer closes it (on a sweep head, a 22 mm
@@ -87,13 +91,15 @@ def _spongy_holes(head: np.ndarray, piece: np.ndarray, spacing_yx_mm: np.ndarray
     touches the acetabulum lies outside the head's hull, and stays open.
     """
     holes, n = ndimage.label(ndimage.binary_fill_holes(head) & ~head)
-    if n == 0 or not piece.any():
+    if n == 0:
         return np.zeros_like(head)
-    inside = np.bincount(holes[convex_hull_image(piece)], minlength=n + 1)
-    sizes = np.bincount(holes.ravel(), minlength=n + 1)
-    keep = inside > _MIN_HOLE_IN_HULL * sizes
-    keep[0] = False
-    spongy = keep[holes]
+    if piece is None:
+        spongy = holes > 0
+    else:
+        inside = np.bincount(holes[convex_hull_image(piece)], minlength=n + 1)
+        keep = inside > _MIN_HOLE_IN_HULL * np.bincount(holes.ravel(), minlength=n + 1)
+        keep[0] = False
+        spongy = keep[holes]
     walls = head & ndimage.binary_dilation(spongy, structure=disk_footprint(2 * _BRIDGE_MM,
                                                                              spacing_yx_mm))
     return spongy | walls
