@@ -51,8 +51,9 @@ def _head_core(head: np.ndarray, spacing_yx_mm: np.ndarray) -> tuple[np.ndarray,
     ``_CORE_FACTOR`` x the inscribed disk's radius of its center. Where bone extraction kept
     only the head's cortex (low-density spongy bone), the opening erases the thin ring: the
     component is then hole-filled first. Not always, as a hole can also be the joint space
-    where the head's bone touches the acetabulum on both sides of it. Returns (core mask, disk
-    center (y, x) mm, disk radius mm).
+    where the head's bone touches the acetabulum on both sides of it; the head's own spongy
+    holes are filled all the same (``_spongy_holes``). Returns (core mask, disk center (y, x)
+    mm, disk radius mm).
     """
     plain = _opened_core(head, spacing_yx_mm)
     filled = _opened_core(ndimage.binary_fill_holes(head), spacing_yx_mm)
