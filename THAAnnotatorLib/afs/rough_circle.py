@@ -107,6 +107,7 @@ def _spongy_holes(head: np.ndarray, piece: np.ndarray | None,
         keep = inside > _MIN_HOLE_IN_HULL * np.bincount(holes.ravel(), minlength=n + 1)
         keep[0] = False
         spongy = keep[holes]
+    # the opening took bone up to twice _BRIDGE_MM thick: the walls lie within that of a hole
     walls = head & ndimage.binary_dilation(spongy, structure=disk_footprint(2 * _BRIDGE_MM,
                                                                              spacing_yx_mm))
     return spongy | walls
