@@ -88,8 +88,8 @@ def _opened_core(head: np.ndarray, spacing_yx_mm: np.ndarray) -> tuple[np.ndarra
 def _spongy_holes(head: np.ndarray, piece: np.ndarray | None,
                   spacing_yx_mm: np.ndarray) -> np.ndarray:
     """The holes of ``head`` that lie mostly within the convex hull of ``piece`` (its part that
-    the opening kept; every hole where ``piece`` is None), with the bone of ``head`` around them
-    that the opening took.
+    the opening kept; every hole where ``piece`` is None), with the ring of bone of ``head``
+    around them.
 
     The opening takes a spongy hole's wall where it is thin at the head's surface; the hole
     then opens to the outside, and filling no longer closes it (on a sweep head, a 22 mm
@@ -107,9 +107,9 @@ def _spongy_holes(head: np.ndarray, piece: np.ndarray | None,
         keep = inside > _MIN_HOLE_IN_HULL * np.bincount(holes.ravel(), minlength=n + 1)
         keep[0] = False
         spongy = keep[holes]
-    # the opening took bone up to twice _BRIDGE_MM thick: the walls lie within that of a hole
-    walls = head & ndimage.binary_dilation(spongy, structure=disk_footprint(2 * _BRIDGE_MM,
-                                                                             spacing_yx_mm))
+    # the bone touching a hole encloses it; more than that ring would put back the thin bridges
+    # the opening cut (a phantom at 1.5 mm pixels: head and acetabulum joined, its head marked)
+    walls = head & ndimage.binary_dilation(spongy, structure=np.ones((3, 3), bool))
     return spongy | walls
 
 
