@@ -7,6 +7,13 @@ from dataclasses import asdict, dataclass, fields
 from .errors import InvalidParam
 from .limits import Range, shown
 
+SWEEP_MAX_PIXEL_MM = 1.5
+"""The coarsest in-plane pixels (mm) the sweep draws (``THAAnnotatorLib.sweep``, its resolution
+class: 0.5-1.5 mm). The steps that were measured only there, and misread the real 3 mm CT, stand
+aside in coarser pixels: the articular sphere (``afs/side.py``), the head's spongy holes in the
+rough circle (``afs/rough_circle.py``), the joint's dip past the head's sphere
+(``measure/edges.py``)."""
+
 
 @dataclass(frozen=True)
 class Params:

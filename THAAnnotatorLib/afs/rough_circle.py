@@ -8,6 +8,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull
 from skimage.morphology import convex_hull_image
 
+from ..params import SWEEP_MAX_PIXEL_MM
 from .geometry import circle_through, disk_footprint, ray_polygon_hit
 
 # side frame: rows point posterior, columns point medial
@@ -25,11 +26,6 @@ _RING_SHARE = 0.5
 # A hole of the head's bone with more than this share of its area inside the head's hull is
 # the head's own (spongy bone), not a joint space it encloses with touching bone.
 _MIN_HOLE_IN_HULL = 0.5
-# Spongy bone's spaces show as holes only in pixels this fine (mm; the sweep's range, 0.5-1.5).
-# In coarser pixels a hole is another structure: on the real 3 mm CT, the acetabulum's spongy
-# interior, enclosed by its cortex and the head (filled, the disk took the acetabulum in with
-# the head, and the head was not found).
-_MAX_SPONGY_PIXEL_MM = 1.5
 
 
 @dataclass
@@ -94,11 +90,17 @@ def _spongy_holes(head: np.ndarray, piece: np.ndarray | None,
     The opening takes a spongy hole's wall where it is thin at the head's surface; the hole
     then opens to the outside, and filling no longer closes it (on a sweep head, a 22 mm
     section read as a 15 mm disk beside it). The joint space enclosed where the head's bone
-    touches the acetabulum lies outside the head's hull, and stays open. None in pixels coarser
-    than ``_MAX_SPONGY_PIXEL_MM``.
+    touches the acetabulum lies outside the head's hull, and stays open.
+
+    None in pixels coarser than ``SWEEP_MAX_PIXEL_MM``: spongy bone's spaces show as holes only
+    in fine pixels. In coarser ones a hole is another structure: on the real 3 mm CT, the
+    acetabulum's spongy interior, enclosed by its cortex and the head (filled, the disk took the
+    acetabulum in with the head, and the head was not found).
     """
+    if max(spacing_yx_mm) > SWEEP_MAX_PIXEL_MM:
+        return np.zeros_like(head)
     holes, n = ndimage.label(ndimage.binary_fill_holes(head) & ~head)
-    if n == 0 or max(spacing_yx_mm) > _MAX_SPONGY_PIXEL_MM:
+    if n == 0:
         return np.zeros_like(head)
     if piece is None:
         spongy = holes > 0

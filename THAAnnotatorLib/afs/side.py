@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import stage_marker
 from ..labels import fill_enclosed_slices, joint_labels, split_femur_pelvis
-from ..params import Params
+from ..params import SWEEP_MAX_PIXEL_MM, Params
 from ..result import FEMORAL_HEAD
 from .articular_sphere import articular_sphere
 from .coverage import upper_coverage
@@ -41,9 +41,8 @@ _DISAGREE_MM = 1.5
 # diameter and center) of the sphere the labels were made with: on the sweep it moved the
 # diameter by at most 1.3 mm on heads it got right.
 _ARTICULAR_REACH_MM = 4.0
-# ... and where pixels are at most this coarse (mm; the sweep's range, where it was measured):
-# the label's edge, which guides each ray, is a voxel's width uncertain.
-_ARTICULAR_MAX_PIXEL_MM = 1.5
+# ... and where pixels are at most params.SWEEP_MAX_PIXEL_MM (where it was measured): the
+# label's edge, which guides each ray, is a voxel's width uncertain.
 # Progress within a hip's AFS: following the circles slice by slice runs from the first to the
 # second share; the other stages take about their shares of the time measured on the 512 x 512
 # x 200 phantom of benchmarks/pipeline.py (circles 55 %, filling the bones' interiors 14 %).
@@ -216,7 +215,7 @@ def segment_side(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, param
         labels[box] = trim_to_half_maximum(labels[box], hu[box], bone[box], spacing_mm)
     articular = None
     # rays through slabs thicker than MAX_SLICE_MM put the surface high
-    if spacing_mm[0] <= MAX_SLICE_MM and max(spacing_mm[1:]) <= _ARTICULAR_MAX_PIXEL_MM:
+    if spacing_mm[0] <= MAX_SLICE_MM and max(spacing_mm[1:]) <= SWEEP_MAX_PIXEL_MM:
         articular = articular_sphere(hu, labels == FEMORAL_HEAD, bone, sphere, spacing_mm)
         if articular is not None and not _near(articular, sphere, params):
             articular = None

@@ -25,19 +25,17 @@ RISE_MM = 3.0
 BEYOND_LABEL_MM = 1.0
 """The dip is looked for from just inside the head's label edge to this far past the acetabulum's
 label edge, or past the head's sphere where the label reaches inside it (at pixels no coarser than
-:data:`MAX_PIXEL_PAST_SPHERE_MM`). The label now ends at the joint space where the CT shows one, so
-the joint's dip lies before that edge; 3 mm past it (as before) reached the dip behind the
-acetabulum's inner cortex where the joint is closed (on the 42 hips of benchmarks/measurements.py,
-acetabular diameters +9.4 and +6.6 mm; +0.8 and +3.3 mm with 1 mm, no hip further off). Where the
-joint is too faint for the split to see (osteoporotic bone), the acetabulum's label takes the joint
-and the head's outer cortex, its edge inside the head's sphere, and the joint's dip lies beyond it:
-on the sweep's `low_density` seed 10 right (a 1.5 mm joint), the label's edge a median 0.7 mm
-inside the sphere, the CT placed the surface on 141 rays, 911 from the sphere."""
-MAX_PIXEL_PAST_SPHERE_MM = 1.5
-"""In-plane pixels (mm) at most this coarse show a joint's dip past the head's sphere: the
-sweep's range (0.5-1.5 mm), where looking past the sphere was measured. On the real 3 mm CT
-beside the project, dips up to 1 mm past the sphere are the acetabulum's spongy bone's (the
-socket then read 46.3 mm, its center 4.3 mm from the head's; from the label, 43.0 and 0.2)."""
+``params.SWEEP_MAX_PIXEL_MM``, where that was measured: on the real 3 mm CT beside the project,
+dips up to 1 mm past the sphere are the acetabulum's spongy bone's, and the socket read 46.3 mm,
+its center 4.3 mm from the head's; from the label, 43.0 and 0.2). The label now ends at the joint
+space where the CT shows one, so the joint's dip lies before that edge; 3 mm past it (as before)
+reached the dip behind the acetabulum's inner cortex where the joint is closed (on the 42 hips of
+benchmarks/measurements.py, acetabular diameters +9.4 and +6.6 mm; +0.8 and +3.3 mm with 1 mm, no
+hip further off). Where the joint is too faint for the split to see (osteoporotic bone), the
+acetabulum's label takes the joint and the head's outer cortex, its edge inside the head's sphere,
+and the joint's dip lies beyond it: on the sweep's `low_density` seed 10 right (a 1.5 mm joint),
+the label's edge a median 0.7 mm inside the sphere, the CT placed the surface on 141 rays, 911 from
+the sphere."""
 _STEP_MM = 0.1
 _SMOOTH_MM = 0.3  # against noise making dips of its own
 _INSIDE_HEAD_MM = 0.5  # profiles start this far inside the head's label edge, in its cortex

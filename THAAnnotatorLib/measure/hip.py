@@ -5,11 +5,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..params import SWEEP_MAX_PIXEL_MM
 from ..result import ACETABULUM, FEMORAL_HEAD, SideResult, segment_code
 from ..volume import Volume
 from .articular import REACH_SHARE
 from .edge_angles import SlicePlanes
-from .edges import MAX_PIXEL_PAST_SPHERE_MM
 from .geometry import HipGeometry, Incomplete, measure_geometry
 from .ranges import range_warnings
 from .partial_volume import MAX_EDGE_SHIFT_SHARE, bone_levels_hu, edge_fill
@@ -125,7 +125,7 @@ def measure_hip(volume: Volume, bone: np.ndarray, side_labels: np.ndarray,
                                     bone_contrast_hu=None if levels is None
                                     else levels[1] - levels[0],
                                     dip_past_sphere=float(np.max(volume.spacing_mm[1:]))
-                                    <= MAX_PIXEL_PAST_SPHERE_MM)
+                                    <= SWEEP_MAX_PIXEL_MM)
     except Incomplete as why:
         return HipMeasurements(not_computed=str(why), voxel_mm_zyx=spacing)
     return to_patient(geometry, center, side, spacing)
